@@ -1,0 +1,42 @@
+# The README's commands. Each target creates or reuses .venv and installs the pinned set.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+
+.PHONY: demo test lint pytest bench constraints clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Stamps re-run the install whenever the dependency declarations change.
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) install -q -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/appliance demo
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check appliance tui models scripts tests
+	$(BIN)/ruff format --check appliance tui models scripts tests
+	$(BIN)/mypy
+
+pytest: $(VENV)/.installed-test
+	$(BIN)/pytest -q
+
+test: lint pytest
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python scripts/bench_registry.py
+
+constraints: $(VENV)/.installed-test
+	$(PIP) freeze --exclude-editable | sed 's/+cpu$$//' > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

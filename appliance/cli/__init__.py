@@ -1,0 +1,82 @@
+"""`appliance`: the command line. Each concept is a command group in its own module; heavy
+modules are imported inside commands so `appliance --help` stays fast and never imports torch."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from appliance import __version__
+from appliance.cli.context import CliState
+from appliance.cli.dataset import dataset
+from appliance.cli.demo import demo
+from appliance.cli.model import model
+from appliance.cli.run import run
+from appliance.cli.settings import settings
+from appliance.cli.workspace import workspace
+from appliance.errors import ApplianceError
+
+
+class UserError(click.ClickException):
+    """An ApplianceError shown as `error: …` and exit status 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+class ApplianceGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ApplianceError as exc:
+            raise UserError(str(exc)) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a bug: keep the traceback in a file, not on the user's screen
+            raise UserError(_report_bug(ctx, exc)) from None
+
+
+@click.group(cls=ApplianceGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="APPLIANCE_HOME",
+    help="Folder holding the registry and artifacts [env APPLIANCE_HOME].",
+)
+@click.version_option(__version__, prog_name="appliance")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None) -> None:
+    """An offline MLOps platform in one process: workspaces, versioned datasets, runs, a model
+    registry, serving and monitoring on one machine."""
+    state = ctx.ensure_object(CliState)
+    if home is not None:
+        state.overrides["home"] = home
+    ctx.call_on_close(state.close)
+
+
+for command in (workspace, dataset, run, model, settings, demo):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli.main(prog_name="appliance")
+
+
+def _report_bug(ctx: click.Context, exc: Exception) -> str:
+    state = ctx.find_object(CliState)
+    try:
+        home = state.services().settings.home if state else Path.cwd()
+        log = home / "logs" / "errors.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a") as handle:
+            handle.write(f"--- {datetime.now(UTC).isoformat()} {' '.join(sys.argv)}\n")
+            handle.write(traceback.format_exc())
+        where = f"details in {log}"
+    except Exception:
+        where = "no log could be written"
+    return f"internal error ({type(exc).__name__}: {exc}); {where}"

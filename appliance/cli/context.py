@@ -1,0 +1,38 @@
+"""The CLI's shared state: settings overrides from the root options, and the Services opened
+lazily on first use (so `--help` and bad arguments never touch the registry)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from appliance.services import Services
+
+
+@dataclass
+class CliState:
+    overrides: dict[str, Any] = field(default_factory=dict)
+    _services: Services | None = None
+
+    def services(self) -> Services:
+        if self._services is None:
+            from appliance.services import Services
+
+            self._services = Services.open(**self.overrides)
+        return self._services
+
+    def close(self) -> None:
+        if self._services is not None:
+            self._services.close()
+            self._services = None
+
+
+def services() -> Services:
+    """The Services of the running command."""
+    return click.get_current_context().find_object(CliState).services()  # type: ignore[union-attr]
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")

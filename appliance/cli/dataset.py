@@ -1,0 +1,140 @@
+"""`appliance dataset …`"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from appliance.cli.context import json_option, services
+from appliance.cli.output import emit_json, emit_table, human_bytes
+
+
+@click.group()
+def dataset() -> None:
+    """Generate, add, list and compare versioned datasets."""
+
+
+@dataset.command()
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--count", type=int, default=2000, show_default=True, help="Number of images.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same files.")
+@click.option(
+    "--low-light-fraction", type=float, default=0.0, show_default=True,
+    help="Share of images rendered as dark, noisy low-light photos (0 to 1).",
+)  # fmt: skip
+@click.option(
+    "--categories",
+    help="Comma-separated categories; default: all but 'car' (the story's new category).",
+)
+@click.option("--size", type=int, default=64, show_default=True, help="Image side in pixels.")
+@json_option
+def generate(
+    out: Path,
+    count: int,
+    seed: int,
+    low_light_fraction: float,
+    categories: str | None,
+    size: int,
+    as_json: bool,
+) -> None:
+    """Write a synthetic product-photo imagefolder (images + metadata.jsonl) to OUT."""
+    from appliance.datasets.synthetic import generate as run_generate
+
+    chosen = [c.strip() for c in categories.split(",") if c.strip()] if categories else None
+    summary = run_generate(
+        out, count=count, seed=seed, low_light_fraction=low_light_fraction,
+        categories=chosen, size=size,
+    )  # fmt: skip
+    if as_json:
+        emit_json({"path": str(summary.path), "count": summary.count,
+                   "categories": summary.categories, "low_light": summary.low_light})  # fmt: skip
+    else:
+        click.echo(
+            f"wrote {summary.count} images ({summary.low_light} low-light) to {summary.path}: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(summary.categories.items()))
+        )
+
+
+@dataset.command()
+@click.argument("workspace")
+@click.argument("name")
+@click.argument("folder", type=click.Path(path_type=Path))
+@json_option
+def add(workspace: str, name: str, folder: Path, as_json: bool) -> None:
+    """Validate FOLDER (an imagefolder with metadata.jsonl) and add it as a version of NAME.
+
+    Adding content that is already a version of NAME finds that version instead.
+    """
+    result = services().datasets.add(workspace, name, folder)
+    version = result.version
+    if as_json:
+        emit_json({**version, "created": result.created, "ignored": list(result.ignored)})
+        return
+    label = f"{name}@{version['version']} ({version['digest'][:12]})"
+    if result.created:
+        click.echo(
+            f"added {label}: {version['row_count']} images, {human_bytes(version['total_bytes'])}"
+        )
+    else:
+        click.echo(f"unchanged: the content is already {label}")
+    if result.ignored:
+        click.echo(f"ignored {len(result.ignored)} files not named in metadata.jsonl")
+
+
+@dataset.command("list")
+@click.argument("workspace")
+@json_option
+def list_(workspace: str, as_json: bool) -> None:
+    """List the datasets of WORKSPACE."""
+    rows = services().datasets.list(workspace)
+    emit_json(rows) if as_json else emit_table(rows, ("name", "versions", "latest_version"))
+
+
+@dataset.command()
+@click.argument("workspace")
+@click.argument("name")
+@json_option
+def versions(workspace: str, name: str, as_json: bool) -> None:
+    """List the versions of dataset NAME."""
+    rows = services().datasets.versions(workspace, name)
+    if as_json:
+        emit_json(rows)
+        return
+    shown = [
+        {
+            **r,
+            "digest": r["digest"][:12],
+            "size": human_bytes(r["total_bytes"]),
+            "images": r["row_count"],
+        }
+        for r in rows
+    ]
+    emit_table(shown, ("version", "digest", "images", "size", "created_at"))
+
+
+@dataset.command()
+@click.argument("workspace")
+@click.argument("a")
+@click.argument("b")
+@click.option("--limit", type=int, default=10, show_default=True, help="Paths listed per kind.")
+@json_option
+def diff(workspace: str, a: str, b: str, limit: int, as_json: bool) -> None:
+    """Compare two versions, given as NAME@VERSION (a number, vN, a digest prefix or latest)."""
+    result = services().datasets.diff(workspace, a, b)
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(_heading(result["from"]) + " → " + _heading(result["to"]))
+    for kind in ("added", "removed", "changed", "relabelled"):
+        paths = result[kind]
+        click.echo(f"  {kind}: {len(paths)}")
+        for path in paths[:limit]:
+            click.echo(f"    {path}")
+        if len(paths) > limit:
+            click.echo(f"    … {len(paths) - limit} more")
+
+
+def _heading(side: dict[str, Any]) -> str:
+    return f"{side['name']}@{side['version']} ({side['digest'][:12]})"

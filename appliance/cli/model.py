@@ -1,0 +1,102 @@
+"""`appliance model …`"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from appliance.cli.context import json_option, services
+from appliance.cli.output import emit_json, emit_table, human_bytes
+from appliance.errors import InvalidInput
+
+
+@click.group()
+def model() -> None:
+    """Register model versions, list them and move aliases."""
+
+
+@model.command()
+@click.argument("workspace")
+@click.argument("name")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--metric", "metrics", multiple=True, metavar="KEY=VALUE", help="Repeatable.")
+@click.option("--description", default="", help="A line about this version.")
+@json_option
+def register(
+    workspace: str,
+    name: str,
+    folder: Path,
+    metrics: tuple[str, ...],
+    description: str,
+    as_json: bool,
+) -> None:
+    """Register FOLDER (a Hugging Face model folder, safetensors only) as the next version."""
+    row = services().models.register(
+        workspace, name, folder, metrics=_parse_metrics(metrics), description=description
+    )
+    if as_json:
+        emit_json(row)
+    else:
+        click.echo(f"registered {name}@{row['version']} ({human_bytes(row['size'])})")
+
+
+@model.command("list")
+@click.argument("workspace")
+@json_option
+def list_(workspace: str, as_json: bool) -> None:
+    """List the models of WORKSPACE."""
+    rows = services().models.list(workspace)
+    emit_json(rows) if as_json else emit_table(rows, ("name", "versions", "latest_version"))
+
+
+@model.command()
+@click.argument("workspace")
+@click.argument("ref", metavar="NAME[@VERSION|@ALIAS]")
+@json_option
+def show(workspace: str, ref: str, as_json: bool) -> None:
+    """Show a model's versions, or one version when a version or alias is given."""
+    models = services().models
+    rows = [models.get(workspace, ref)] if "@" in ref else models.versions(workspace, ref)
+    if as_json:
+        emit_json(rows)
+    else:
+        emit_table(rows, ("version", "aliases", "metrics", "run_id", "created_at"))
+
+
+@model.group()
+def alias() -> None:
+    """Point a name such as `production` at a version, or remove it."""
+
+
+@alias.command("set")
+@click.argument("workspace")
+@click.argument("ref", metavar="NAME@VERSION")
+@click.argument("alias_name", metavar="ALIAS")
+def alias_set(workspace: str, ref: str, alias_name: str) -> None:
+    """Point ALIAS of the model at VERSION."""
+    row = services().models.set_alias(workspace, ref, alias_name)
+    click.echo(f"{row['name']}@{alias_name} → version {row['version']}")
+
+
+@alias.command("unset")
+@click.argument("workspace")
+@click.argument("name")
+@click.argument("alias_name", metavar="ALIAS")
+def alias_unset(workspace: str, name: str, alias_name: str) -> None:
+    """Remove ALIAS from model NAME."""
+    services().models.unset_alias(workspace, name, alias_name)
+    click.echo(f"removed {name}@{alias_name}")
+
+
+def _parse_metrics(pairs: tuple[str, ...]) -> dict[str, float]:
+    metrics = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        try:
+            if not sep or not key:
+                raise ValueError
+            metrics[key] = float(value)
+        except ValueError:
+            raise InvalidInput(f"--metric {pair!r} must look like name=0.93") from None
+    return metrics

@@ -1,0 +1,1 @@
+"""Datasets: imagefolder validation, versioned manifests and the synthetic generator."""

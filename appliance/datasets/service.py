@@ -1,0 +1,201 @@
+"""Dataset versions: immutable manifests (path → sha256, size) over files kept once in the
+artifact store. A version's id is the sha256 of its manifest, so the same content is the same
+version; `materialize` lays a version out as a folder again for training."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from appliance.artifacts import ArtifactStore
+from appliance.datasets.imagefolder import METADATA, read_imagefolder
+from appliance.errors import InvalidInput, NotFound
+from appliance.names import split_ref, validate_name
+from appliance.registry import Registry, Rows, new_id, utcnow
+from appliance.workspaces import Workspaces
+
+MIN_DIGEST_PREFIX = 6
+
+
+@dataclass(frozen=True)
+class AddResult:
+    version: dict[str, Any]
+    created: bool
+    ignored: tuple[str, ...]
+
+
+class Datasets:
+    def __init__(
+        self,
+        registry: Registry,
+        workspaces: Workspaces,
+        store: ArtifactStore,
+        home: Path,
+        *,
+        max_image_pixels: int = 40_000_000,
+        name_max: int = 64,
+    ):
+        self._registry = registry
+        self._workspaces = workspaces
+        self._store = store
+        self._cache = home / "datasets"
+        self._max_pixels = max_image_pixels
+        self._max = name_max
+
+    def add(self, workspace: str, name: str, folder: Path) -> AddResult:
+        """Validate `folder`, store its files and record a version (or find the same one)."""
+        validate_name(name, "dataset name", self._max)
+        ws = self._workspaces.get(workspace)
+        imagefolder = read_imagefolder(folder, self._max_pixels)
+        files = [
+            {"path": rel, **vars(self._store.put_file(folder / rel))} for rel in imagefolder.files
+        ]
+        manifest = json.dumps({"files": files}, sort_keys=True, separators=(",", ":"))
+        digest = self._store.put_bytes(manifest.encode()).sha256
+
+        def record(db: sqlite_utils.Database) -> tuple[dict[str, Any], bool]:
+            dataset = _find_dataset(db, ws["id"], name)
+            if dataset is None:
+                dataset = {"id": new_id(), "workspace_id": ws["id"], "name": name}
+                dataset["created_at"] = utcnow()
+                db.table("datasets").insert(dataset)
+            existing = list(
+                db.table("dataset_versions").rows_where(
+                    "dataset_id = ? AND digest = ?", [dataset["id"], digest]
+                )
+            )
+            if existing:
+                return existing[0], False
+            latest = db.execute(
+                "SELECT version, digest FROM dataset_versions WHERE dataset_id = ?"
+                " ORDER BY version DESC LIMIT 1",
+                [dataset["id"]],
+            ).fetchone()
+            row = {
+                "digest": digest,
+                "dataset_id": dataset["id"],
+                "version": latest[0] + 1 if latest else 1,
+                "file_count": len(files),
+                "total_bytes": sum(f["size"] for f in files),
+                "row_count": len(imagefolder.rows),
+                "source": str(folder.absolute()),
+                "parent_digest": latest[1] if latest else None,
+                "created_at": utcnow(),
+            }
+            db.table("dataset_versions").insert(row)
+            return row, True
+
+        row, created = self._registry.write(record)
+        return AddResult({**row, "name": name}, created, imagefolder.ignored)
+
+    def list(self, workspace: str) -> Rows:
+        ws = self._workspaces.get(workspace)
+        return self._registry.query(
+            "SELECT d.id, d.name, d.created_at, count(v.digest) AS versions,"
+            " max(v.version) AS latest_version"
+            " FROM datasets d LEFT JOIN dataset_versions v ON v.dataset_id = d.id"
+            " WHERE d.workspace_id = ? GROUP BY d.id ORDER BY d.name",
+            (ws["id"],),
+        )
+
+    def versions(self, workspace: str, name: str) -> Rows:
+        dataset = self._dataset(workspace, name)
+        rows = self._registry.query(
+            "SELECT * FROM dataset_versions WHERE dataset_id = ? ORDER BY version",
+            (dataset["id"],),
+        )
+        return [{**r, "name": name} for r in rows]
+
+    def get(self, workspace: str, ref: str) -> dict[str, Any]:
+        """Resolve `NAME`, `NAME@latest`, `NAME@3`, `NAME@v3` or `NAME@<digest prefix>`."""
+        name, version_ref = split_ref(ref)
+        versions = self.versions(workspace, name)
+        if not versions:
+            raise NotFound(f"dataset '{name}' has no versions")
+        if version_ref is None or version_ref == "latest":
+            return versions[-1]
+        number = version_ref[1:] if version_ref[:1] in "vV" else version_ref
+        if number.isdigit() and len(number) < MIN_DIGEST_PREFIX:
+            matches = [v for v in versions if v["version"] == int(number)]
+        elif len(version_ref) >= MIN_DIGEST_PREFIX:
+            matches = [v for v in versions if v["digest"].startswith(version_ref.lower())]
+        else:
+            raise InvalidInput(
+                f"'{version_ref}' is neither a version number nor a digest prefix of "
+                f"at least {MIN_DIGEST_PREFIX} characters"
+            )
+        if not matches:
+            last = versions[-1]["version"]
+            raise NotFound(f"dataset '{name}' has no version '{version_ref}' (versions 1..{last})")
+        if len(matches) > 1:
+            raise InvalidInput(f"'{version_ref}' matches several versions; give more digits")
+        return matches[0]
+
+    def manifest(self, version: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """path → {sha256, size} for one version."""
+        data = json.loads(self._store.read_bytes(version["digest"]))
+        return {f["path"]: {"sha256": f["sha256"], "size": f["size"]} for f in data["files"]}
+
+    def rows(self, version: dict[str, Any]) -> Rows:
+        """The version's metadata.jsonl rows."""
+        text = self._store.read_bytes(self.manifest(version)[METADATA]["sha256"]).decode()
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def diff(self, workspace: str, ref_a: str, ref_b: str) -> dict[str, Any]:
+        a, b = self.get(workspace, ref_a), self.get(workspace, ref_b)
+        files_a, files_b = self.manifest(a), self.manifest(b)
+        texts_a = {r["file_name"]: r.get("text") for r in self.rows(a)}
+        texts_b = {r["file_name"]: r.get("text") for r in self.rows(b)}
+        return {
+            "from": {"name": a["name"], "version": a["version"], "digest": a["digest"]},
+            "to": {"name": b["name"], "version": b["version"], "digest": b["digest"]},
+            "added": sorted(files_b.keys() - files_a.keys()),
+            "removed": sorted(files_a.keys() - files_b.keys()),
+            "changed": sorted(
+                p
+                for p in files_a.keys() & files_b.keys()
+                if files_a[p]["sha256"] != files_b[p]["sha256"] and p != METADATA
+            ),
+            "relabelled": sorted(
+                f for f in texts_a.keys() & texts_b.keys() if texts_a[f] != texts_b[f]
+            ),
+        }
+
+    def materialize(self, version: dict[str, Any]) -> Path:
+        """The version laid out as an imagefolder under the home (built once, then reused)."""
+        target = self._cache / version["digest"]
+        if target.is_dir():
+            return target
+        building = self._cache / f".{version['digest']}.{new_id()}"
+        try:
+            for rel, entry in self.manifest(version).items():
+                self._store.link_into(entry["sha256"], building / rel)
+            self._cache.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(building, target)
+            except OSError:  # another process finished first: theirs is identical
+                if not target.is_dir():
+                    raise
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
+        return target
+
+    def _dataset(self, workspace: str, name: str) -> dict[str, Any]:
+        ws = self._workspaces.get(workspace)
+        dataset = _find_dataset(self._registry.db, ws["id"], name)
+        if dataset is None:
+            raise NotFound(f"no dataset '{name}' in workspace '{workspace}'")
+        return dataset
+
+
+def _find_dataset(db: sqlite_utils.Database, workspace_id: str, name: str) -> dict[str, Any] | None:
+    rows = list(
+        db.table("datasets").rows_where("workspace_id = ? AND name = ?", [workspace_id, name])
+    )
+    return rows[0] if rows else None

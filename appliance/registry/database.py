@@ -1,0 +1,115 @@
+"""Opening the registry: connection settings, migrations at open, the writer, and
+thread-local readers."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+from appliance.errors import ApplianceError
+from appliance.registry.migrations import MIGRATIONS
+from appliance.registry.writer import Writer
+
+T = TypeVar("T")
+Rows = list[dict[str, Any]]
+
+
+class RegistryBusy(ApplianceError):
+    """Another process held the registry's write lock for longer than the busy timeout."""
+
+    http_status = 503
+
+
+def utcnow() -> str:
+    """Timestamps are ISO 8601 UTC text with microseconds: sortable as strings, readable as-is."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_id() -> str:
+    """Random 12-hex-digit ids: short enough to type, 48 bits is plenty for one machine."""
+    return secrets.token_hex(6)
+
+
+def connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves (sqlite-utils nests as savepoints).
+    conn = sqlite3.connect(
+        path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+    )
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    # NORMAL is durable across application crashes in WAL mode; only an OS crash can lose
+    # the last commits, never corrupt the file.
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class Registry:
+    """The registry database of one home. Writes go through one writer thread; reads use a
+    connection per calling thread (WAL lets them run beside the writer)."""
+
+    def __init__(self, path: Path, busy_timeout_ms: int = 15_000):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._writer = Writer(lambda: connect(path, busy_timeout_ms))
+        self.write(_migrate)
+
+    def write(self, job: Callable[[sqlite_utils.Database], T]) -> T:
+        """Run `job(db)` in one `BEGIN IMMEDIATE` transaction on the writer thread."""
+        try:
+            return self._writer.run(job)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise RegistryBusy(
+                    f"the registry at {self.path} stayed locked by another process for over "
+                    f"{self._busy_timeout_ms} ms; try again"
+                ) from None
+            raise
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """This thread's read connection. Use `write` for anything that changes rows."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            conn = connect(self.path, self._busy_timeout_ms)
+            with self._readers_lock:
+                self._readers.append(conn)
+            db = self._local.db = sqlite_utils.Database(conn)
+        return db
+
+    def query(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> Rows:
+        """Rows of a read query as dicts."""
+        cursor = self.db.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def close(self) -> None:
+        self._writer.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _migrate(db: sqlite_utils.Database) -> None:
+    # Runs inside the writer's BEGIN IMMEDIATE: two processes opening a new home at once
+    # serialize here, and the second sees the first one's migrations as applied.
+    MIGRATIONS.apply(db)

@@ -1,0 +1,163 @@
+"""Numbered schema migrations, applied at open. Never edit a released migration: add the next one.
+
+Each runs in one transaction together with the row that records it (sqlite-utils' Migrations),
+inside the writer's `BEGIN IMMEDIATE`, so concurrent openers cannot both apply it.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+MIGRATIONS = Migrations("appliance")
+
+
+def _execute_script(db: sqlite_utils.Database, script: str) -> None:
+    # Not conn.executescript(): it COMMITs first, which would split the migration from its record.
+    for statement in script.split(";\n"):
+        if statement.strip():
+            db.execute(statement)
+
+
+@MIGRATIONS(name="0001_initial")
+def _initial(db: sqlite_utils.Database) -> None:
+    _execute_script(
+        db,
+        """
+        CREATE TABLE workspaces (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            description TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL
+        );
+
+        CREATE TABLE datasets (
+            id TEXT PRIMARY KEY,
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (workspace_id, name)
+        );
+
+        -- A version is identified by the sha256 of its manifest (stored in the artifact store).
+        CREATE TABLE dataset_versions (
+            digest TEXT NOT NULL,
+            dataset_id TEXT NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+            version INTEGER NOT NULL,
+            file_count INTEGER NOT NULL,
+            total_bytes INTEGER NOT NULL,
+            row_count INTEGER NOT NULL,
+            source TEXT NOT NULL DEFAULT '',
+            parent_digest TEXT,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (dataset_id, digest),
+            UNIQUE (dataset_id, version)
+        );
+
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+            name TEXT NOT NULL DEFAULT '',
+            recipe TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL CHECK (
+                status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')
+            ),
+            params TEXT NOT NULL DEFAULT '{}',
+            dataset_id TEXT REFERENCES datasets(id) ON DELETE SET NULL,
+            dataset_digest TEXT,
+            code_hash TEXT,
+            seed INTEGER,
+            library_versions TEXT NOT NULL DEFAULT '{}',
+            parent_model_version_id TEXT,
+            log_path TEXT,
+            error TEXT,
+            pid INTEGER,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            ended_at TEXT
+        );
+        CREATE INDEX runs_by_workspace ON runs (workspace_id, created_at);
+
+        CREATE TABLE run_metrics (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            value REAL NOT NULL,
+            logged_at TEXT NOT NULL
+        );
+        CREATE INDEX run_metrics_by_run ON run_metrics (run_id, key, step);
+
+        CREATE TABLE run_artifacts (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            logged_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, path)
+        );
+
+        CREATE TABLE models (
+            id TEXT PRIMARY KEY,
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            UNIQUE (workspace_id, name)
+        );
+
+        -- Versions are immutable: the folder under models/ is moved into place before the row
+        -- is written, and neither changes afterwards.
+        CREATE TABLE model_versions (
+            id TEXT PRIMARY KEY,
+            model_id TEXT NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+            version INTEGER NOT NULL,
+            path TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            metrics TEXT NOT NULL DEFAULT '{}',
+            run_id TEXT REFERENCES runs(id) ON DELETE SET NULL,
+            dataset_id TEXT,
+            dataset_digest TEXT,
+            parent_version_id TEXT,
+            description TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            UNIQUE (model_id, version)
+        );
+
+        CREATE TABLE model_aliases (
+            model_id TEXT NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+            alias TEXT NOT NULL,
+            version_id TEXT NOT NULL REFERENCES model_versions(id) ON DELETE CASCADE,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (model_id, alias)
+        );
+
+        CREATE TABLE deployments (
+            id TEXT PRIMARY KEY,
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+            endpoint TEXT NOT NULL,
+            model_version_id TEXT NOT NULL REFERENCES model_versions(id),
+            quantization TEXT NOT NULL DEFAULT 'none',
+            device TEXT NOT NULL DEFAULT 'auto',
+            max_batch_size INTEGER NOT NULL DEFAULT 8,
+            max_batch_wait_ms INTEGER NOT NULL DEFAULT 5,
+            status TEXT NOT NULL DEFAULT 'active',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (workspace_id, endpoint)
+        );
+
+        -- Every change to a deployment or alias is an event; DORA metrics are computed from them.
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL DEFAULT '',
+            model_version_id TEXT,
+            deployment_id TEXT,
+            detail TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX events_by_workspace ON events (workspace_id, created_at);
+        """,
+    )

@@ -1,0 +1,171 @@
+"""Settings: one object, built once, from defaults < `appliance.toml` in the home < environment
+(`APPLIANCE_<NAME>`) < explicit overrides (CLI flags, `connect(**overrides)`).
+
+Every field carries its help text in `metadata["help"]`; `appliance settings` prints them and a
+test fails when one is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from appliance.errors import InvalidInput
+
+ENV_PREFIX = "APPLIANCE_"
+CONFIG_FILE = "appliance.toml"
+
+
+def default_home() -> Path:
+    """The platform's per-user data folder, e.g. ~/.local/share/appliance on Linux."""
+    from platformdirs import user_data_path
+
+    return user_data_path("appliance", appauthor=False)
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(
+        default_factory=default_home,
+        metadata=_help(
+            "Folder holding the registry (registry.db), artifacts, model versions and logs. "
+            "Set with APPLIANCE_HOME or --home; it cannot be set in appliance.toml, which lives "
+            "inside it."
+        ),
+    )
+    host: str = field(
+        default="127.0.0.1",
+        metadata=_help(
+            "Address the HTTP server listens on. Anything beyond loopback requires `token`."
+        ),
+    )
+    port: int = field(default=8765, metadata=_help("TCP port of the HTTP server."))
+    token: str = field(
+        default="",
+        metadata=_help(
+            "Bearer token required by every non-read HTTP endpoint; empty means none, which is "
+            "only allowed while the server listens on loopback."
+        ),
+    )
+    max_body_bytes: int = field(
+        default=10_000_000,
+        metadata=_help("Largest HTTP request body accepted; larger bodies get 413."),
+    )
+    max_image_pixels: int = field(
+        default=40_000_000,
+        metadata=_help(
+            "Largest image (width × height) decoded anywhere; bigger images are refused as "
+            "possible decompression bombs."
+        ),
+    )
+    busy_timeout_ms: int = field(
+        default=15_000,
+        metadata=_help(
+            "How long a SQLite write waits for another process's write lock before failing."
+        ),
+    )
+    name_max_length: int = field(
+        default=64,
+        metadata=_help("Longest name allowed for workspaces, datasets, models and endpoints."),
+    )
+
+    @property
+    def registry_path(self) -> Path:
+        return self.home / "registry.db"
+
+    @classmethod
+    def load(
+        cls,
+        home: str | os.PathLike[str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Resolve every source in order; unknown keys and unparsable values raise InvalidInput."""
+        env = os.environ if environ is None else environ
+        home_value = home or env.get(f"{ENV_PREFIX}HOME")
+        resolved_home = Path(home_value).expanduser() if home_value else default_home()
+        values: dict[str, Any] = {"home": resolved_home.absolute()}
+
+        config = resolved_home / CONFIG_FILE
+        for key, raw in _read_toml(config).items():
+            if key == "home":
+                raise InvalidInput(
+                    f"{config}: 'home' cannot be set inside the home; use APPLIANCE_HOME"
+                )
+            values[key] = _coerce(key, raw, f"{config}")
+        for name in _field_names():
+            env_key = f"{ENV_PREFIX}{name.upper()}"
+            if name != "home" and env_key in env:
+                values[name] = _coerce(name, env[env_key], env_key)
+        for key, raw in overrides.items():
+            if raw is not None:
+                values[key] = _coerce(key, raw, f"option {key}")
+        return cls(**values)
+
+    @classmethod
+    def describe(cls) -> list[dict[str, str]]:
+        """Name, type, default, environment variable and help for each setting."""
+        rows = []
+        for f in dataclasses.fields(cls):
+            default = "platform user data folder" if f.name == "home" else repr(f.default)
+            rows.append(
+                {
+                    "name": f.name,
+                    "type": _type_of(f.name).__name__,
+                    "default": default,
+                    "env": f"{ENV_PREFIX}{f.name.upper()}",
+                    "help": f.metadata.get("help", ""),
+                }
+            )
+        return rows
+
+
+def _field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(Settings)]
+
+
+def _type_of(name: str) -> type:
+    return {"home": Path, "host": str, "token": str}.get(name) or type(
+        next(f.default for f in dataclasses.fields(Settings) if f.name == name)
+    )
+
+
+def _coerce(name: str, raw: Any, source: str) -> Any:
+    if name not in _field_names():
+        known = ", ".join(_field_names())
+        raise InvalidInput(f"{source}: unknown setting '{name}' (known: {known})")
+    kind = _type_of(name)
+    if kind is int:
+        if isinstance(raw, bool):
+            raise InvalidInput(f"{source}: {name} must be an integer, got {raw!r}")
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"{source}: {name} must be an integer, got {raw!r}") from None
+        if value < 0:
+            raise InvalidInput(f"{source}: {name} must not be negative, got {value}")
+        return value
+    if kind is Path:
+        return Path(str(raw)).expanduser().absolute()
+    if not isinstance(raw, str):
+        raise InvalidInput(f"{source}: {name} must be a string, got {raw!r}")
+    return raw
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"{path}: not valid TOML ({exc})") from None

@@ -1,0 +1,53 @@
+"""Shared fixtures: every test gets its own home under tmp_path (never the user's), real SQLite,
+real files, and real tiny models built here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appliance.services import Services
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point APPLIANCE_HOME at tmp_path so no test can touch the user's data folder."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("APPLIANCE_HOME", str(home))
+    for name in ("HOST", "PORT", "TOKEN", "MAX_BODY_BYTES", "BUSY_TIMEOUT_MS"):
+        monkeypatch.delenv(f"APPLIANCE_{name}", raising=False)
+    return home
+
+
+@pytest.fixture
+def services(isolated_home: Path) -> Iterator[Services]:
+    with Services.open(home=isolated_home) as opened:
+        yield opened
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """A small generated imagefolder."""
+    from appliance.datasets.synthetic import generate
+
+    return generate(tmp_path / "photos", count=24, seed=3, low_light_fraction=0.25).path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real Hugging Face model folder (a 1-layer GPT-2) saved as safetensors."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder = tmp_path_factory.mktemp("tiny-gpt2")
+    config = GPT2Config(vocab_size=32, n_positions=16, n_embd=8, n_layer=1, n_head=2)
+    GPT2LMHeadModel(config).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def write_metadata(folder: Path, rows: list[dict] | list[str]) -> None:
+    """Write metadata.jsonl from dicts, or raw lines when given strings."""
+    lines = [r if isinstance(r, str) else json.dumps(r) for r in rows]
+    (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")

@@ -1,0 +1,128 @@
+"""The CLI as a user meets it: real commands against a real home, in-process via CliRunner,
+and in a subprocess where start-up itself is what is tested."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+from conftest import write_metadata
+
+from appliance.cli import cli
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_help_is_fast_and_does_not_import_torch() -> None:
+    probe = (
+        "import sys, time; t = time.perf_counter(); from appliance.cli import main; "
+        "sys.argv = ['appliance', '--help']\n"
+        "try: main()\nexcept SystemExit: pass\n"
+        "print(time.perf_counter() - t, 'torch' in sys.modules, 'transformers' in sys.modules,"
+        " 'textual' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    elapsed, torch_loaded, transformers_loaded, textual_loaded = out.stdout.split()[-4:]
+    assert "workspace" in out.stdout
+    assert (torch_loaded, transformers_loaded, textual_loaded) == ("False", "False", "False")
+    assert float(elapsed) < 0.5
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [prefix]
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += _commands(command, (*prefix, name))
+        else:
+            found.append((*prefix, name))
+    return found
+
+
+@pytest.mark.parametrize("path", _commands(cli), ids=lambda p: " ".join(p) or "appliance")
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    code, out, _ = invoke(*path, "--help")
+    assert code == 0 and "Usage:" in out
+    assert len(out.splitlines()) > 3
+
+
+def test_workspace_and_dataset_round_trip(photos: Path) -> None:
+    assert invoke("workspace", "create", "ads")[0] == 0
+    code, out, _ = invoke("dataset", "add", "ads", "photos", str(photos))
+    assert code == 0 and out.startswith("added photos@1")
+    code, out, _ = invoke("dataset", "add", "ads", "photos", str(photos))
+    assert code == 0 and out.startswith("unchanged: the content is already photos@1")
+    (photos / "metadata.jsonl").write_text(
+        "\n".join((photos / "metadata.jsonl").read_text().splitlines()[:-2]) + "\n"
+    )
+    assert invoke("dataset", "add", "ads", "photos", str(photos))[0] == 0
+    code, out, _ = invoke("dataset", "diff", "ads", "photos@1", "photos@2")
+    assert code == 0 and "removed: 2" in out
+    listings = [
+        ("workspace", "list"), ("workspace", "show", "ads"), ("dataset", "list", "ads"),
+        ("dataset", "versions", "ads", "photos"),
+        ("dataset", "diff", "ads", "photos@1", "photos@2"),
+        ("model", "list", "ads"), ("run", "list", "ads"), ("settings",),
+    ]  # fmt: skip
+    for listing in listings:
+        code, out, err = invoke(*listing, "--json")
+        assert code == 0, err
+        json.loads(out)
+
+
+def test_model_commands(tiny_model: Path) -> None:
+    invoke("workspace", "create", "ads")
+    code, out, _ = invoke(
+        "model", "register", "ads", "lm", str(tiny_model), "--metric", "bleu=71.5"
+    )
+    assert code == 0 and out.startswith("registered lm@1")
+    assert invoke("model", "alias", "set", "ads", "lm@1", "production")[0] == 0
+    code, out, _ = invoke("model", "show", "ads", "lm@production", "--json")
+    assert json.loads(out)[0]["metrics"] == {"bleu": 71.5}
+    assert invoke("model", "alias", "unset", "ads", "lm", "production")[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("workspace", "create", "../evil"), "must not contain '/'"),
+        (("workspace", "show", "nope"), "no workspace 'nope'"),
+        (("dataset", "add", "nope", "photos", "."), "no workspace 'nope'"),
+        (("dataset", "versions", "ads", "nope"), "no dataset 'nope'"),
+        (("dataset", "add", "ads", "photos", "/does/not/exist"), "is not a folder"),
+        (("model", "show", "ads", "nope"), "no model 'nope'"),
+        (("model", "register", "ads", "lm", "/does/not/exist"), "is not a folder"),
+        (("model", "register", "ads", "lm", ".", "--metric", "oops"), "must look like name=0.93"),
+        (("run", "show", "feedface0000"), "no run 'feedface0000'"),
+        (("dataset", "generate", "OUT", "--count", "0"), "count"),
+        (("dataset", "generate", "OUT", "--categories", "spaceship"), "spaceship"),
+    ],
+)
+def test_bad_input_is_one_clear_line(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
+    invoke("workspace", "create", "ads")
+    args = tuple(str(tmp_path / a) if a == "OUT" else a for a in args)
+    code, out, err = invoke(*args)
+    assert code == 1
+    assert err.startswith("error: ") and message in err
+    assert "Traceback" not in err + out
+
+
+def test_bad_imagefolder_lists_problems(photos: Path) -> None:
+    invoke("workspace", "create", "ads")
+    write_metadata(photos, ['{"file_name": "nope.png", "text": "x"}', "{broken"])
+    code, _, err = invoke("dataset", "add", "ads", "photos", str(photos))
+    assert code == 1
+    assert "line 1: 'nope.png' does not exist" in err and "line 2: not valid JSON" in err
+
+
+def test_demo_fast_tells_the_story() -> None:
+    code, out, err = invoke("demo", "--fast")
+    assert code == 0, err
+    assert "added dataset product-photos@1" in out
+    assert "the same version, nothing stored twice" in out
+    assert "product-photos@2" in out and "20 added" in out

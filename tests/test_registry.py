@@ -1,0 +1,91 @@
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from appliance.registry import Registry
+from appliance.registry.migrations import MIGRATIONS
+from appliance.services import Services
+
+TABLES = {
+    "workspaces", "datasets", "dataset_versions", "runs", "run_metrics", "run_artifacts",
+    "models", "model_versions", "model_aliases", "deployments", "events",
+}  # fmt: skip
+
+
+def test_migrations_from_empty_then_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "registry.db"
+    with Registry(path) as registry:
+        assert set(registry.db.table_names()) >= TABLES
+        applied = registry.query("SELECT name FROM _sqlite_migrations")
+    assert [a["name"] for a in applied] == [m.name for m in MIGRATIONS._migrations]
+    with Registry(path) as registry:  # reopening applies nothing twice
+        assert len(registry.query("SELECT name FROM _sqlite_migrations")) == len(applied)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_failed_write_leaves_nothing(services: Services) -> None:
+    def half_then_fail(db):  # type: ignore[no-untyped-def]
+        db.execute("INSERT INTO workspaces (id, name, created_at) VALUES ('w1', 'half', 'now')")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        services.registry.write(half_then_fail)
+    assert services.registry.query("SELECT * FROM workspaces") == []
+
+
+def test_writes_from_many_threads(services: Services) -> None:
+    services.workspaces.create("ws")
+    run = services.runs.create("ws")
+
+    def log(offset: int) -> None:
+        for step in range(200):
+            services.runs.log_metric(run["id"], f"m{offset}", step * 0.5, step)
+
+    threads = [threading.Thread(target=log, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    metrics = services.runs.metrics(run["id"])
+    assert sorted(metrics) == ["m0", "m1", "m2", "m3"]
+    assert all(len(points) == 200 for points in metrics.values())
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from appliance.services import Services
+    home, tag = sys.argv[1], sys.argv[2]
+    with Services.open(home=home) as services:
+        services.workspaces.ensure("shared")
+        for i in range(40):
+            run = services.runs.create("shared", name=f"{tag}-{i}")
+            for step in range(25):
+                services.runs.log_metric(run["id"], "loss", 1.0 / (step + 1), step)
+            services.runs.set_status(run["id"], "succeeded")
+    """
+)
+
+
+def test_two_processes_write_at_once(tmp_path: Path) -> None:
+    home = tmp_path / "shared-home"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(home), tag], stderr=subprocess.PIPE)
+        for tag in ("a", "b", "c")
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    with Services.open(home=home) as services:
+        runs = services.runs.list("shared")
+        assert len(runs) == 120
+        assert {r["status"] for r in runs} == {"succeeded"}
+        (count,) = services.registry.db.execute("SELECT count(*) FROM run_metrics").fetchone()
+        assert count == 120 * 25
+        assert services.registry.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
