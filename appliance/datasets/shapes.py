@@ -55,8 +55,8 @@ def mug(m: Draw, d: Draw, f: Frame, rng: random.Random) -> None:
     body = rng.uniform(0.66, 0.74)
     m.rounded_rectangle(f.box(0.0, 0.04, body, 1.0), radius=0.07 * f.w, fill=BODY)
     # A thick ring whose inner half hides behind the body: the handle is the mug's signature.
-    thick = max(2.0, 0.11 * f.w)
-    m.ellipse(f.box(body - 0.2, 0.2, 1.0, 0.78), outline=BODY, width=round(thick))
+    thick = max(2.0, 0.14 * f.w)
+    m.ellipse(f.box(body - 0.22, 0.18, 1.0, 0.8), outline=BODY, width=round(thick))
 
 
 def shoe(m: Draw, d: Draw, f: Frame, rng: random.Random) -> None:
@@ -93,8 +93,8 @@ def chair(m: Draw, d: Draw, f: Frame, rng: random.Random) -> None:
     m.rectangle(f.box(0.8, back, 0.92, back + 0.08), fill=BODY)
     seat = back + 0.07
     m.polygon(f.poly((0.08, seat), (0.92, seat), (1.0, seat + 0.13), (0.0, seat + 0.13)), fill=BODY)
-    m.rectangle(f.box(0.02, seat + 0.12, 0.14, 1.0), fill=BODY)
-    m.rectangle(f.box(0.86, seat + 0.12, 0.98, 1.0), fill=BODY)
+    m.rectangle(f.box(0.02, seat + 0.12, 0.16, 1.0), fill=BODY)
+    m.rectangle(f.box(0.84, seat + 0.12, 0.98, 1.0), fill=BODY)
 
 
 def bag(m: Draw, d: Draw, f: Frame, rng: random.Random) -> None:

@@ -75,6 +75,11 @@ class Writer:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = job(self._db)
+                if isinstance(result, sqlite3.Cursor):
+                    # A cursor finalized later on the caller's thread would touch this
+                    # connection while the writer uses it: close it here, return nothing.
+                    result.close()
+                    result = None
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
