@@ -31,6 +31,8 @@ pytest: $(VENV)/.installed-test
 
 test: lint pytest
 
+# MLflow is never installed in .venv: point BENCH_MLFLOW_PYTHON at a venv that has it
+# (docs/benchmarks.md shows how to make one).
 bench: $(VENV)/.installed-test
 	$(BIN)/python scripts/bench_registry.py
 

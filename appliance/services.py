@@ -9,6 +9,7 @@ from appliance.artifacts import ArtifactStore
 from appliance.datasets.service import Datasets
 from appliance.events import Events
 from appliance.models.service import Models
+from appliance.recipes.catalog import Recipes
 from appliance.registry import Registry
 from appliance.runs.tracking import Runs
 from appliance.settings import Settings
@@ -53,6 +54,10 @@ class Services:
         return Models(
             self.registry, self.workspaces, self.settings.home, self.settings.name_max_length
         )
+
+    @cached_property
+    def recipes(self) -> Recipes:
+        return Recipes(self.registry, self.workspaces)
 
     @cached_property
     def events(self) -> Events:

@@ -47,6 +47,12 @@ class Workspaces:
             raise NotFound(f"no workspace '{name}' (see `appliance workspace list`)")
         return found
 
+    def by_id(self, workspace_id: str) -> dict[str, Any]:
+        rows = self._registry.query("SELECT * FROM workspaces WHERE id = ?", (workspace_id,))
+        if not rows:
+            raise NotFound(f"no workspace with id {workspace_id}")
+        return rows[0]
+
     def list(self) -> Rows:
         counts = ", ".join(
             f"(SELECT count(*) FROM {table} t WHERE t.workspace_id = w.id) AS {table}"

@@ -16,6 +16,7 @@ from appliance.cli.context import CliState
 from appliance.cli.dataset import dataset
 from appliance.cli.demo import demo
 from appliance.cli.model import model
+from appliance.cli.recipe import new, recipe
 from appliance.cli.run import run
 from appliance.cli.settings import settings
 from appliance.cli.workspace import workspace
@@ -59,7 +60,7 @@ def cli(ctx: click.Context, home: Path | None) -> None:
     ctx.call_on_close(state.close)
 
 
-for command in (workspace, dataset, run, model, settings, demo):
+for command in (workspace, dataset, recipe, run, model, new, settings, demo):
     cli.add_command(command)
 
 

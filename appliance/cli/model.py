@@ -64,6 +64,37 @@ def show(workspace: str, ref: str, as_json: bool) -> None:
         emit_table(rows, ("version", "aliases", "metrics", "run_id", "created_at"))
 
 
+@model.command()
+@click.argument("workspace")
+@click.argument("name")
+@click.argument("version")
+@click.option("--alias", "alias_name", default="production", show_default=True)
+@click.option("--force", is_flag=True, help="Promote even if the gate finds it worse.")
+@click.option("--dataset", help="NAME@VERSION to evaluate on (default: the candidate's own).")
+@click.option("--recipe", "recipe_name", help="Recipe that evaluates it (default: its run's).")
+def promote(
+    workspace: str,
+    name: str,
+    version: str,
+    alias_name: str,
+    force: bool,
+    dataset: str | None,
+    recipe_name: str | None,
+) -> None:
+    """Move ALIAS to VERSION of NAME after the evaluation gate.
+
+    The candidate and the version holding the alias are evaluated on the same held-out rows with
+    the recipe's gate metric; a worse candidate (beyond the recipe's tolerance) is refused.
+    """
+    from appliance.models.promotion import promote as run_gate
+
+    result = run_gate(
+        services(), workspace, f"{name}@{version}", alias_name,
+        force=force, dataset=dataset, recipe=recipe_name,
+    )  # fmt: skip
+    click.echo(f"{name}@{alias_name} → version {result.candidate['version']}: {result.summary()}")
+
+
 @model.group()
 def alias() -> None:
     """Point a name such as `production` at a version, or remove it."""

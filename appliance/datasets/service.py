@@ -137,6 +137,16 @@ class Datasets:
             raise InvalidInput(f"'{version_ref}' matches several versions; give more digits")
         return matches[0]
 
+    def by_digest(self, dataset_id: str, digest: str) -> dict[str, Any]:
+        rows = self._registry.query(
+            "SELECT v.*, d.name FROM dataset_versions v JOIN datasets d ON d.id = v.dataset_id"
+            " WHERE v.dataset_id = ? AND v.digest = ?",
+            (dataset_id, digest),
+        )
+        if not rows:
+            raise NotFound(f"dataset version {digest[:12]} no longer exists")
+        return rows[0]
+
     def manifest(self, version: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """path → {sha256, size} for one version."""
         data = json.loads(self._store.read_bytes(version["digest"]))

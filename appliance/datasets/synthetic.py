@@ -1,6 +1,6 @@
-"""Deterministic synthetic "classified-ads" product photos with descriptions, for the demo and tests.
+"""Deterministic synthetic "classified-ads" product photos with captions, for the demo and tests.
 
-`generate` writes a Hugging Face imagefolder (PNGs + metadata.jsonl) that a small captioner can learn.
+`generate` writes a Hugging Face imagefolder (PNGs + metadata.jsonl) a small captioner can learn.
 """
 
 from __future__ import annotations

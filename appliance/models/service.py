@@ -189,6 +189,16 @@ class Models:
 
         self._registry.write(remove)
 
+    def by_run(self, run_id: str) -> dict[str, Any] | None:
+        """The version a run registered, if any."""
+        rows = self._registry.query(
+            "SELECT v.*, m.name, w.name AS workspace FROM model_versions v"
+            " JOIN models m ON m.id = v.model_id JOIN workspaces w ON w.id = m.workspace_id"
+            " WHERE v.run_id = ? ORDER BY v.created_at DESC LIMIT 1",
+            (run_id,),
+        )
+        return self._decorate(rows[0], rows[0]["name"], rows[0]["workspace"]) if rows else None
+
     def folder(self, version: dict[str, Any]) -> Path:
         return self._home / version["path"]
 

@@ -161,3 +161,25 @@ def _initial(db: sqlite_utils.Database) -> None:
         CREATE INDEX events_by_workspace ON events (workspace_id, created_at);
         """,
     )
+
+
+@MIGRATIONS(name="0002_recipes_and_progress")
+def _recipes_and_progress(db: sqlite_utils.Database) -> None:
+    _execute_script(
+        db,
+        """
+        -- Recipes a user registered in a workspace (built-in ones are found on disk).
+        CREATE TABLE recipes (
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            path TEXT NOT NULL,
+            code_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (workspace_id, name)
+        );
+        -- The latest progress a training child reported: {"step", "total", "at"} as JSON.
+        ALTER TABLE runs ADD COLUMN progress TEXT;
+        -- The model a run registers its version under.
+        ALTER TABLE runs ADD COLUMN model_name TEXT;
+        """,
+    )

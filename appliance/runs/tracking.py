@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,11 @@ STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
 _JSON_COLUMNS = ("params", "library_versions")
 Names = list[str]
+# Listings leave out the bulky lineage columns (`run show` has them): 10,000 rows stay fast.
+_LIST_COLUMNS = (
+    "id, workspace_id, name, recipe, status, params, dataset_id, dataset_digest, seed, "
+    "model_name, error, created_at, started_at, ended_at"
+)
 
 
 class Runs:
@@ -66,7 +72,7 @@ class Runs:
 
     def list(self, workspace: str, status: str | None = None, limit: int | None = None) -> Rows:
         ws = self._workspaces.get(workspace)
-        sql = "SELECT * FROM runs WHERE workspace_id = ?"
+        sql = f"SELECT {_LIST_COLUMNS} FROM runs WHERE workspace_id = ?"
         args: list[Any] = [ws["id"]]
         if status:
             if status not in STATUSES:
@@ -84,13 +90,16 @@ class Runs:
 
     def log_metrics(self, run_id: str, metrics: Iterable[tuple[str, float, int]]) -> None:
         rows = [(run_id, *_metric(key, value, step), utcnow()) for key, value, step in metrics]
-        self._registry.write(
-            lambda db: db.conn.executemany(
-                "INSERT INTO run_metrics (run_id, key, value, step, logged_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                rows,
+        try:
+            self._registry.write(
+                lambda db: db.conn.executemany(
+                    "INSERT INTO run_metrics (run_id, key, value, step, logged_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
             )
-        )
+        except sqlite3.IntegrityError:  # the foreign key: cheaper than a lookup on every call
+            raise NotFound(f"no run '{run_id}'") from None
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Add params; like MLflow, a param once logged cannot change its value."""

@@ -1,0 +1,112 @@
+"""Where recipes come from: the built-in ones in the repository's `models/` folder, and the ones
+a user registered in a workspace with `appliance recipe add` (these win on a name clash)."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from appliance.errors import Conflict, InvalidInput, NotFound
+from appliance.names import validate_name
+from appliance.recipes.spec import RECIPE_FILE, RecipeSpec, read_recipe
+from appliance.registry import Registry, Rows, utcnow
+from appliance.workspaces import Workspaces
+
+BUILTIN_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+def builtin_recipes() -> dict[str, RecipeSpec]:
+    if not BUILTIN_DIR.is_dir():
+        return {}
+    found = (read_recipe(p.parent) for p in sorted(BUILTIN_DIR.glob(f"*/{RECIPE_FILE}")))
+    return {spec.name: spec for spec in found}
+
+
+class Recipes:
+    def __init__(self, registry: Registry, workspaces: Workspaces):
+        self._registry = registry
+        self._workspaces = workspaces
+
+    def add(self, workspace: str, folder: Path) -> RecipeSpec:
+        """Register the recipe in `folder` (by path) in the workspace."""
+        ws = self._workspaces.get(workspace)
+        spec = read_recipe(folder)
+        row = {
+            "workspace_id": ws["id"],
+            "name": spec.name,
+            "path": str(spec.folder),
+            "code_hash": spec.code_hash(),
+            "created_at": utcnow(),
+        }
+        self._registry.write(
+            lambda db: db.table("recipes").upsert(row, pk=("workspace_id", "name"))
+        )
+        return spec
+
+    def get(self, workspace: str, name: str) -> RecipeSpec:
+        ws = self._workspaces.get(workspace)
+        rows = self._registry.query(
+            "SELECT path FROM recipes WHERE workspace_id = ? AND name = ?", (ws["id"], name)
+        )
+        if rows:
+            folder = Path(rows[0]["path"])
+            if not folder.is_dir():
+                raise NotFound(
+                    f"recipe '{name}' was registered from {folder}, which no longer exists; "
+                    "run `appliance recipe add` again"
+                )
+            return read_recipe(folder)
+        builtin = builtin_recipes()
+        if name in builtin:
+            return builtin[name]
+        known = ", ".join(sorted({*builtin, *(r["name"] for r in self.list(workspace))}))
+        raise NotFound(f"no recipe '{name}' (known: {known or 'none'})")
+
+    def list(self, workspace: str) -> Rows:
+        ws = self._workspaces.get(workspace)
+        rows: Rows = [
+            {"name": s.name, "source": "built-in", "path": str(s.folder), "task": s.task}
+            for s in builtin_recipes().values()
+        ]
+        for row in self._registry.query(
+            "SELECT name, path FROM recipes WHERE workspace_id = ? ORDER BY name", (ws["id"],)
+        ):
+            rows = [r for r in rows if r["name"] != row["name"]]
+            rows.append({"name": row["name"], "source": "workspace", "path": row["path"]})
+        return sorted(rows, key=lambda r: r["name"])
+
+
+def copy_recipe(spec: RecipeSpec, target: Path, name: str | None = None) -> RecipeSpec:
+    """`appliance new`: a copy of a recipe for the user to change, optionally renamed."""
+    if target.exists() and any(target.iterdir()):
+        raise Conflict(f"{target} is not empty; choose a new folder")
+    new_name = validate_name(name or target.name, "recipe name")
+    shutil.copytree(
+        spec.folder, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    toml = target / RECIPE_FILE
+    lines = toml.read_text().splitlines()
+    renamed = [f'name = "{new_name}"' if line.startswith("name =") else line for line in lines]
+    toml.write_text("\n".join(renamed) + "\n")
+    return read_recipe(target)
+
+
+def load_module(spec: RecipeSpec) -> ModuleType:
+    """Import the recipe's module from its file, with its folder on sys.path for siblings."""
+    folder = str(spec.folder)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    module_name = f"appliance_recipe_{spec.name.replace('-', '_').replace('.', '_')}"
+    loader_spec = importlib.util.spec_from_file_location(module_name, spec.module_path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise InvalidInput(f"cannot import {spec.module_path}")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[module_name] = module
+    loader_spec.loader.exec_module(module)
+    for required in ("train", "evaluate"):
+        if not callable(getattr(module, required, None)):
+            raise InvalidInput(f"{spec.module_path} does not define {required}(ctx)")
+    return module

@@ -1,0 +1,131 @@
+"""One run of a recipe, start to finish: lay out the dataset version, split it, train, evaluate on
+the held-out rows, and register the model version with its metrics and lineage."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from appliance.recipes.catalog import load_module
+from appliance.recipes.context import EvalContext, TrainContext
+from appliance.recipes.split import split_rows
+from appliance.runs.tracking import Runs
+from appliance.services import Services
+
+LIBRARIES = ("appliance", "torch", "transformers", "tokenizers", "numpy", "pillow")
+
+
+def library_versions() -> dict[str, str]:
+    import platform
+
+    found = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+class RegistryReporter:
+    """A Reporter that records progress and metrics on the run, and logs to stdout (the log)."""
+
+    def __init__(self, runs: Runs, run_id: str):
+        self._runs = runs
+        self._run_id = run_id
+
+    def progress(self, step: int, total: int, **metrics: float) -> None:
+        if metrics:
+            self._runs.log_metrics(self._run_id, [(k, v, step) for k, v in metrics.items()])
+        progress = {"step": step, "total": total, "at": time.time()}
+        self._runs.update(self._run_id, progress=json.dumps(progress))
+        shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+        self.log(f"step {step}/{total} {shown}")
+
+    def metric(self, name: str, value: float, step: int = 0) -> None:
+        self._runs.log_metric(self._run_id, name, value, step)
+
+    def log(self, message: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+
+
+def execute(services: Services, run: dict[str, Any]) -> dict[str, Any]:
+    """Train, evaluate and register; returns the registered model version."""
+    workspace = services.workspaces.by_id(run["workspace_id"])["name"]
+    spec = services.recipes.get(workspace, run["recipe"])
+    reporter = RegistryReporter(services.runs, run["id"])
+    if spec.code_hash() != run["code_hash"]:
+        reporter.log("warning: the recipe's code changed since this run was queued")
+    module = load_module(spec)
+    dataset = services.datasets.by_digest(run["dataset_id"], run["dataset_digest"])
+    dataset_dir = services.datasets.materialize(dataset)
+    train_rows, eval_rows = split_rows(services.datasets.rows(dataset))
+    reporter.log(
+        f"recipe {spec.name}, dataset {dataset['name']}@{dataset['version']}: "
+        f"{len(train_rows)} training rows, {len(eval_rows)} held out"
+    )
+    params = dict(run["params"])
+    base_model = _base_model(services, run, params)
+    scratch = services.settings.home / "tmp" / "runs" / run["id"]
+    shutil.rmtree(scratch, ignore_errors=True)
+    output_dir = scratch / "model"
+    output_dir.mkdir(parents=True)
+    try:
+        started = time.perf_counter()
+        module.train(
+            TrainContext(
+                dataset_dir=dataset_dir,
+                train_rows=train_rows,
+                eval_rows=eval_rows,
+                params=params,
+                output_dir=output_dir,
+                seed=int(run["seed"] or 0),
+                report=reporter,
+                base_model=base_model,
+            )
+        )
+        train_seconds = time.perf_counter() - started
+        reporter.log(f"trained in {train_seconds:.1f} s; evaluating on {len(eval_rows)} rows")
+        metrics = dict(
+            module.evaluate(
+                EvalContext(output_dir, dataset_dir, eval_rows, params, report=reporter)
+            )
+        )
+        metrics["train_seconds"] = round(train_seconds, 3)
+        final_step = _last_step(services.runs, run["id"])
+        services.runs.log_metrics(run["id"], [(k, v, final_step) for k, v in metrics.items()])
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
+        reporter.log(f"held-out metrics: {shown}")
+        version_row = services.models.register(
+            workspace,
+            run["model_name"] or spec.name,
+            output_dir,
+            metrics=metrics,
+            run_id=run["id"],
+            dataset_id=run["dataset_id"],
+            dataset_digest=run["dataset_digest"],
+            parent_version_id=run["parent_model_version_id"],
+        )
+        reporter.log(f"registered {version_row['name']}@{version_row['version']}")
+        return version_row
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _base_model(services: Services, run: dict[str, Any], params: dict[str, Any]) -> Path | None:
+    if run["parent_model_version_id"]:
+        rows = services.registry.query(
+            "SELECT path FROM model_versions WHERE id = ?", (run["parent_model_version_id"],)
+        )
+        return services.settings.home / rows[0]["path"]
+    value = params.get("base_model")
+    return Path(value) if value else None
+
+
+def _last_step(runs: Runs, run_id: str) -> int:
+    steps = [p["step"] for points in runs.metrics(run_id).values() for p in points]
+    return max(steps, default=0)
