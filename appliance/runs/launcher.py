@@ -103,15 +103,17 @@ def cancel_run(services: Services, run_id: str) -> dict[str, Any]:
     if run["status"] in FINISHED:
         raise Conflict(f"run {run_id} already finished as {run['status']}")
     process = _child_process(run)
-    if process is None:
-        services.runs.set_status(run_id, "cancelled", "cancelled before its process ran")
-    else:
-        process.terminate()  # the child records `cancelled` itself
+    if process is not None:
+        process.terminate()  # the child records `cancelled` itself once its handler is set
         try:
             process.wait(CANCEL_GRACE_SECONDS)
         except psutil.TimeoutExpired:
             process.kill()
-    return reap_runs(services, run_id) or services.runs.get(run_id)
+    try:  # killed before it could say so (still starting, or past the grace time)
+        services.runs.set_status(run_id, "cancelled", "cancelled by the user")
+    except Conflict:
+        pass  # the child recorded it
+    return services.runs.get(run_id)
 
 
 def reap_runs(services: Services, run_id: str | None = None) -> dict[str, Any] | None:
