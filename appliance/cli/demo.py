@@ -8,15 +8,32 @@ from appliance.cli.context import services
 
 
 @click.command()
-@click.option("--fast", is_flag=True, help="A smaller dataset, for a quick look or a test.")
+@click.option("--fast", is_flag=True, help="A small dataset and a short training, for a test.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def demo(fast: bool, seed: int) -> None:
-    """Run the reference story offline: the classified-ads workspace, versioned product photos,
-    and (as later parts land) training, serving and monitoring."""
-    from appliance.demo import DemoOptions, run_demo
+    """Run the reference story offline in the classified-ads workspace: versioned product
+    photos, a captioner trained, evaluated, registered and promoted, and a new category landing."""
+    from appliance.cli.output import emit_table
+    from appliance.cli.progress import ProgressLine
+    from appliance.demo import SUMMARY_METRICS, DemoOptions, run_demo, summary_rows
 
     options = DemoOptions(seed=seed)
     if fast:
-        options = DemoOptions(count=120, new_category_count=20, seed=seed)
-    run_demo(services(), options, click.echo)
+        options = DemoOptions(
+            count=120, new_category_count=20, seed=seed, train_params={"epochs": "1"}
+        )
+    svc = services()
+    bar = ProgressLine()
+
+    def show(run: dict) -> None:
+        loss = svc.runs.metrics(run["id"]).get("loss")
+        bar.update(run, loss[-1]["value"] if loss else None)
+
+    def say(line: str) -> None:
+        bar.close()
+        click.echo(line)
+
+    result = run_demo(svc, options, say, show)
+    click.echo()
+    emit_table(summary_rows(result["models"]), ("version", "aliases", *SUMMARY_METRICS))
     click.echo("demo finished")

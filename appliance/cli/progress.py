@@ -51,6 +51,7 @@ class ProgressLine:
         if self._shown:
             self._stream.write("\n")
             self._stream.flush()
+            self._shown = False
 
 
 def _clock(seconds: float) -> str:
