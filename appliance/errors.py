@@ -27,3 +27,21 @@ class Conflict(ApplianceError):
     """The request clashes with existing state: a name already taken, a non-empty folder."""
 
     http_status = 409
+
+
+class UnsupportedMedia(ApplianceError):
+    """The bytes are not in a format we accept (not an image, a wrong content type)."""
+
+    http_status = 415
+
+
+class Unprocessable(ApplianceError):
+    """The format is right but the content is broken: a truncated or corrupt image."""
+
+    http_status = 422
+
+
+class TooLarge(ApplianceError):
+    """A body or an image exceeds a configured limit."""
+
+    http_status = 413

@@ -12,6 +12,7 @@ from appliance.models.service import Models
 from appliance.recipes.catalog import Recipes
 from appliance.registry import Registry
 from appliance.runs.tracking import Runs
+from appliance.serving.deployments import Deployments
 from appliance.settings import Settings
 from appliance.workspaces import Workspaces
 
@@ -58,6 +59,10 @@ class Services:
     @cached_property
     def recipes(self) -> Recipes:
         return Recipes(self.registry, self.workspaces)
+
+    @cached_property
+    def deployments(self) -> Deployments:
+        return Deployments(self.registry, self.workspaces, self.settings.name_max_length)
 
     @cached_property
     def events(self) -> Events:

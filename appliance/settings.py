@@ -78,6 +78,27 @@ class Settings:
         metadata=_help("Longest name allowed for workspaces, datasets, models and endpoints."),
     )
 
+    predict_requires_token: bool = field(
+        default=False,
+        metadata=_help(
+            "When a token is set, also require it on predict and feedback (management and other "
+            "write endpoints always require it)."
+        ),
+    )
+    low_light_brightness: int = field(
+        default=110,
+        metadata=_help(
+            "A photo whose brightest pixels (99th percentile of luminance, 0-255) stay below this "
+            "counts as dark for the low_light warning."
+        ),
+    )
+    low_light_confidence: float = field(
+        default=0.9,
+        metadata=_help(
+            "A dark photo gets the low_light warning when the model's confidence is below this."
+        ),
+    )
+
     @property
     def registry_path(self) -> Path:
         return self.home / "registry.db"
@@ -134,9 +155,9 @@ def _field_names() -> list[str]:
 
 
 def _type_of(name: str) -> type:
-    return {"home": Path, "host": str, "token": str}.get(name) or type(
-        next(f.default for f in dataclasses.fields(Settings) if f.name == name)
-    )
+    if name == "home":
+        return Path
+    return type(next(f.default for f in dataclasses.fields(Settings) if f.name == name))
 
 
 def _coerce(name: str, raw: Any, source: str) -> Any:
@@ -144,6 +165,20 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         known = ", ".join(_field_names())
         raise InvalidInput(f"{source}: unknown setting '{name}' (known: {known})")
     kind = _type_of(name)
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return text in ("1", "true", "yes", "on")
+        raise InvalidInput(f"{source}: {name} must be true or false, got {raw!r}")
+    if kind is float:
+        if isinstance(raw, bool):
+            raise InvalidInput(f"{source}: {name} must be a number, got {raw!r}")
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"{source}: {name} must be a number, got {raw!r}") from None
     if kind is int:
         if isinstance(raw, bool):
             raise InvalidInput(f"{source}: {name} must be an integer, got {raw!r}")

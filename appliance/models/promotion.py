@@ -55,7 +55,7 @@ def promote(
     name = candidate["name"]
     holder = services.models.aliases(workspace, name).get(alias)
     current = services.models.get(workspace, f"{name}@{holder}") if holder else None
-    spec = _recipe_of(services, workspace, candidate, recipe)
+    spec = recipe_of(services, workspace, candidate, recipe)
     metric = spec.gate.metric
     if current is None or current["id"] == candidate["id"]:
         result = GateResult(
@@ -99,7 +99,7 @@ def evaluate_version(
     return dict(module.evaluate(EvalContext(folder, dataset_dir, rows, params={})))
 
 
-def _recipe_of(
+def recipe_of(
     services: Services, workspace: str, version: dict[str, Any], recipe: str | None
 ) -> RecipeSpec:
     if recipe is None and version["run_id"]:

@@ -27,6 +27,7 @@ def train(ctx: TrainContext) -> None:
     config = GPT2Config(vocab_size=16, n_positions=8, n_embd=4, n_layer=1, n_head=1)
     rank = ctx.params["rank"]
     config.first_word = ranked[rank] if rank < len(ranked) else "(none)"
+    config.predict_ms = ctx.params["predict_ms"]
     GPT2LMHeadModel(config).save_pretrained(ctx.output_dir, safe_serialization=True)
 
 
@@ -34,3 +35,30 @@ def evaluate(ctx: EvalContext) -> dict[str, float]:
     word = json.loads((ctx.model_dir / "config.json").read_text())["first_word"]
     hits = sum(row["text"].split()[0] == word for row in ctx.rows)
     return {"exact_match": hits / max(len(ctx.rows), 1)}
+
+
+class ColourPredictor:
+    """Says '<first word> product'; its confidence falls with the photo's brightness, so dark
+    photos come back uncertain (what the low_light warning looks for)."""
+
+    def __init__(self, first_word: str, predict_ms: float):
+        self.first_word = first_word
+        self.predict_ms = predict_ms
+
+    def predict(self, images: list, keywords: list | None = None) -> list[tuple[str, float]]:
+        time.sleep(self.predict_ms / 1000)
+        answers = []
+        for i, image in enumerate(images):
+            brightest = image.convert("L").getextrema()[1]
+            word = (keywords[i] if keywords and keywords[i] else self.first_word).split()[0]
+            answers.append((f"{word} product", min(1.0, brightest / 255 + 0.2)))
+        return answers
+
+
+def load(model_dir, device: str = "cpu", quantization: str = "none") -> ColourPredictor:
+    from appliance.errors import InvalidInput
+
+    if quantization != "none":
+        raise InvalidInput(f"the colour recipe cannot quantize ({quantization!r} asked)")
+    config = json.loads((model_dir / "config.json").read_text())
+    return ColourPredictor(config["first_word"], config.get("predict_ms", 0.0))

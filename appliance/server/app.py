@@ -1,0 +1,83 @@
+"""`create_app(services)`: the Litestar app. The lifespan owns the serving pool (restored from
+the registry at start, unloaded at stop); errors become JSON with a message, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from litestar import Litestar, Request, Response
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+
+from appliance import __version__
+from appliance.errors import ApplianceError
+from appliance.server.auth import require_token
+from appliance.server.manage import DeploymentController
+from appliance.server.oip import OipController
+from appliance.server.predict import PredictController
+from appliance.services import Services
+from appliance.serving.service import Serving
+
+log = logging.getLogger("appliance.server")
+
+
+def create_app(services: Services, restore: bool = True) -> Litestar:
+    """The app over `services`; `restore` loads the recorded deployments in the background."""
+    serving = Serving(services)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if restore:
+            # Loading models is blocking work: on its own thread, while /v2/health/ready says 503.
+            serving.restoring = True
+            threading.Thread(target=_restore, args=(serving,), name="restore", daemon=True).start()
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(serving.close)
+
+    return Litestar(
+        route_handlers=[PredictController, OipController, DeploymentController],
+        lifespan=[lifespan],
+        guards=[require_token],
+        state=State({"services": services, "serving": serving, "settings": services.settings}),
+        request_max_body_size=services.settings.max_body_bytes,
+        exception_handlers={
+            ApplianceError: _appliance_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+        openapi_config=OpenAPIConfig(title="appliance", version=__version__, path="/schema"),
+        logging_config=None,
+    )
+
+
+def _restore(serving: Serving) -> None:
+    for error in serving.restore():
+        log.error("could not restore deployment %s", error)
+
+
+def _appliance_error(request: Request, exc: ApplianceError) -> Response:
+    headers = {"Retry-After": "2"} if exc.http_status == 503 else None
+    return Response({"error": str(exc)}, status_code=exc.http_status, headers=headers)
+
+
+def _http_error(request: Request, exc: HTTPException) -> Response:
+    if exc.status_code >= 500:
+        log.error("error answering %s %s: %s", request.method, request.url.path, exc.detail)
+        return Response({"error": "internal server error"}, status_code=exc.status_code)
+    detail = exc.detail
+    if exc.status_code == 413:
+        limit = request.app.state.settings.max_body_bytes
+        detail = f"the request body is larger than the {limit:,}-byte limit (max_body_bytes)"
+    return Response({"error": detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def _internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("error answering %s %s", request.method, request.url.path, exc_info=exc)
+    return Response({"error": "internal server error"}, status_code=500)

@@ -1,0 +1,38 @@
+"""`POST /v1/endpoints/{name}/predict`: a description for one image, or for a batch."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from litestar import Controller, Request, post
+from litestar.params import FromPath
+
+from appliance.server.inputs import read_predict_request
+from appliance.serving.service import PredictionResult, Serving
+
+AnyRequest = Request[Any, Any, Any]
+
+
+class PredictController(Controller):
+    path = "/v1/endpoints"
+    tags = ["predict"]
+
+    @post("/{name:str}/predict", opt={"predict": True}, status_code=200)
+    async def predict(self, request: AnyRequest, name: FromPath[str]) -> dict[str, Any]:
+        """Describe a product photo. Send it as multipart `image`, raw `image/*` bytes, or
+        base64 JSON; `keywords` (optional) condition the description. Several images (multipart
+        or JSON `instances`) answer `{"predictions": [...]}`."""
+        serving: Serving = request.app.state.serving
+        max_pixels = request.app.state.settings.max_image_pixels
+        parsed = await read_predict_request(request, max_pixels)
+        results = await serving.predict(name, parsed.inputs)
+        if parsed.batch:
+            return {"predictions": [_public(r) for r in results]}
+        return _public(results[0])
+
+
+def _public(result: PredictionResult) -> dict[str, Any]:
+    data = asdict(result)
+    data.pop("features")
+    return data

@@ -1,0 +1,1 @@
+"""Serving: model runtimes, dynamic batching, the model pool with hot swap, and deployments."""

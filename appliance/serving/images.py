@@ -1,0 +1,56 @@
+"""Turning request bytes into a model-ready RGB image, or a clear 4xx: not an image (415),
+truncated or corrupt (422), over the pixel limit (413). EXIF rotation is applied, animated images
+give their first frame, and every mode (CMYK, palette, 16-bit, alpha) becomes RGB."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from appliance.errors import TooLarge, Unprocessable, UnsupportedMedia
+
+
+def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+    if not data:
+        raise UnsupportedMedia("the image is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image: Image.Image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise TooLarge(
+                    f"the image is {width}×{height} pixels, over the {max_pixels:,}-pixel limit"
+                )
+            image.load()
+            image = ImageOps.exif_transpose(image) or image
+            return _to_rgb(image)
+    except UnidentifiedImageError:
+        raise UnsupportedMedia(
+            "the bytes are not an image format this server reads (send PNG, JPEG, WebP, GIF, "
+            "BMP or TIFF)"
+        ) from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise TooLarge(
+            f"the image is too large to decode safely (over the {max_pixels:,}-pixel limit)"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise Unprocessable(
+            f"the image could not be decoded: it is truncated or corrupt ({exc})"
+        ) from None
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit greyscale: scale to 8 bits before the conversion clips it to white.
+        image = image.point(lambda v: v / 256).convert("L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        rgba = image.convert("RGBA")
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")

@@ -1,0 +1,113 @@
+"""The live models: one runtime and one batcher per endpoint. A deploy loads and warms the new
+runtime beside the old one, swaps the reference in one assignment, then drains and unloads the
+old one, so requests in flight finish on the model they started on and none fail."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.errors import ApplianceError, NotFound
+from appliance.serving.batcher import Batcher, BatcherClosed, BatchTiming
+from appliance.serving.deployments import DeployOptions
+from appliance.serving.runtime import ModelRuntime, PredictInput, Prediction
+
+Key = tuple[str, str]  # (workspace, endpoint)
+RuntimeFactory = Callable[[dict[str, Any], DeployOptions], ModelRuntime]
+
+
+class ModelLoading(ApplianceError):
+    """The endpoint's first model is still loading: try again shortly."""
+
+    http_status = 503
+
+
+@dataclass
+class LiveModel:
+    workspace: str
+    endpoint: str
+    version: dict[str, Any]
+    options: DeployOptions
+    runtime: ModelRuntime
+    batcher: Batcher[PredictInput, Prediction]
+    loaded_at: float = field(default_factory=time.time)
+
+
+class ModelPool:
+    def __init__(self, make_runtime: RuntimeFactory, warmup: Callable[[ModelRuntime], None]):
+        self._make_runtime = make_runtime
+        self._warmup = warmup
+        self._live: dict[Key, LiveModel] = {}
+        self._loading: set[Key] = set()
+        self._deploy_locks: dict[Key, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, workspace: str, endpoint: str) -> LiveModel:
+        live = self._live.get((workspace, endpoint))
+        if live is not None:
+            return live
+        if (workspace, endpoint) in self._loading:
+            raise ModelLoading(f"endpoint '{endpoint}' is loading its model; retry shortly")
+        raise NotFound(f"no endpoint '{endpoint}' is deployed in workspace '{workspace}'")
+
+    def submit(
+        self, workspace: str, endpoint: str, item: PredictInput
+    ) -> tuple[LiveModel, Future[tuple[Prediction, BatchTiming]]]:
+        """Queue `item` on the endpoint's current model. A swap can retire the model between
+        looking it up and queueing on it; then the lookup is simply done again."""
+        for _ in range(3):
+            live = self.get(workspace, endpoint)
+            try:
+                return live, live.batcher.submit(item)
+            except BatcherClosed:
+                continue
+        raise ModelLoading(f"endpoint '{endpoint}' is switching models; retry shortly")
+
+    def live(self) -> list[LiveModel]:
+        return list(self._live.values())
+
+    def deploy(
+        self, workspace: str, endpoint: str, version: dict[str, Any], options: DeployOptions
+    ) -> LiveModel:
+        """Blocking: load + warm the new model, swap it in, retire the old one."""
+        key = (workspace, endpoint)
+        with self._guard:
+            lock = self._deploy_locks.setdefault(key, threading.Lock())
+        with lock:  # one deploy per endpoint at a time; other endpoints go on
+            self._loading.add(key)
+            try:
+                runtime = self._make_runtime(version, options)
+                runtime.load()
+                self._warmup(runtime)
+            except BaseException:
+                self._loading.discard(key)
+                raise
+            batcher: Batcher[PredictInput, Prediction] = Batcher(
+                runtime.predict, options.max_batch_size, options.max_batch_wait_ms,
+                name=f"infer-{endpoint}",
+            )  # fmt: skip
+            new = LiveModel(workspace, endpoint, version, options, runtime, batcher)
+            old = self._live.get(key)
+            self._live[key] = new  # the switch: one reference assignment
+            self._loading.discard(key)
+        if old is not None:
+            _retire(old)
+        return new
+
+    def undeploy(self, workspace: str, endpoint: str) -> None:
+        old = self._live.pop((workspace, endpoint), None)
+        if old is not None:
+            _retire(old)
+
+    def close(self) -> None:
+        for key in list(self._live):
+            self.undeploy(*key)
+
+
+def _retire(old: LiveModel) -> None:
+    old.batcher.close()  # answers everything already queued on the old model
+    old.runtime.unload()

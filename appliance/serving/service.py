@@ -1,0 +1,198 @@
+"""Serving as one service: deploy, roll back and restore endpoints (records + live pool), and
+answer predictions with their id, latency split and warnings."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from appliance.errors import ApplianceError, Conflict, NotFound
+from appliance.models.promotion import recipe_of
+from appliance.services import Services
+from appliance.serving.deployments import DeployOptions
+from appliance.serving.pool import ModelPool
+from appliance.serving.runtime import ModelRuntime, PredictInput, RecipeRuntime
+
+WARMUP_SIZE = 64
+
+
+@dataclass
+class PredictionResult:
+    id: str
+    endpoint: str
+    model: str
+    version: int
+    description: str
+    confidence: float
+    warnings: list[str]
+    latency_ms: float
+    queue_ms: float
+    inference_ms: float
+    batch_size: int
+    features: dict[str, float] = field(default_factory=dict)
+
+
+class Serving:
+    def __init__(self, services: Services):
+        self.services = services
+        self.pool = ModelPool(self._make_runtime, _warmup)
+        self.restoring = False
+
+    # -- deployments -------------------------------------------------------------------------
+
+    def deploy(
+        self, workspace: str, endpoint: str, model_ref: str, options: DeployOptions,
+        kind: str = "deployed",
+    ) -> dict[str, Any]:  # fmt: skip
+        """Blocking: load and warm `model_ref`, switch `endpoint` to it, record the event."""
+        version = self.services.models.get(workspace, model_ref)
+        self._check_endpoint_free(workspace, endpoint)
+        try:
+            self.pool.deploy(workspace, endpoint, version, options)
+        except ApplianceError as exc:
+            self.services.deployments.record_failure(workspace, endpoint, version, str(exc))
+            raise
+        except Exception as exc:
+            message = f"loading {version['name']}@{version['version']} failed: {exc}"
+            self.services.deployments.record_failure(workspace, endpoint, version, message)
+            raise ApplianceError(message) from exc
+        return self.services.deployments.record(workspace, endpoint, version, options, kind)
+
+    def rollback(self, workspace: str, endpoint: str) -> dict[str, Any]:
+        deployment = self.services.deployments.get(workspace, endpoint)
+        previous_id = self.services.deployments.previous_version_id(workspace, endpoint)
+        previous = self.services.registry.query(
+            "SELECT m.name, v.version FROM model_versions v JOIN models m ON m.id = v.model_id"
+            " WHERE v.id = ?",
+            (previous_id,),
+        )[0]
+        options = _options_of(deployment)
+        ref = f"{previous['name']}@{previous['version']}"
+        return self.deploy(workspace, endpoint, ref, options, kind="rolled_back")
+
+    def restore(self) -> list[str]:
+        """Load every recorded deployment (at server start); returns the errors, if any."""
+        errors = []
+        self.restoring = True
+        try:
+            for row in self.services.deployments.list():
+                if error := self._restore_one(row):
+                    errors.append(error)
+        finally:
+            self.restoring = False
+        return errors
+
+    def _restore_one(self, row: dict[str, Any]) -> str | None:
+        ref = f"{row['model']}@{row['version']}"
+        try:
+            version = self.services.models.get(row["workspace"], ref)
+            self.pool.deploy(row["workspace"], row["endpoint"], version, _options_of(row))
+        except Exception as exc:
+            return f"{row['endpoint']}: {exc}"
+        return None
+
+    def _check_endpoint_free(self, workspace: str, endpoint: str) -> None:
+        # Endpoint names are unique across workspaces: /v1/endpoints/{name} names one model.
+        for row in self.services.deployments.list():
+            if row["endpoint"] == endpoint and row["workspace"] != workspace:
+                raise Conflict(
+                    f"endpoint '{endpoint}' already serves workspace '{row['workspace']}'; "
+                    "endpoint names are unique on a server"
+                )
+
+    def _make_runtime(self, version: dict[str, Any], options: DeployOptions) -> ModelRuntime:
+        spec = recipe_of(self.services, version["workspace"], version, None)
+        return RecipeRuntime(spec, self.services.models.folder(version), options)
+
+    # -- predictions -------------------------------------------------------------------------
+
+    def find_endpoint(self, endpoint: str) -> str:
+        """The workspace serving `endpoint` (names are unique on a server)."""
+        for live in self.pool.live():
+            if live.endpoint == endpoint:
+                return live.workspace
+        for row in self.services.deployments.list():
+            if row["endpoint"] == endpoint:
+                return str(row["workspace"])
+        raise NotFound(f"no endpoint '{endpoint}' is deployed")
+
+    async def predict(
+        self, endpoint: str, inputs: Sequence[PredictInput]
+    ) -> list[PredictionResult]:
+        workspace = self.find_endpoint(endpoint)
+        started = time.perf_counter()
+        submitted = [self.pool.submit(workspace, endpoint, item) for item in inputs]
+        answers = await asyncio.gather(*(asyncio.wrap_future(f) for _, f in submitted))
+        total_ms = (time.perf_counter() - started) * 1000
+        settings = self.services.settings
+        results = []
+        for (live, _), item, (prediction, timing) in zip(submitted, inputs, answers, strict=True):
+            features = image_features(item.image)
+            warnings = []
+            dark = features["brightness_p99"] < settings.low_light_brightness
+            if dark and prediction.confidence < settings.low_light_confidence:
+                warnings.append("low_light")
+            results.append(
+                PredictionResult(
+                    id=uuid.uuid4().hex,
+                    endpoint=endpoint,
+                    model=live.version["name"],
+                    version=live.version["version"],
+                    description=prediction.text,
+                    confidence=round(prediction.confidence, 4),
+                    warnings=warnings,
+                    latency_ms=round(total_ms, 3),
+                    queue_ms=round(timing.queue_ms, 3),
+                    inference_ms=round(timing.inference_ms, 3),
+                    batch_size=timing.batch_size,
+                    features=features,
+                )
+            )
+        return results
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def image_features(image: Image.Image) -> dict[str, float]:
+    """Cheap input features: size, brightness (mean and 99th percentile of luminance), contrast."""
+    from PIL import ImageStat
+
+    grey = image.convert("L")
+    grey.thumbnail((128, 128))
+    histogram = grey.histogram()
+    total = sum(histogram)
+    running, p99 = 0, 255
+    for value, count in enumerate(histogram):
+        running += count
+        if running >= 0.99 * total:
+            p99 = value
+            break
+    stat = ImageStat.Stat(grey)
+    return {
+        "width": float(image.width),
+        "height": float(image.height),
+        "brightness": round(stat.mean[0], 2),
+        "brightness_p99": float(p99),
+        "contrast": round(stat.stddev[0], 2),
+    }
+
+
+def _options_of(row: dict[str, Any]) -> DeployOptions:
+    return DeployOptions(
+        quantization=row["quantization"],
+        device=row["device"],
+        max_batch_size=row["max_batch_size"],
+        max_batch_wait_ms=row["max_batch_wait_ms"],
+    )
+
+
+def _warmup(runtime: ModelRuntime) -> None:
+    """One forward pass before taking traffic, so the first request pays no lazy set-up."""
+    runtime.predict([PredictInput(Image.new("RGB", (WARMUP_SIZE, WARMUP_SIZE), "white"))])
