@@ -20,9 +20,9 @@ from serving_harness import running_server, wait_ready
 
 from appliance.datasets.synthetic import ProductAttributes, darken, generate, render
 from appliance.runs.launcher import start_run, wait_run
+from appliance.services import Services
 from appliance.serving.deployments import DeployOptions
 from appliance.serving.service import Serving
-from appliance.services import Services
 
 COLOUR = Path(__file__).parent / "recipes" / "colour"
 
