@@ -15,9 +15,11 @@ from appliance import __version__
 from appliance.cli.context import CliState
 from appliance.cli.dataset import dataset
 from appliance.cli.demo import demo
+from appliance.cli.deploy import deploy
 from appliance.cli.model import model
 from appliance.cli.recipe import new, recipe
 from appliance.cli.run import run
+from appliance.cli.serve import serve
 from appliance.cli.settings import settings
 from appliance.cli.workspace import workspace
 from appliance.errors import ApplianceError
@@ -60,7 +62,7 @@ def cli(ctx: click.Context, home: Path | None) -> None:
     ctx.call_on_close(state.close)
 
 
-for command in (workspace, dataset, recipe, run, model, new, settings, demo):
+for command in (workspace, dataset, recipe, run, model, deploy, serve, new, settings, demo):
     cli.add_command(command)
 
 

@@ -1,0 +1,146 @@
+"""`appliance deploy …`: through the running server when there is one (a hot swap), otherwise
+loaded and checked here and recorded, for the server to load when it starts."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import click
+
+from appliance.cli.context import json_option, services
+from appliance.cli.output import emit_json, emit_table
+from appliance.errors import ApplianceError
+from appliance.serving.deployments import DEVICES, QUANTIZATIONS
+
+
+class DefaultGroup(click.Group):
+    """A group whose arguments go to its default command unless they name a subcommand:
+    `deploy WS ENDPOINT MODEL` and `deploy rollback WS ENDPOINT` both read naturally."""
+
+    default_command = "create"
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = [self.default_command, *args]
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=DefaultGroup)
+def deploy() -> None:
+    """Serve a model version at an endpoint, roll back, or list deployments.
+
+    \b
+    appliance deploy WS ENDPOINT MODEL@ALIAS|VERSION [options]
+    appliance deploy rollback WS ENDPOINT
+    appliance deploy list WS
+    """
+
+
+@deploy.command("create", hidden=True)
+@click.argument("workspace")
+@click.argument("endpoint")
+@click.argument("model", metavar="MODEL@ALIAS|VERSION")
+@click.option("--quantization", type=click.Choice(QUANTIZATIONS), default="none", show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option("--max-batch-size", type=int, default=8, show_default=True)
+@click.option("--max-batch-wait-ms", type=int, default=5, show_default=True)
+@json_option
+def create(
+    workspace: str, endpoint: str, model: str, quantization: str, device: str,
+    max_batch_size: int, max_batch_wait_ms: int, as_json: bool,
+) -> None:  # fmt: skip
+    """Deploy MODEL at ENDPOINT: loaded and warmed beside the serving one, then switched."""
+    from appliance.serving.deployments import DeployOptions
+
+    options = DeployOptions(quantization, device, max_batch_size, max_batch_wait_ms)
+    body = {"workspace": workspace, "endpoint": endpoint, "model": model, **vars(options)}
+    row = _via_server("POST", "/v1/deployments", body)
+    where = "the running server switched to it"
+    if row is None:
+        from appliance.serving.service import Serving
+
+        serving = Serving(services())
+        try:
+            serving.deploy(workspace, endpoint, model, options)
+        finally:
+            serving.close()
+        row = _row(workspace, endpoint)
+        where = "loaded and checked here; `appliance serve` will serve it"
+    _report(row, as_json, where)
+
+
+@deploy.command()
+@click.argument("workspace")
+@click.argument("endpoint")
+@json_option
+def rollback(workspace: str, endpoint: str, as_json: bool) -> None:
+    """Return ENDPOINT to the version it served before."""
+    row = _via_server("POST", f"/v1/deployments/{endpoint}/rollback", {"workspace": workspace})
+    where = "the running server switched back"
+    if row is None:
+        from appliance.serving.service import Serving
+
+        serving = Serving(services())
+        try:
+            serving.rollback(workspace, endpoint)
+        finally:
+            serving.close()
+        row = _row(workspace, endpoint)
+        where = "recorded; `appliance serve` will serve it"
+    _report(row, as_json, where)
+
+
+@deploy.command("list")
+@click.argument("workspace")
+@json_option
+def list_(workspace: str, as_json: bool) -> None:
+    """List the endpoints of WORKSPACE with the version each serves."""
+    rows = services().deployments.list(workspace)
+    if as_json:
+        emit_json(rows)
+    else:
+        columns = ("endpoint", "model", "version", "quantization", "device", "max_batch_size")
+        emit_table(rows, (*columns, "updated_at"))
+
+
+def _row(workspace: str, endpoint: str) -> dict[str, Any]:
+    return next(r for r in services().deployments.list(workspace) if r["endpoint"] == endpoint)
+
+
+def _report(row: dict[str, Any], as_json: bool, where: str) -> None:
+    if as_json:
+        emit_json(row)
+    else:
+        click.echo(
+            f"{row['endpoint']} → {row['model']}@{row['version']} "
+            f"({row['quantization']}, {row['device']}): {where}"
+        )
+
+
+def _via_server(method: str, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """Send the change to the running server; None when no server answers."""
+    settings = services().settings
+    base = f"http://{settings.host}:{settings.port}"
+    try:
+        urllib.request.urlopen(f"{base}/v2/health/live", timeout=0.5).close()
+    except (urllib.error.URLError, OSError):
+        return None
+    request = urllib.request.Request(
+        base + path, data=json.dumps(body).encode(), method=method,
+        headers={"content-type": "application/json",
+                 **({"authorization": f"Bearer {settings.token}"} if settings.token else {})},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return dict(json.loads(response.read()))
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error", exc.reason)
+        except ValueError:
+            message = exc.reason
+        raise ApplianceError(f"the server refused: {message}") from None

@@ -1,0 +1,42 @@
+"""`appliance serve`"""
+
+from __future__ import annotations
+
+import click
+
+from appliance.cli.context import CliState
+
+
+@click.command()
+@click.option("--host", help="Address to listen on [setting host, default 127.0.0.1].")
+@click.option("--port", type=int, help="Port to listen on [setting port, default 8765].")
+@click.option("--token", help="Bearer token for write endpoints [setting token].")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))  # fmt: skip
+@click.pass_context
+def serve(
+    ctx: click.Context, host: str | None, port: int | None, token: str | None, log_level: str
+) -> None:
+    """Run the HTTP server (predictions, OIP v2, management) without the TUI, e.g. under systemd.
+
+    Recorded deployments are loaded at start; /v2/health/ready answers 503 until they are.
+    Listening beyond loopback requires a token.
+    """
+    import uvicorn
+
+    from appliance.server.app import create_app
+    from appliance.server.auth import check_listen_address
+
+    state = ctx.find_object(CliState)
+    assert state is not None
+    state.overrides.update(
+        {k: v for k, v in (("host", host), ("port", port), ("token", token)) if v}
+    )
+    services = state.services()
+    settings = services.settings
+    check_listen_address(settings)
+    click.echo(f"serving {settings.home} on http://{settings.host}:{settings.port}", err=True)
+    uvicorn.run(
+        create_app(services), host=settings.host, port=settings.port, log_level=log_level,
+        timeout_graceful_shutdown=30,
+    )  # fmt: skip

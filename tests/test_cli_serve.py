@@ -1,0 +1,85 @@
+"""`appliance serve` as a real process, and `appliance deploy` both with and without it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from serving_harness import free_port
+
+from appliance.cli import cli
+from appliance.datasets.synthetic import generate
+from appliance.runs.launcher import start_run, wait_run
+from appliance.services import Services
+
+COLOUR = Path(__file__).parent / "recipes" / "colour"
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def trained(isolated_home: Path, tmp_path: Path) -> Path:
+    with Services.open(home=isolated_home) as services:
+        services.workspaces.create("ads")
+        services.datasets.add("ads", "photos", generate(tmp_path / "p", count=60, seed=1).path)
+        services.recipes.add("ads", COLOUR)
+        for rank in ("0", "1"):
+            run = wait_run(services, start_run(services, "ads", "colour", "photos", {"rank": rank}))
+            assert run["status"] == "succeeded"
+    return isolated_home
+
+
+def test_refuses_to_listen_beyond_loopback_without_a_token() -> None:
+    code, _, err = invoke("serve", "--host", "0.0.0.0")
+    assert code == 1 and "needs a token" in err
+
+
+def test_deploy_without_a_server_then_serve_then_hot_swap(trained: Path) -> None:
+    code, out, err = invoke("deploy", "ads", "captions", "colour@1")
+    assert code == 0, err
+    assert "captions → colour@1 (none, auto): loaded and checked here" in out
+    code, _, err = invoke("deploy", "ads", "captions", "colour@1", "--quantization", "nf4")
+    assert code == 1 and "cannot quantize" in err
+    port = free_port()
+    env = {**os.environ, "APPLIANCE_HOME": str(trained), "APPLIANCE_PORT": str(port)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "serve", "--log-level", "warning"],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/v2/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.time() < deadline and server.poll() is None, "the server did not start"
+            time.sleep(0.1)
+        models = httpx.get(f"{base}/v2/models/captions").json()
+        assert models["versions"] == ["1"]
+        code, out, err = invoke("deploy", "ads", "captions", "colour@2", env={"APPLIANCE_PORT": str(port)})
+        assert code == 0, err
+        assert "the running server switched to it" in out
+        assert httpx.get(f"{base}/v2/models/captions").json()["versions"] == ["2"]
+        code, out, _ = invoke("deploy", "rollback", "ads", "captions", env={"APPLIANCE_PORT": str(port)})
+        assert code == 0 and "colour@1" in out
+        code, out, _ = invoke("deploy", "list", "ads", "--json")
+        assert json.loads(out)[0]["version"] == 1
+    finally:
+        server.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal it caught (systemd: clean).
+        assert server.wait(30) in (0, -signal.SIGTERM)
+        assert server.stderr is not None and "Traceback" not in server.stderr.read()
