@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.errors import Conflict, InvalidInput
+from appliance.errors import Conflict
 from appliance.events import record_event
+from appliance.models.lineage import dataset_of, recipe_of
 from appliance.recipes.catalog import load_module
 from appliance.recipes.context import EvalContext
 from appliance.recipes.spec import RecipeSpec
@@ -62,7 +63,7 @@ def promote(
             candidate, None, metric, candidate["metrics"].get(metric), None, "-", 0, force
         )
     else:
-        version = _dataset_of(services, workspace, candidate, dataset)
+        version = dataset_of(services, workspace, candidate, dataset)
         dataset_dir = services.datasets.materialize(version)
         _, held_out = split_rows(services.datasets.rows(version))
         label = f"{version['name']}@{version['version']}"
@@ -97,32 +98,6 @@ def evaluate_version(
     module = load_module(spec)
     folder = services.models.folder(version)
     return dict(module.evaluate(EvalContext(folder, dataset_dir, rows, params={})))
-
-
-def recipe_of(
-    services: Services, workspace: str, version: dict[str, Any], recipe: str | None
-) -> RecipeSpec:
-    if recipe is None and version["run_id"]:
-        recipe = services.runs.get(version["run_id"])["recipe"] or None
-    if recipe is None:
-        raise InvalidInput(
-            f"{version['name']}@{version['version']} was not trained by a recipe run; "
-            "give --recipe to say which recipe evaluates it"
-        )
-    return services.recipes.get(workspace, recipe)
-
-
-def _dataset_of(
-    services: Services, workspace: str, version: dict[str, Any], dataset: str | None
-) -> dict[str, Any]:
-    if dataset is not None:
-        return services.datasets.get(workspace, dataset)
-    if not version["dataset_digest"]:
-        raise InvalidInput(
-            f"{version['name']}@{version['version']} has no dataset lineage; "
-            "give --dataset NAME@VERSION to evaluate on"
-        )
-    return services.datasets.by_digest(version["dataset_id"], version["dataset_digest"])
 
 
 def _record(services: Services, workspace: str, kind: str, alias: str, result: GateResult) -> None:

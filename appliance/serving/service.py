@@ -13,7 +13,7 @@ from typing import Any
 from PIL import Image
 
 from appliance.errors import ApplianceError, Conflict, NotFound
-from appliance.models.promotion import recipe_of
+from appliance.models.lineage import recipe_of
 from appliance.services import Services
 from appliance.serving.deployments import DeployOptions
 from appliance.serving.pool import ModelPool

@@ -1,0 +1,36 @@
+"""What a model version's lineage says about it: the recipe that trained (and so evaluates and
+serves) it, and the dataset version it was trained on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from appliance.errors import InvalidInput
+from appliance.recipes.spec import RecipeSpec
+from appliance.services import Services
+
+
+def recipe_of(
+    services: Services, workspace: str, version: dict[str, Any], recipe: str | None
+) -> RecipeSpec:
+    if recipe is None and version["run_id"]:
+        recipe = services.runs.get(version["run_id"])["recipe"] or None
+    if recipe is None:
+        raise InvalidInput(
+            f"{version['name']}@{version['version']} was not trained by a recipe run; "
+            "give --recipe to say which recipe evaluates it"
+        )
+    return services.recipes.get(workspace, recipe)
+
+
+def dataset_of(
+    services: Services, workspace: str, version: dict[str, Any], dataset: str | None
+) -> dict[str, Any]:
+    if dataset is not None:
+        return services.datasets.get(workspace, dataset)
+    if not version["dataset_digest"]:
+        raise InvalidInput(
+            f"{version['name']}@{version['version']} has no dataset lineage; "
+            "give --dataset NAME@VERSION to evaluate on"
+        )
+    return services.datasets.by_digest(version["dataset_id"], version["dataset_digest"])
