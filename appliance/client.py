@@ -125,7 +125,11 @@ class ActiveRun:
         return self._runs.log_artifact(self.id, Path(path), name)
 
     def register_model(
-        self, folder: str | Path, name: str, metrics: dict[str, float] | None = None
+        self,
+        folder: str | Path,
+        name: str,
+        metrics: dict[str, float] | None = None,
+        recipe: str | None = None,
     ) -> ModelVersion:
         """Register `folder` as the next version of `name`, with this run as its lineage.
         Metrics default to the latest value of each metric the run logged."""
@@ -139,6 +143,7 @@ class ActiveRun:
             dataset_id=run["dataset_id"],
             dataset_digest=run["dataset_digest"],
             parent_version_id=run["parent_model_version_id"],
+            recipe=recipe or run["recipe"] or None,
         )
         return ModelVersion(self.workspace, row)
 

@@ -89,3 +89,25 @@ def test_two_processes_write_at_once(tmp_path: Path) -> None:
         (count,) = services.registry.db.execute("SELECT count(*) FROM run_metrics").fetchone()
         assert count == 120 * 25
         assert services.registry.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_migration_0003_backfills_the_recipe_of_existing_versions(tmp_path: Path) -> None:
+    import sqlite_utils
+
+    path = tmp_path / "registry.db"
+    old = sqlite_utils.Database(path)
+    MIGRATIONS.apply(old, stop_before="0003_model_version_recipe")
+    old.execute("INSERT INTO workspaces VALUES ('w', 'ws', '', 'now')")
+    old.execute(
+        "INSERT INTO runs (id, workspace_id, recipe, status, created_at)"
+        " VALUES ('r', 'w', 'captioner', 'succeeded', 'now')"
+    )
+    old.execute("INSERT INTO models VALUES ('m', 'w', 'cap', '', 'now')")
+    old.execute(
+        "INSERT INTO model_versions (id, model_id, version, path, digest, size, run_id, created_at)"
+        " VALUES ('v', 'm', 1, 'models/v', 'd', 1, 'r', 'now')"
+    )
+    old.conn.commit()
+    old.close()
+    with Registry(path) as registry:
+        assert registry.query("SELECT recipe FROM model_versions") == [{"recipe": "captioner"}]

@@ -13,12 +13,13 @@ from appliance.services import Services
 def recipe_of(
     services: Services, workspace: str, version: dict[str, Any], recipe: str | None
 ) -> RecipeSpec:
-    if recipe is None and version["run_id"]:
-        recipe = services.runs.get(version["run_id"])["recipe"] or None
+    """The recipe given, else the one recorded with the version (its run's, or named when it
+    was registered by hand)."""
+    recipe = recipe or version.get("recipe")
     if recipe is None:
         raise InvalidInput(
-            f"{version['name']}@{version['version']} was not trained by a recipe run; "
-            "give --recipe to say which recipe evaluates it"
+            f"{version['name']}@{version['version']} names no recipe; register it with "
+            "--recipe, or give --recipe to say which recipe evaluates and serves it"
         )
     return services.recipes.get(workspace, recipe)
 

@@ -41,6 +41,7 @@ class Models:
         dataset_digest: str | None = None,
         parent_version_id: str | None = None,
         description: str = "",
+        recipe: str | None = None,
     ) -> dict[str, Any]:
         """Copy `folder` in as the next immutable version of model `name`.
 
@@ -79,6 +80,7 @@ class Models:
                 "dataset_digest": dataset_digest,
                 "parent_version_id": parent_version_id,
                 "description": description,
+                "recipe": recipe,
                 "created_at": utcnow(),
             }
             db.table("model_versions").insert(row)

@@ -183,3 +183,14 @@ def _recipes_and_progress(db: sqlite_utils.Database) -> None:
         ALTER TABLE runs ADD COLUMN model_name TEXT;
         """,
     )
+
+
+@MIGRATIONS(name="0003_model_version_recipe")
+def _model_version_recipe(db: sqlite_utils.Database) -> None:
+    # The recipe whose evaluate() and load() understand this version's folder. Versions from
+    # recipe runs get their run's recipe; hand-registered ones may name it.
+    db.execute("ALTER TABLE model_versions ADD COLUMN recipe TEXT")
+    db.execute(
+        "UPDATE model_versions SET recipe = (SELECT r.recipe FROM runs r WHERE r.id = run_id)"
+        " WHERE run_id IS NOT NULL"
+    )

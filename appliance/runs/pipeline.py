@@ -109,6 +109,7 @@ def execute(services: Services, run: dict[str, Any]) -> dict[str, Any]:
             dataset_id=run["dataset_id"],
             dataset_digest=run["dataset_digest"],
             parent_version_id=run["parent_model_version_id"],
+            recipe=spec.name,
         )
         reporter.log(f"registered {version_row['name']}@{version_row['version']}")
         return version_row
