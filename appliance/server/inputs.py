@@ -14,7 +14,7 @@ from litestar import Request
 from litestar.datastructures import UploadFile
 
 from appliance.errors import InvalidInput, UnsupportedMedia
-from appliance.serving.images import decode_image
+from appliance.serving.images import decode_image, image_features
 from appliance.serving.runtime import PredictInput
 
 AnyRequest = Request[Any, Any, Any]
@@ -56,7 +56,8 @@ def _decode_all(raw: list[tuple[bytes, str | None]], max_pixels: int) -> list[Pr
     decoded = []
     for index, (data, keywords) in enumerate(raw):
         try:
-            decoded.append(PredictInput(decode_image(data, max_pixels), _clean(keywords)))
+            image = decode_image(data, max_pixels)
+            decoded.append(PredictInput(image, _clean(keywords), image_features(image)))
         except InvalidInput as exc:
             raise type(exc)(f"image {index}: {exc}") if len(raw) > 1 else exc from None
     return decoded

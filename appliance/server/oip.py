@@ -16,7 +16,7 @@ from litestar.params import FromPath
 from appliance import __version__
 from appliance.errors import InvalidInput, NotFound
 from appliance.server.inputs import MAX_BATCH, decode_base64
-from appliance.serving.images import decode_image
+from appliance.serving.images import decode_image, image_features
 from appliance.serving.runtime import PredictInput
 from appliance.serving.service import Serving
 
@@ -101,13 +101,12 @@ class OipController(Controller):
         max_pixels = request.app.state.settings.max_image_pixels
 
         def decode() -> list[PredictInput]:
-            return [
-                PredictInput(
-                    decode_image(data, max_pixels),
-                    keywords[i].decode() if i < len(keywords) and keywords[i] else None,
-                )
-                for i, data in enumerate(images)
-            ]
+            inputs = []
+            for i, data in enumerate(images):
+                image = decode_image(data, max_pixels)
+                words = keywords[i].decode() if i < len(keywords) and keywords[i] else None
+                inputs.append(PredictInput(image, words, image_features(image)))
+            return inputs
 
         inputs = await anyio.to_thread.run_sync(decode)
         serving: Serving = request.app.state.serving

@@ -54,6 +54,7 @@ class Batcher(Generic[In, Out]):
         self._lock = threading.Lock()
         self.batches = 0
         self.requests = 0
+        self._last_batch_size = 0
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
@@ -86,15 +87,17 @@ class Batcher(Generic[In, Out]):
             if first is None:
                 break
             batch = [first]
-            deadline = time.perf_counter() + self.max_batch_wait
+            # Wait for company only while traffic is batching (the last batch had some, or more
+            # are queued): a lone request at low load runs at once instead of paying the wait.
+            busy = self._last_batch_size > 1 or not self._queue.empty()
+            deadline = time.perf_counter() + (self.max_batch_wait if busy else 0.0)
             while len(batch) < self.max_batch_size:
                 remaining = deadline - time.perf_counter()
                 try:
-                    nxt = (
-                        self._queue.get(timeout=remaining)
-                        if remaining > 0
-                        else (self._queue.get_nowait())
-                    )
+                    if remaining > 0:
+                        nxt = self._queue.get(timeout=remaining)
+                    else:
+                        nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:
@@ -130,6 +133,7 @@ class Batcher(Generic[In, Out]):
                 request.future.set_exception(exc)
             return
         finished = time.perf_counter()
+        self._last_batch_size = len(live)
         self.batches += 1
         self.requests += len(live)
         for request, output in zip(live, outputs, strict=True):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import warnings
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageStat, UnidentifiedImageError
 
 from appliance.errors import TooLarge, Unprocessable, UnsupportedMedia
 
@@ -54,3 +54,25 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     return image.convert("RGB")
+
+
+def image_features(image: Image.Image) -> dict[str, float]:
+    """Cheap input features: size, brightness (mean and 99th percentile of luminance), contrast."""
+    grey = image.convert("L")
+    grey.thumbnail((128, 128))
+    histogram = grey.histogram()
+    total = sum(histogram)
+    running, p99 = 0, 255
+    for value, count in enumerate(histogram):
+        running += count
+        if running >= 0.99 * total:
+            p99 = value
+            break
+    stat = ImageStat.Stat(grey)
+    return {
+        "width": float(image.width),
+        "height": float(image.height),
+        "brightness": round(stat.mean[0], 2),
+        "brightness_p99": float(p99),
+        "contrast": round(stat.stddev[0], 2),
+    }

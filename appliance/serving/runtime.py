@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,6 +19,8 @@ from appliance.serving.deployments import DeployOptions
 class PredictInput:
     image: Any  # a decoded RGB PIL image
     keywords: str | None = None
+    features: dict[str, float] = field(default_factory=dict)
+    """Cheap input features (size, brightness, contrast), computed where the image is decoded."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from appliance.errors import ApplianceError, Conflict, NotFound
 from appliance.models.lineage import recipe_of
 from appliance.services import Services
 from appliance.serving.deployments import DeployOptions
+from appliance.serving.images import image_features
 from appliance.serving.pool import ModelPool
 from appliance.serving.runtime import ModelRuntime, PredictInput, RecipeRuntime
 
@@ -133,7 +134,7 @@ class Serving:
         settings = self.services.settings
         results = []
         for (live, _), item, (prediction, timing) in zip(submitted, inputs, answers, strict=True):
-            features = image_features(item.image)
+            features = item.features or image_features(item.image)
             warnings = []
             dark = features["brightness_p99"] < settings.low_light_brightness
             if dark and prediction.confidence < settings.low_light_confidence:
@@ -158,30 +159,6 @@ class Serving:
 
     def close(self) -> None:
         self.pool.close()
-
-
-def image_features(image: Image.Image) -> dict[str, float]:
-    """Cheap input features: size, brightness (mean and 99th percentile of luminance), contrast."""
-    from PIL import ImageStat
-
-    grey = image.convert("L")
-    grey.thumbnail((128, 128))
-    histogram = grey.histogram()
-    total = sum(histogram)
-    running, p99 = 0, 255
-    for value, count in enumerate(histogram):
-        running += count
-        if running >= 0.99 * total:
-            p99 = value
-            break
-    stat = ImageStat.Stat(grey)
-    return {
-        "width": float(image.width),
-        "height": float(image.height),
-        "brightness": round(stat.mean[0], 2),
-        "brightness_p99": float(p99),
-        "contrast": round(stat.stddev[0], 2),
-    }
 
 
 def _options_of(row: dict[str, Any]) -> DeployOptions:

@@ -1,0 +1,283 @@
+"""Serving benchmark: a model's offline throughput (batch 1 and 32, the limit) against the same
+model behind `appliance serve` at concurrency 1 and 32, and optionally behind `mlflow models serve`.
+
+Load comes from a separate process on loopback, bounded in requests and seconds. Usage:
+  python scripts/bench_serving.py --model-dir FOLDER [--recipe captioner] [--mlflow-python PY]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def images(count: int = 64) -> list[bytes]:
+    from appliance.datasets.synthetic import generate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = generate(Path(tmp) / "imgs", count=count, seed=11, low_light_fraction=0.2).path
+        return [p.read_bytes() for p in sorted(folder.glob("*.png"))]
+
+
+def offline(
+    model_dir: Path, recipe: str, quantization: str, data: list[bytes], seconds: float
+) -> dict[str, float]:
+    """The limit: the recipe's predictor called directly, no HTTP, no batcher."""
+    from PIL import Image
+
+    from appliance.recipes.catalog import builtin_recipes, load_module
+    from appliance.recipes.spec import read_recipe
+
+    spec = builtin_recipes().get(recipe) or read_recipe(Path(recipe))
+    predictor = load_module(spec).load(model_dir, device="cpu", quantization=quantization)
+    decoded = [Image.open(io.BytesIO(b)).convert("RGB") for b in data]
+    predictor.predict(decoded[:2])  # warm-up
+    out: dict[str, float] = {}
+    for batch in (1, 32):
+        done, latencies, start = 0, [], time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            chunk = [decoded[(done + i) % len(decoded)] for i in range(batch)]
+            t = time.perf_counter()
+            predictor.predict(chunk)
+            latencies.append((time.perf_counter() - t) * 1000)
+            done += batch
+        out[f"b{batch}_ips"] = done / (time.perf_counter() - start)
+        out[f"b{batch}_ms"] = statistics.median(latencies)
+    return out
+
+
+def _load(
+    url: str, kind: str, data: list[bytes], concurrency: int, requests: int, seconds: float
+) -> dict[str, Any]:
+    """Closed-loop load: `concurrency` keep-alive connections, each sending its next request as
+    soon as the last is answered. Plain http.client keeps the client's own overhead small."""
+    import base64
+    import http.client
+    import threading
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if kind == "appliance":
+        bodies = [(image, "image/png") for image in data]
+    else:
+        bodies = [
+            (
+                json.dumps(
+                    {
+                        "dataframe_split": {
+                            "columns": ["image"],
+                            "data": [[base64.b64encode(i).decode()]],
+                        }
+                    }
+                ).encode(),
+                "application/json",
+            )
+            for i in data
+        ]
+    latencies: list[float] = []
+    errors = [0]
+    counter = iter(range(requests))
+    lock = threading.Lock()
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        for _ in range(3):  # warm the connection and the model's path
+            body, ctype = bodies[0]
+            conn.request("POST", parts.path, body=body, headers={"content-type": ctype})
+            conn.getresponse().read()
+        while time.perf_counter() < deadline:
+            with lock:
+                n = next(counter, None)
+            if n is None:
+                break
+            body, ctype = bodies[n % len(bodies)]
+            t = time.perf_counter()
+            conn.request("POST", parts.path, body=body, headers={"content-type": ctype})
+            response = conn.getresponse()
+            response.read()
+            with lock:
+                if response.status == 200:
+                    latencies.append((time.perf_counter() - t) * 1000)
+                else:
+                    errors[0] += 1
+        conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    start = time.perf_counter()
+    deadline = start + seconds
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    return {
+        "ips": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) if latencies else None,
+        "p95_ms": statistics.quantiles(latencies, n=20)[-1] if len(latencies) > 20 else None,
+        "ok": len(latencies),
+        "errors": errors[0],
+    }
+
+
+def load_from_another_process(
+    url: str, kind: str, concurrency: int, requests: int, seconds: float
+) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--load", url, "--kind", kind, "--concurrency", str(concurrency),
+               "--requests", str(requests), "--seconds", str(seconds)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, seconds: float = 120) -> None:
+    import httpx
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} never answered 200")
+
+
+def appliance_server(
+    model_dir: Path, recipe: str, quantization: str, home: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    from appliance.serving.deployments import DeployOptions
+    from appliance.serving.service import Serving
+    from appliance.services import Services
+
+    with Services.open(home=home) as services:
+        services.workspaces.create("bench")
+        if Path(recipe).is_dir():  # a recipe folder rather than a built-in name
+            recipe = services.recipes.add("bench", Path(recipe)).name
+        services.models.register("bench", "model", model_dir, recipe=recipe)
+        options = DeployOptions(
+            quantization=quantization, device="cpu", max_batch_size=32, max_batch_wait_ms=2
+        )
+        serving = Serving(services)
+        serving.deploy("bench", "bench", "model@1", options)
+        serving.close()
+    port = free_port()
+    env = {**os.environ, "APPLIANCE_HOME": str(home), "APPLIANCE_PORT": str(port)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "serve", "--log-level", "warning"], env=env
+    )
+    wait_http(f"http://127.0.0.1:{port}/v2/health/ready")
+    return server, f"http://127.0.0.1:{port}/v1/endpoints/bench/predict"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model-dir", type=Path, help="A trained model folder (e.g. a captioner version)."
+    )
+    parser.add_argument("--recipe", default="captioner", help="Recipe whose load() serves it.")
+    parser.add_argument("--quantization", default="none")
+    parser.add_argument("--seconds", type=float, default=15, help="Time limit per measurement.")
+    parser.add_argument("--requests", type=int, default=2000, help="Request limit per measurement.")
+    parser.add_argument("--mlflow-python", default=os.environ.get("BENCH_MLFLOW_PYTHON"),
+                        help="A Python with mlflow, torch and transformers, for `mlflow models serve`.")  # fmt: skip
+    parser.add_argument("--markdown-out", type=Path)
+    # internal: the load generator's own process
+    parser.add_argument("--load", help=argparse.SUPPRESS)
+    parser.add_argument("--kind", default="appliance", help=argparse.SUPPRESS)
+    parser.add_argument("--concurrency", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.load:
+        data = images(32)
+        print(
+            json.dumps(
+                _load(args.load, args.kind, data, args.concurrency, args.requests, args.seconds)
+            )
+        )
+        return 0
+    if args.model_dir is None:
+        parser.error("--model-dir is required")
+    import torch
+
+    torch.set_num_threads(2)
+    data = images()
+    rows: list[tuple[str, str]] = []
+    limit = offline(args.model_dir, args.recipe, args.quantization, data, args.seconds)
+    rows.append(
+        ("offline, batch 1", f"{limit['b1_ips']:.1f} img/s, {limit['b1_ms']:.2f} ms per call")
+    )
+    rows.append(("offline, batch 32", f"{limit['b32_ips']:.1f} img/s"))
+    with tempfile.TemporaryDirectory() as tmp:
+        server, url = appliance_server(
+            args.model_dir, args.recipe, args.quantization, Path(tmp) / "home"
+        )
+        try:
+            c1 = load_from_another_process(url, "appliance", 1, args.requests, args.seconds)
+            c32 = load_from_another_process(url, "appliance", 32, args.requests, args.seconds)
+        finally:
+            server.terminate()
+            server.wait(30)
+    rows.append(
+        (
+            "appliance serve, c=1",
+            f"{c1['ips']:.1f} img/s, p50 {c1['p50_ms']:.2f} ms, errors {c1['errors']}",
+        )
+    )
+    rows.append(
+        (
+            "appliance serve, c=32",
+            f"{c32['ips']:.1f} img/s, p50 {c32['p50_ms']:.2f} ms, p95 {c32['p95_ms']:.2f} ms, errors {c32['errors']}",
+        )
+    )
+    rows.append(("c=32 ÷ offline batch 32", f"{c32['ips'] / limit['b32_ips']:.2f} (target ≥ 0.90)"))
+    rows.append(
+        ("c=1 p50 − offline batch-1", f"{c1['p50_ms'] - limit['b1_ms']:+.2f} ms (target ≤ +1 ms)")
+    )
+    if args.mlflow_python:
+        from bench_serving_mlflow import mlflow_throughput
+
+        mlflow = mlflow_throughput(
+            args.mlflow_python, args.model_dir, args.recipe, args.requests, args.seconds
+        )
+        rows.append(
+            (
+                "mlflow models serve, c=32",
+                f"{mlflow['ips']:.1f} img/s, p50 {mlflow['p50_ms']:.2f} ms, errors {mlflow['errors']}",
+            )
+        )
+        rows.append(
+            ("appliance ÷ mlflow at c=32", f"{c32['ips'] / mlflow['ips']:.1f}× (target ≥ 4×)")
+        )
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}"
+    table = "\n".join(
+        ["| measurement | result |", "| --- | --- |", *(f"| {a} | {b} |" for a, b in rows)]
+    )
+    text = f"Machine: {machine}; model {args.model_dir.name}, quantization {args.quantization}\n\n{table}\n"
+    print(text)
+    if args.markdown_out:
+        args.markdown_out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
