@@ -137,10 +137,18 @@ def _load(
 def load_from_another_process(
     url: str, kind: str, concurrency: int, requests: int, seconds: float
 ) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--load", url, "--kind", kind, "--concurrency", str(concurrency),
-               "--requests", str(requests), "--seconds", str(seconds)]  # fmt: skip
+    command = [sys.executable, __file__, "--load", url, "--kind", kind]
+    command += ["--concurrency", str(concurrency), "--requests", str(requests)]
+    command += ["--seconds", str(seconds)]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def _served(result: dict[str, Any]) -> str:
+    p95 = f", p95 {result['p95_ms']:.2f} ms" if result["p95_ms"] else ""
+    return (
+        f"{result['ips']:.1f} img/s, p50 {result['p50_ms']:.2f} ms{p95}, errors {result['errors']}"
+    )
 
 
 def free_port() -> int:
@@ -166,9 +174,9 @@ def wait_http(url: str, seconds: float = 120) -> None:
 def appliance_server(
     model_dir: Path, recipe: str, quantization: str, home: Path
 ) -> tuple[subprocess.Popen[bytes], str]:
+    from appliance.services import Services
     from appliance.serving.deployments import DeployOptions
     from appliance.serving.service import Serving
-    from appliance.services import Services
 
     with Services.open(home=home) as services:
         services.workspaces.create("bench")
@@ -199,8 +207,11 @@ def main() -> int:
     parser.add_argument("--quantization", default="none")
     parser.add_argument("--seconds", type=float, default=15, help="Time limit per measurement.")
     parser.add_argument("--requests", type=int, default=2000, help="Request limit per measurement.")
-    parser.add_argument("--mlflow-python", default=os.environ.get("BENCH_MLFLOW_PYTHON"),
-                        help="A Python with mlflow, torch and transformers, for `mlflow models serve`.")  # fmt: skip
+    parser.add_argument(
+        "--mlflow-python",
+        default=os.environ.get("BENCH_MLFLOW_PYTHON"),
+        help="A Python with mlflow, torch and transformers, for `mlflow models serve`.",
+    )
     parser.add_argument("--markdown-out", type=Path)
     # internal: the load generator's own process
     parser.add_argument("--load", help=argparse.SUPPRESS)
@@ -237,18 +248,8 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(30)
-    rows.append(
-        (
-            "appliance serve, c=1",
-            f"{c1['ips']:.1f} img/s, p50 {c1['p50_ms']:.2f} ms, errors {c1['errors']}",
-        )
-    )
-    rows.append(
-        (
-            "appliance serve, c=32",
-            f"{c32['ips']:.1f} img/s, p50 {c32['p50_ms']:.2f} ms, p95 {c32['p95_ms']:.2f} ms, errors {c32['errors']}",
-        )
-    )
+    rows.append(("appliance serve, c=1", _served(c1)))
+    rows.append(("appliance serve, c=32", _served(c32)))
     rows.append(("c=32 ÷ offline batch 32", f"{c32['ips'] / limit['b32_ips']:.2f} (target ≥ 0.90)"))
     rows.append(
         ("c=1 p50 − offline batch-1", f"{c1['p50_ms'] - limit['b1_ms']:+.2f} ms (target ≤ +1 ms)")
@@ -259,20 +260,19 @@ def main() -> int:
         mlflow = mlflow_throughput(
             args.mlflow_python, args.model_dir, args.recipe, args.requests, args.seconds
         )
-        rows.append(
-            (
-                "mlflow models serve, c=32",
-                f"{mlflow['ips']:.1f} img/s, p50 {mlflow['p50_ms']:.2f} ms, errors {mlflow['errors']}",
-            )
-        )
+        rows.append(("mlflow models serve, c=32", _served(mlflow)))
         rows.append(
             ("appliance ÷ mlflow at c=32", f"{c32['ips'] / mlflow['ips']:.1f}× (target ≥ 4×)")
         )
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}"
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, torch {torch.__version__}"
+    )
     table = "\n".join(
         ["| measurement | result |", "| --- | --- |", *(f"| {a} | {b} |" for a, b in rows)]
     )
-    text = f"Machine: {machine}; model {args.model_dir.name}, quantization {args.quantization}\n\n{table}\n"
+    model = f"model {args.model_dir.name}, quantization {args.quantization}"
+    text = f"Machine: {machine}; {model}\n\n{table}\n"
     print(text)
     if args.markdown_out:
         args.markdown_out.write_text(text)
