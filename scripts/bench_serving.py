@@ -175,7 +175,7 @@ def appliance_server(
     model_dir: Path, recipe: str, quantization: str, home: Path
 ) -> tuple[subprocess.Popen[bytes], str]:
     from appliance.services import Services
-    from appliance.serving.deployments import DeployOptions
+    from appliance.serving.options import DeployOptions
     from appliance.serving.service import Serving
 
     with Services.open(home=home) as services:

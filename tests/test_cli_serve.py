@@ -70,11 +70,15 @@ def test_deploy_without_a_server_then_serve_then_hot_swap(trained: Path) -> None
             time.sleep(0.1)
         models = httpx.get(f"{base}/v2/models/captions").json()
         assert models["versions"] == ["1"]
-        code, out, err = invoke("deploy", "ads", "captions", "colour@2", env={"APPLIANCE_PORT": str(port)})
+        code, out, err = invoke(
+            "deploy", "ads", "captions", "colour@2", env={"APPLIANCE_PORT": str(port)}
+        )
         assert code == 0, err
         assert "the running server switched to it" in out
         assert httpx.get(f"{base}/v2/models/captions").json()["versions"] == ["2"]
-        code, out, _ = invoke("deploy", "rollback", "ads", "captions", env={"APPLIANCE_PORT": str(port)})
+        code, out, _ = invoke(
+            "deploy", "rollback", "ads", "captions", env={"APPLIANCE_PORT": str(port)}
+        )
         assert code == 0 and "colour@1" in out
         code, out, _ = invoke("deploy", "list", "ads", "--json")
         assert json.loads(out)[0]["version"] == 1

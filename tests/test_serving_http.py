@@ -21,7 +21,7 @@ from serving_harness import running_server, wait_ready
 from appliance.datasets.synthetic import ProductAttributes, darken, generate, render
 from appliance.runs.launcher import start_run, wait_run
 from appliance.services import Services
-from appliance.serving.deployments import DeployOptions
+from appliance.serving.options import DeployOptions
 from appliance.serving.service import Serving
 
 COLOUR = Path(__file__).parent / "recipes" / "colour"

@@ -4,8 +4,6 @@ loaded and checked here and recorded, for the server to load when it starts."""
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from typing import Any
 
 import click
@@ -13,7 +11,7 @@ import click
 from appliance.cli.context import json_option, services
 from appliance.cli.output import emit_json, emit_table
 from appliance.errors import ApplianceError
-from appliance.serving.deployments import DEVICES, QUANTIZATIONS
+from appliance.serving.options import DEVICES, QUANTIZATIONS
 
 
 class DefaultGroup(click.Group):
@@ -55,7 +53,7 @@ def create(
     max_batch_size: int, max_batch_wait_ms: int, as_json: bool,
 ) -> None:  # fmt: skip
     """Deploy MODEL at ENDPOINT: loaded and warmed beside the serving one, then switched."""
-    from appliance.serving.deployments import DeployOptions
+    from appliance.serving.options import DeployOptions
 
     options = DeployOptions(quantization, device, max_batch_size, max_batch_wait_ms)
     body = {"workspace": workspace, "endpoint": endpoint, "model": model, **vars(options)}
@@ -124,6 +122,9 @@ def _report(row: dict[str, Any], as_json: bool, where: str) -> None:
 
 def _via_server(method: str, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
     """Send the change to the running server; None when no server answers."""
+    import urllib.error
+    import urllib.request
+
     settings = services().settings
     base = f"http://{settings.host}:{settings.port}"
     try:

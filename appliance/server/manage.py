@@ -9,7 +9,7 @@ import anyio
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, JSONBody
 
-from appliance.serving.deployments import DeployOptions
+from appliance.serving.options import DeployOptions
 from appliance.serving.service import Serving
 
 AnyRequest = Request[Any, Any, Any]

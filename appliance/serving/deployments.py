@@ -5,39 +5,17 @@ rollback knows where to go and DORA metrics can be computed from the history."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import sqlite_utils
 
-from appliance.errors import InvalidInput, NotFound
+from appliance.errors import NotFound
 from appliance.events import record_event
 from appliance.names import validate_name
 from appliance.registry import Registry, Rows, new_id, utcnow
+from appliance.serving.options import DeployOptions
 from appliance.workspaces import Workspaces
-
-QUANTIZATIONS = ("none", "fp16", "bf16", "int8", "nf4")
-DEVICES = ("auto", "cpu", "cuda")
-
-
-@dataclass(frozen=True)
-class DeployOptions:
-    quantization: str = "none"
-    device: str = "auto"
-    max_batch_size: int = 8
-    max_batch_wait_ms: int = 5
-
-    def __post_init__(self) -> None:
-        if self.quantization not in QUANTIZATIONS:
-            raise InvalidInput(
-                f"quantization '{self.quantization}' is not one of {', '.join(QUANTIZATIONS)}"
-            )
-        if self.device not in DEVICES:
-            raise InvalidInput(f"device '{self.device}' is not one of {', '.join(DEVICES)}")
-        if not 1 <= self.max_batch_size <= 256:
-            raise InvalidInput("max_batch_size must be between 1 and 256")
-        if not 0 <= self.max_batch_wait_ms <= 1000:
-            raise InvalidInput("max_batch_wait_ms must be between 0 and 1000")
 
 
 class Deployments:

@@ -13,7 +13,7 @@ from typing import Any
 
 from appliance.errors import ApplianceError, NotFound
 from appliance.serving.batcher import Batcher, BatcherClosed, BatchTiming
-from appliance.serving.deployments import DeployOptions
+from appliance.serving.options import DeployOptions
 from appliance.serving.runtime import ModelRuntime, PredictInput, Prediction
 
 Key = tuple[str, str]  # (workspace, endpoint)

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from appliance.errors import InvalidInput
 from appliance.recipes.catalog import load_module
 from appliance.recipes.spec import RecipeSpec
-from appliance.serving.deployments import DeployOptions
+from appliance.serving.options import DeployOptions
 
 
 @dataclass(frozen=True)

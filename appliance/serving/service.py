@@ -15,8 +15,8 @@ from PIL import Image
 from appliance.errors import ApplianceError, Conflict, NotFound
 from appliance.models.lineage import recipe_of
 from appliance.services import Services
-from appliance.serving.deployments import DeployOptions
 from appliance.serving.images import image_features
+from appliance.serving.options import DeployOptions
 from appliance.serving.pool import ModelPool
 from appliance.serving.runtime import ModelRuntime, PredictInput, RecipeRuntime
 
