@@ -2,46 +2,24 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
-import uvicorn
 
-from appliance.server.app import create_app
+from appliance.server.background import free_port, serving_in_background
 from appliance.services import Services
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["free_port", "running_server", "wait_ready"]
 
 
 @contextmanager
 def running_server(services: Services, restore: bool = True) -> Iterator[httpx.Client]:
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(services, restore=restore), host="127.0.0.1", port=port, log_level="warning",
-        lifespan="on",
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started:
-        if time.time() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(20)
+    with serving_in_background(services, restore=restore) as base, httpx.Client(
+        base_url=base, timeout=60
+    ) as client:  # fmt: skip
+        yield client
 
 
 def wait_ready(client: httpx.Client, timeout: float = 60) -> None:

@@ -1,0 +1,49 @@
+"""The HTTP server on a background thread of this process (the demo, tests, and later the TUI):
+uvicorn on loopback with the real app, started and stopped around a block."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+
+from appliance.server.app import create_app
+from appliance.services import Services
+
+START_SECONDS = 30
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving_in_background(
+    services: Services, port: int | None = None, restore: bool = True
+) -> Iterator[str]:
+    """Run the server for the duration of the block; yields its base URL."""
+    port = port or free_port()
+    config = uvicorn.Config(
+        create_app(services, restore=restore), host="127.0.0.1", port=port,
+        log_level="warning", lifespan="on",
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="http", daemon=True)
+    thread.start()
+    deadline = time.time() + START_SECONDS
+    while not server.started:
+        if time.time() > deadline or not thread.is_alive():
+            server.should_exit = True
+            raise RuntimeError(f"the HTTP server did not start on port {port}")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(START_SECONDS)
