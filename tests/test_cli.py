@@ -125,4 +125,7 @@ def test_demo_fast_tells_the_story() -> None:
     assert code == 0, err
     assert "added dataset product-photos@1" in out
     assert "the same version, nothing stored twice" in out
+    assert "registered captioner@1" in out and "promoted captioner@1 to production" in out
+    assert "deployed captioner@1 (production) at endpoint captions: int8 on CPU" in out
+    assert out.count(" conf ") == 6  # six answers over HTTP, each with its confidence
     assert "product-photos@2" in out and "20 added" in out

@@ -45,6 +45,8 @@ class ProgressLine:
         text += f" {_clock(elapsed)}"
         if eta is not None and step < total:
             text += f" ETA {_clock(eta)}"
+        elif step >= total and status == "running":
+            text += " evaluating, registering…"
         return text
 
     def close(self) -> None:

@@ -4,14 +4,28 @@ code. torch and transformers are imported here, on first use, not at start-up.""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from appliance.errors import InvalidInput
 
 
+def quiet_offline_transformers() -> None:
+    """The appliance never reaches a hub, and its logs are not the place for download bars:
+    force Hugging Face libraries offline and keep their chatter to errors."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
 def load_pretrained(folder: Path) -> Any:
     """`from_pretrained` on a local model folder, using the class its config names."""
+    quiet_offline_transformers()
     import transformers
 
     config = json.loads((folder / "config.json").read_text())

@@ -30,6 +30,9 @@ def main(argv: list[str]) -> int:
     from appliance.services import Services
 
     (run_id,) = argv
+    from appliance.models.loading import quiet_offline_transformers
+
+    quiet_offline_transformers()
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, _on_sigterm)
     with Services.open() as services:

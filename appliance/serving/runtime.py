@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from appliance.errors import InvalidInput
+from appliance.models.loading import quiet_offline_transformers
 from appliance.recipes.catalog import load_module
 from appliance.recipes.spec import RecipeSpec
 from appliance.serving.options import DeployOptions
@@ -53,6 +54,7 @@ class RecipeRuntime:
         self._lock = threading.Lock()  # one forward pass at a time per loaded model
 
     def load(self) -> None:
+        quiet_offline_transformers()
         module = load_module(self.spec)
         loader = getattr(module, "load", None)
         if not callable(loader):

@@ -1,0 +1,91 @@
+"""Inference for a saved captioner folder: batched greedy decoding with keyword prompts and a
+confidence (mean probability of the generated tokens) per description."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+from transformers import AutoTokenizer, ViTImageProcessor, VisionEncoderDecoderModel
+
+from captioner_text import Encoder
+
+MAX_NEW_TOKENS = 32
+
+
+@torch.inference_mode()
+def greedy(
+    model: VisionEncoderDecoderModel,
+    encoder_states: torch.Tensor,
+    prompt: list[int],
+    eos: int,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+) -> list[tuple[list[int], float]]:
+    """Greedy continuations of one shared `prompt` for each row of `encoder_states`.
+
+    Re-runs the decoder over the whole (short) sequence at each step: captions are ~10 tokens, so
+    a KV cache would save little and add version-sensitive code.
+    """
+    n = encoder_states.shape[0]
+    ids = torch.tensor([prompt] * n, dtype=torch.long, device=encoder_states.device)
+    out: list[list[int]] = [[] for _ in range(n)]
+    probs: list[list[float]] = [[] for _ in range(n)]
+    alive = [True] * n
+    limit = min(max_new_tokens, model.decoder.config.n_positions - len(prompt))
+    for _ in range(limit):
+        # Through the joint model, so a base model's encoder-to-decoder projection applies too.
+        logits = model(encoder_outputs=(encoder_states,), decoder_input_ids=ids).logits
+        p = logits[:, -1].float().softmax(-1)
+        best, token = p.max(-1)
+        best_list, token_list = best.tolist(), token.tolist()
+        for i in range(n):
+            if alive[i]:
+                out[i].append(token_list[i])
+                probs[i].append(best_list[i])
+                alive[i] = token_list[i] != eos
+        if not any(alive):
+            break
+        ids = torch.cat([ids, token[:, None]], dim=1)
+    return [(o, sum(p) / len(p)) for o, p in zip(out, probs, strict=True)]
+
+
+class Captioner:
+    """A loaded captioner: `predict` images (and optional keywords) to (description, confidence)."""
+
+    def __init__(self, model_dir: Path, batch_size: int = 64, device: str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = VisionEncoderDecoderModel.from_pretrained(model_dir).eval().to(self.device)
+        self.processor = ViTImageProcessor.from_pretrained(model_dir)
+        self.text = Encoder(AutoTokenizer.from_pretrained(model_dir))
+        self.batch_size = batch_size
+
+    @torch.inference_mode()
+    def encode(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        rgb = [im.convert("RGB") for im in images]
+        pixels = self.processor(images=rgb, return_tensors="pt").pixel_values.to(self.device)
+        return self.model.encoder(pixel_values=pixels).last_hidden_state
+
+    @torch.inference_mode()
+    def predict(
+        self, images: Sequence[Image.Image], keywords: Sequence[str | None] | None = None
+    ) -> list[tuple[str, float]]:
+        if keywords is not None and len(keywords) != len(images):
+            raise ValueError(f"got {len(keywords)} keyword entries for {len(images)} images")
+        keywords = list(keywords) if keywords is not None else [None] * len(images)
+        results: list[tuple[str, float]] = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = slice(start, start + self.batch_size)
+            states = self.encode(images[chunk])
+            prompts = [tuple(self.text.prompt(k)) for k in keywords[chunk]]
+            decoded: list[tuple[str, float]] = [("", 0.0)] * len(prompts)
+            # Rows sharing a prompt decode together, so no prompt ever needs padding.
+            for prompt in dict.fromkeys(prompts):
+                rows = [i for i, p in enumerate(prompts) if p == prompt]
+                for i, (ids, conf) in zip(
+                    rows, greedy(self.model, states[rows], list(prompt), self.text.eos), strict=True
+                ):
+                    decoded[i] = (self.text.decode(ids), conf)
+            results.extend(decoded)
+        return results
