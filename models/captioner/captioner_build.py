@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from captioner_text import MAX_KEYWORDS, build_tokenizer, extend_tokenizer
 from transformers import (
     AutoTokenizer,
     BitConfig,
@@ -14,11 +15,9 @@ from transformers import (
     GPT2Config,
     GPT2LMHeadModel,
     PreTrainedTokenizerFast,
-    ViTImageProcessor,
     VisionEncoderDecoderModel,
+    ViTImageProcessor,
 )
-
-from captioner_text import MAX_KEYWORDS, build_tokenizer, extend_tokenizer
 
 # The conv stem downsamples 16x: a 64 px photo becomes 4 x 4 tokens (+ a CLS token).
 STRIDE = 16

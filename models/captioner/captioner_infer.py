@@ -7,10 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from PIL import Image
-from transformers import AutoTokenizer, ViTImageProcessor, VisionEncoderDecoderModel
-
 from captioner_text import Encoder
+from PIL import Image
+from transformers import AutoTokenizer, VisionEncoderDecoderModel, ViTImageProcessor
 
 MAX_NEW_TOKENS = 32
 

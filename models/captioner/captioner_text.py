@@ -95,7 +95,9 @@ class Encoder:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True).strip()
 
 
-def attribute_hits(predicted: str, row: dict[str, Any], attributes: Sequence[str]) -> dict[str, bool]:
+def attribute_hits(
+    predicted: str, row: dict[str, Any], attributes: Sequence[str]
+) -> dict[str, bool]:
     """Per attribute, whether the prediction has the row's value in the value's slot.
 
     Captions have a fixed word order, so the slot is where the value sits in the reference text.
