@@ -7,7 +7,7 @@ A mode the device cannot honour raises `QuantizationUnsupported`: never a silent
 | mode | cpu | cuda |
 |---|---|---|
 | none | float32 | float32 |
-| fp16 | refused: no native float16 on x86, slower than float32 | float16 |
+| fp16 | refused: emulated on x86, slower than float32 | float16 |
 | bf16 | bfloat16 | bfloat16 (GPUs with native bfloat16) |
 | int8 | torch dynamic int8 (x86/fbgemm kernels) | bitsandbytes LLM.int8, float16 elsewhere |
 | nf4 | bitsandbytes nf4, bfloat16 compute | bitsandbytes nf4, bfloat16 compute |
@@ -71,8 +71,8 @@ def _check_cpu(mode: str) -> None:
         raise _refuse(
             "cpu",
             mode,
-            "x86 CPUs have no native float16 arithmetic, so it runs emulated and slower than "
-            "float32",
+            "torch has no fast float16 path on x86 CPUs without AVX-512 FP16: it runs emulated "
+            "and measured slower than float32",
             "on CPU use bf16 (the same memory) or int8 (half of that, and faster)",
         )
     if mode == "int8":
