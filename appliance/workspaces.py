@@ -8,7 +8,7 @@ import sqlite_utils
 
 from appliance.errors import Conflict, NotFound
 from appliance.names import validate_name
-from appliance.registry import Registry, Rows, new_id, utcnow
+from appliance.registry import Registry, Rows, first_row, new_id, utcnow
 
 _COUNTED = ("datasets", "runs", "models", "deployments")
 
@@ -86,5 +86,4 @@ class Workspaces:
 
 
 def _find(db: sqlite_utils.Database, name: str) -> dict[str, Any] | None:
-    rows = list(db.table("workspaces").rows_where("name = ?", [name]))
-    return rows[0] if rows else None
+    return first_row(db, "workspaces", "name = ?", [name])

@@ -17,7 +17,7 @@ from appliance.artifacts import ArtifactStore
 from appliance.datasets.imagefolder import METADATA, read_imagefolder
 from appliance.errors import InvalidInput, NotFound
 from appliance.names import split_ref, validate_name
-from appliance.registry import Registry, Rows, new_id, utcnow
+from appliance.registry import Registry, Rows, first_row, new_id, utcnow
 from appliance.workspaces import Workspaces
 
 MIN_DIGEST_PREFIX = 6
@@ -205,7 +205,4 @@ class Datasets:
 
 
 def _find_dataset(db: sqlite_utils.Database, workspace_id: str, name: str) -> dict[str, Any] | None:
-    rows = list(
-        db.table("datasets").rows_where("workspace_id = ? AND name = ?", [workspace_id, name])
-    )
-    return rows[0] if rows else None
+    return first_row(db, "datasets", "workspace_id = ? AND name = ?", [workspace_id, name])

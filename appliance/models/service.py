@@ -16,7 +16,7 @@ from appliance.errors import InvalidInput, NotFound
 from appliance.events import record_event
 from appliance.models.folder import validate_model_folder
 from appliance.names import split_ref, validate_name
-from appliance.registry import Registry, Rows, new_id, utcnow
+from appliance.registry import Registry, Rows, first_row, new_id, utcnow
 from appliance.workspaces import Workspaces
 
 
@@ -222,10 +222,7 @@ class Models:
 
 
 def _find_model(db: sqlite_utils.Database, workspace_id: str, name: str) -> dict[str, Any] | None:
-    rows = list(
-        db.table("models").rows_where("workspace_id = ? AND name = ?", [workspace_id, name])
-    )
-    return rows[0] if rows else None
+    return first_row(db, "models", "workspace_id = ? AND name = ?", [workspace_id, name])
 
 
 def _remove_tree(path: Path) -> None:

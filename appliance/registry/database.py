@@ -32,6 +32,13 @@ def utcnow() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def first_row(
+    db: sqlite_utils.Database, table: str, where: str, args: list[Any]
+) -> dict[str, Any] | None:
+    """The first row of `table` matching `where`, or None."""
+    return next(iter(db.table(table).rows_where(where, args, limit=1)), None)
+
+
 def new_id() -> str:
     """Random 12-hex-digit ids: short enough to type, 48 bits is plenty for one machine."""
     return secrets.token_hex(6)

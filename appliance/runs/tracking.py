@@ -13,7 +13,7 @@ import sqlite_utils
 
 from appliance.artifacts import ArtifactStore
 from appliance.errors import Conflict, InvalidInput, NotFound
-from appliance.registry import Registry, Rows, new_id, utcnow
+from appliance.registry import Registry, Rows, first_row, new_id, utcnow
 from appliance.workspaces import Workspaces
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -213,10 +213,10 @@ def _metric(key: str, value: float, step: int) -> tuple[str, float, int]:
 
 
 def _one(db: sqlite_utils.Database, run_id: str) -> dict[str, Any]:
-    rows = list(db.table("runs").rows_where("id = ?", [run_id]))
-    if not rows:
+    row = first_row(db, "runs", "id = ?", [run_id])
+    if row is None:
         raise NotFound(f"no run '{run_id}'")
-    return rows[0]
+    return row
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import sqlite_utils
 from appliance.errors import NotFound
 from appliance.events import record_event
 from appliance.names import validate_name
-from appliance.registry import Registry, Rows, new_id, utcnow
+from appliance.registry import Registry, Rows, first_row, new_id, utcnow
 from appliance.serving.options import DeployOptions
 from appliance.workspaces import Workspaces
 
@@ -108,9 +108,6 @@ class Deployments:
 
 
 def _find(db: sqlite_utils.Database, workspace_id: str, endpoint: str) -> dict[str, Any] | None:
-    rows = list(
-        db.table("deployments").rows_where(
-            "workspace_id = ? AND endpoint = ?", [workspace_id, endpoint]
-        )
+    return first_row(
+        db, "deployments", "workspace_id = ? AND endpoint = ?", [workspace_id, endpoint]
     )
-    return rows[0] if rows else None
