@@ -1,5 +1,6 @@
-"""What a recipe's `train(ctx)` and `evaluate(ctx)` receive. A recipe imports only this module
-from appliance (and may use anything else it likes); the pipeline fills these in."""
+"""What a recipe's `train(ctx)` and `evaluate(ctx)` receive; the pipeline fills these in. A recipe
+may use the rest of appliance too (the captioner uses the generator's `darken` and
+`appliance.serving.quantize`), but this is the contract it is called through."""
 
 from __future__ import annotations
 
