@@ -10,8 +10,9 @@ from typing import Any
 from appliance.errors import Conflict
 from appliance.events import record_event
 from appliance.models.lineage import dataset_of, recipe_of
+from appliance.models.loading import quiet_offline_transformers
 from appliance.recipes.catalog import load_module
-from appliance.recipes.context import EvalContext
+from appliance.recipes.context import EvalContext, SilentReporter
 from appliance.recipes.spec import RecipeSpec
 from appliance.recipes.split import split_rows
 from appliance.services import Services
@@ -95,9 +96,11 @@ def evaluate_version(
     dataset_dir: Any,
     rows: list[dict[str, Any]],
 ) -> dict[str, float]:
+    quiet_offline_transformers()
     module = load_module(spec)
     folder = services.models.folder(version)
-    return dict(module.evaluate(EvalContext(folder, dataset_dir, rows, params={})))
+    context = EvalContext(folder, dataset_dir, rows, params={}, report=SilentReporter())
+    return dict(module.evaluate(context))
 
 
 def _record(services: Services, workspace: str, kind: str, alias: str, result: GateResult) -> None:

@@ -36,6 +36,19 @@ class PrintReporter:
         print(message, flush=True)
 
 
+class SilentReporter:
+    """A Reporter for in-process evaluations whose figures the caller reports itself."""
+
+    def progress(self, step: int, total: int, **metrics: float) -> None:
+        pass
+
+    def metric(self, name: str, value: float, step: int = 0) -> None:
+        pass
+
+    def log(self, message: str) -> None:
+        pass
+
+
 @dataclass
 class TrainContext:
     dataset_dir: Path
