@@ -23,17 +23,13 @@ def demo(fast: bool, seed: int) -> None:
             count=120, new_category_count=20, seed=seed, train_params={"epochs": "1"}
         )
     svc = services()
-    bar = ProgressLine()
-
-    def show(run: dict) -> None:
-        loss = svc.runs.metrics(run["id"]).get("loss")
-        bar.update(run, loss[-1]["value"] if loss else None)
+    bar = ProgressLine(svc.runs)
 
     def say(line: str) -> None:
         bar.close()
         click.echo(line)
 
-    result = run_demo(svc, options, say, show)
+    result = run_demo(svc, options, say, bar.update)
     click.echo()
     emit_table(summary_rows(result["models"]), ("version", "aliases", *SUMMARY_METRICS))
     click.echo("demo finished")

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from appliance.runs.tracking import Runs
 
 _WIDTH = 24
 
 
 class ProgressLine:
-    def __init__(self, stream: TextIO | None = None, every: float = 5.0):
+    def __init__(self, runs: Runs, stream: TextIO | None = None, every: float = 5.0):
+        self._runs = runs
         self._stream = stream or sys.stderr
         self._tty = self._stream.isatty()
         self._every = every  # how often to print a new line when not on a terminal
@@ -19,9 +23,10 @@ class ProgressLine:
         self._started = time.time()
         self._shown = False
 
-    def update(self, run: dict[str, Any], loss: float | None) -> None:
+    def update(self, run: dict[str, Any]) -> None:
+        """Redraw for `run` (pass this as wait_run's on_poll)."""
         progress = json.loads(run["progress"]) if run.get("progress") else None
-        line = self.render(run["status"], progress, loss)
+        line = self.render(run["status"], progress, self._runs.last_value(run["id"], "loss"))
         if self._tty:
             self._stream.write("\r" + line.ljust(79)[:79])
             self._stream.flush()

@@ -48,14 +48,8 @@ def start(
     if detach:
         emit_json(svc.runs.get(launch.run_id)) if as_json else None
         return
-    bar = ProgressLine()
-
-    def show(current: dict) -> None:
-        if not as_json:
-            loss = svc.runs.metrics(current["id"]).get("loss")
-            bar.update(current, loss[-1]["value"] if loss else None)
-
-    final = wait_run(svc, launch, show)
+    bar = ProgressLine(svc.runs)
+    final = wait_run(svc, launch, (lambda run: None) if as_json else bar.update)
     bar.close()
     version = svc.models.by_run(final["id"])
     if as_json:

@@ -96,7 +96,7 @@ def execute(services: Services, run: dict[str, Any]) -> dict[str, Any]:
             )
         )
         metrics["train_seconds"] = round(train_seconds, 3)
-        final_step = _last_step(services.runs, run["id"])
+        final_step = services.runs.last_step(run["id"])
         services.runs.log_metrics(run["id"], [(k, v, final_step) for k, v in metrics.items()])
         shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
         reporter.log(f"held-out metrics: {shown}")
@@ -125,8 +125,3 @@ def _base_model(services: Services, run: dict[str, Any], params: dict[str, Any])
         return services.settings.home / rows[0]["path"]
     value = params.get("base_model")
     return Path(value) if value else None
-
-
-def _last_step(runs: Runs, run_id: str) -> int:
-    steps = [p["step"] for points in runs.metrics(run_id).values() for p in points]
-    return max(steps, default=0)

@@ -189,6 +189,21 @@ class Runs:
             out.setdefault(row.pop("key"), []).append(row)
         return out
 
+    def last_value(self, run_id: str, key: str) -> float | None:
+        """The latest value logged for `key` (one indexed lookup, for pollers)."""
+        rows = self._registry.query(
+            "SELECT value FROM run_metrics WHERE run_id = ? AND key = ?"
+            " ORDER BY step DESC, rowid DESC LIMIT 1",
+            (run_id, key),
+        )
+        return float(rows[0]["value"]) if rows else None
+
+    def last_step(self, run_id: str) -> int:
+        rows = self._registry.query(
+            "SELECT coalesce(max(step), 0) AS step FROM run_metrics WHERE run_id = ?", (run_id,)
+        )
+        return int(rows[0]["step"])
+
     def latest_metrics(self, run_id: str) -> dict[str, float]:
         return {key: points[-1]["value"] for key, points in self.metrics(run_id).items()}
 
