@@ -9,6 +9,7 @@ from appliance.artifacts import ArtifactStore
 from appliance.datasets.service import Datasets
 from appliance.events import Events
 from appliance.models.service import Models
+from appliance.monitoring.predictions import Predictions
 from appliance.recipes.catalog import Recipes
 from appliance.registry import Registry
 from appliance.runs.tracking import Runs
@@ -67,6 +68,10 @@ class Services:
     @cached_property
     def events(self) -> Events:
         return Events(self.registry)
+
+    @cached_property
+    def predictions(self) -> Predictions:
+        return Predictions(self.registry, self.workspaces)
 
     def close(self) -> None:
         self.registry.close()

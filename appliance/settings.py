@@ -99,6 +99,82 @@ class Settings:
         ),
     )
 
+    capture_enabled: bool = field(
+        default=True,
+        metadata=_help(
+            "Record every prediction (features, output, latency split) for monitoring and feedback."
+        ),
+    )
+    capture_queue_size: int = field(
+        default=10_000,
+        metadata=_help(
+            "Predictions waiting to be written; when full, captures are dropped (and counted), "
+            "never requests."
+        ),
+    )
+    capture_thumbnail_rate: float = field(
+        default=0.1,
+        metadata=_help(
+            "Fraction of predictions whose input is kept as a small re-encoded thumbnail "
+            "(metadata stripped); 0 keeps none."
+        ),
+    )
+    capture_thumbnail_size: int = field(
+        default=64, metadata=_help("Longest side, in pixels, of a kept input thumbnail.")
+    )
+    capture_retention_days: int = field(
+        default=30, metadata=_help("Captured predictions older than this are deleted.")
+    )
+    capture_max_rows: int = field(
+        default=1_000_000,
+        metadata=_help("At most this many captured predictions are kept (the oldest go first)."),
+    )
+    monitor_interval_s: int = field(
+        default=30,
+        metadata=_help(
+            "How often, in seconds, the server samples system metrics and evaluates alert rules."
+        ),
+    )
+    system_metrics_max_rows: int = field(
+        default=10_080,
+        metadata=_help("System metric samples kept (the oldest go first)."),
+    )
+    drift_window_s: int = field(
+        default=3600,
+        metadata=_help(
+            "Recent traffic, in seconds, that drift and the alert rules look at by default."
+        ),
+    )
+    drift_min_samples: int = field(
+        default=30,
+        metadata=_help("Fewest recent predictions before a feature can be called drifted."),
+    )
+    drift_psi_threshold: float = field(
+        default=0.25,
+        metadata=_help(
+            "Population stability index at or above which a feature has drifted "
+            "(0.1 is a small shift, 0.25 a large one)."
+        ),
+    )
+    drift_ks_threshold: float = field(
+        default=0.3,
+        metadata=_help("Kolmogorov-Smirnov distance at or above which a feature has drifted."),
+    )
+    alert_p95_latency_ms: float = field(
+        default=1000.0, metadata=_help("Alert when an endpoint's p95 latency exceeds this.")
+    )
+    alert_error_rate: float = field(
+        default=0.05,
+        metadata=_help("Alert when more than this fraction of an endpoint's predictions fail."),
+    )
+    alert_min_rating: float = field(
+        default=3.0, metadata=_help("Alert when the mean user rating (1-5) falls below this.")
+    )
+    alert_low_light_rate: float = field(
+        default=0.3,
+        metadata=_help("Alert when more than this fraction of predictions warn low_light."),
+    )
+
     @property
     def registry_path(self) -> Path:
         return self.home / "registry.db"

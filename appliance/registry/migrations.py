@@ -194,3 +194,87 @@ def _model_version_recipe(db: sqlite_utils.Database) -> None:
         "UPDATE model_versions SET recipe = (SELECT r.recipe FROM runs r WHERE r.id = run_id)"
         " WHERE run_id IS NOT NULL"
     )
+
+
+@MIGRATIONS(name="0004_monitoring")
+def _monitoring(db: sqlite_utils.Database) -> None:
+    _execute_script(
+        db,
+        """
+        -- One row per answered (or failed) prediction, written in batches by the capture thread.
+        -- Inputs are kept only as features and, for a sample, a small re-encoded thumbnail
+        -- (re-encoding from pixels drops EXIF and every other piece of metadata).
+        CREATE TABLE predictions (
+            id TEXT PRIMARY KEY,
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+            endpoint TEXT NOT NULL,
+            model_version_id TEXT,
+            created_at TEXT NOT NULL,
+            latency_ms REAL,
+            queue_ms REAL,
+            inference_ms REAL,
+            batch_size INTEGER,
+            width REAL,
+            height REAL,
+            brightness REAL,
+            brightness_p99 REAL,
+            contrast REAL,
+            sharpness REAL,
+            keywords TEXT NOT NULL DEFAULT '',
+            description TEXT,
+            confidence REAL,
+            warnings TEXT NOT NULL DEFAULT '[]',
+            error TEXT,
+            thumbnail BLOB
+        );
+        CREATE INDEX predictions_by_endpoint ON predictions (workspace_id, endpoint, created_at);
+        CREATE INDEX predictions_by_time ON predictions (created_at);
+
+        CREATE TABLE feedback (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            prediction_id TEXT NOT NULL REFERENCES predictions(id) ON DELETE CASCADE,
+            rating INTEGER CHECK (rating BETWEEN 1 AND 5),
+            thumb TEXT CHECK (thumb IN ('up', 'down')),
+            comment TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX feedback_by_prediction ON feedback (prediction_id);
+
+        -- The input features (and output words) of a model version's training data, as JSON:
+        -- what drift compares live traffic with.
+        CREATE TABLE reference_profiles (
+            model_version_id TEXT PRIMARY KEY REFERENCES model_versions(id) ON DELETE CASCADE,
+            profile TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+
+        -- Periodic psutil samples, bounded (the sampler deletes the oldest beyond a limit).
+        CREATE TABLE system_metrics (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            sampled_at TEXT NOT NULL,
+            process_cpu_percent REAL,
+            machine_cpu_percent REAL,
+            process_rss_bytes INTEGER,
+            machine_memory_percent REAL,
+            disk_used_percent REAL,
+            disk_free_bytes INTEGER,
+            open_files INTEGER,
+            threads INTEGER,
+            gpu_memory_bytes INTEGER,
+            gpu_utilization_percent REAL
+        );
+
+        -- The current state of each alert rule per endpoint; a change of state is an event.
+        CREATE TABLE alerts (
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+            endpoint TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('firing', 'ok')),
+            value REAL,
+            threshold REAL NOT NULL,
+            since TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (workspace_id, endpoint, rule)
+        );
+        """,
+    )

@@ -112,9 +112,23 @@ def execute(services: Services, run: dict[str, Any]) -> dict[str, Any]:
             recipe=spec.name,
         )
         reporter.log(f"registered {version_row['name']}@{version_row['version']}")
+        _profile(services, version_row, reporter)
         return version_row
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _profile(services: Services, version: dict[str, Any], reporter: RegistryReporter) -> None:
+    """The reference profile drift compares traffic with; a failure here costs no version."""
+    from appliance.monitoring.profiles import ensure_profile
+
+    try:
+        profile = ensure_profile(services, version)
+    except Exception as exc:
+        reporter.log(f"warning: no reference profile for drift ({exc}); it is retried on use")
+        return
+    if profile is not None:
+        reporter.log(f"reference profile for drift: {profile['images']} images")
 
 
 def _base_model(services: Services, run: dict[str, Any], params: dict[str, Any]) -> Path | None:

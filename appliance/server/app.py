@@ -16,8 +16,10 @@ from litestar.openapi import OpenAPIConfig
 
 from appliance import __version__
 from appliance.errors import ApplianceError
+from appliance.monitoring.monitor import Monitor
 from appliance.server.auth import require_token
 from appliance.server.manage import DeploymentController
+from appliance.server.monitoring import FeedbackController, MonitoringController, metrics
 from appliance.server.oip import OipController
 from appliance.server.predict import PredictController
 from appliance.services import Services
@@ -27,8 +29,11 @@ log = logging.getLogger("appliance.server")
 
 
 def create_app(services: Services, restore: bool = True) -> Litestar:
-    """The app over `services`; `restore` loads the recorded deployments in the background."""
-    serving = Serving(services)
+    """The app over `services`; `restore` loads the recorded deployments in the background.
+    The lifespan also runs the monitor (capture writer, periodic system metrics and alerts)."""
+    monitor = Monitor(services)
+    serving = Serving(services, monitor)
+    monitor.bind(lambda: [(m.endpoint, m.batcher.depth) for m in serving.pool.live()])
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -36,16 +41,32 @@ def create_app(services: Services, restore: bool = True) -> Litestar:
             # Loading models is blocking work: on its own thread, while /v2/health/ready says 503.
             serving.restoring = True
             threading.Thread(target=_restore, args=(serving,), name="restore", daemon=True).start()
+        monitor.start()
         try:
             yield
         finally:
             await anyio.to_thread.run_sync(serving.close)
+            await anyio.to_thread.run_sync(monitor.close)  # after serving: flushes every capture
 
     return Litestar(
-        route_handlers=[PredictController, OipController, DeploymentController],
+        route_handlers=[
+            PredictController,
+            OipController,
+            DeploymentController,
+            FeedbackController,
+            MonitoringController,
+            metrics,
+        ],
         lifespan=[lifespan],
         guards=[require_token],
-        state=State({"services": services, "serving": serving, "settings": services.settings}),
+        state=State(
+            {
+                "services": services,
+                "serving": serving,
+                "monitor": monitor,
+                "settings": services.settings,
+            }
+        ),
         request_max_body_size=services.settings.max_body_bytes,
         exception_handlers={
             ApplianceError: _appliance_error,

@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Controller, Request, post
 from litestar.params import FromPath
 
+from appliance.errors import ApplianceError
 from appliance.server.inputs import read_predict_request
 from appliance.serving.service import PredictionResult, Serving
 
@@ -25,8 +26,12 @@ class PredictController(Controller):
         or JSON `instances`) answer `{"predictions": [...]}`."""
         serving: Serving = request.app.state.serving
         max_pixels = request.app.state.settings.max_image_pixels
-        parsed = await read_predict_request(request, max_pixels)
-        results = await serving.predict(name, parsed.inputs)
+        try:
+            parsed = await read_predict_request(request, max_pixels)
+            results = await serving.predict(name, parsed.inputs)
+        except ApplianceError as exc:
+            request.app.state.monitor.metrics.reject(name, exc.http_status)
+            raise
         if parsed.batch:
             return {"predictions": [_public(r) for r in results]}
         return _public(results[0])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import warnings
 
-from PIL import Image, ImageOps, ImageStat, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, ImageStat, UnidentifiedImageError
 
 from appliance.errors import TooLarge, Unprocessable, UnsupportedMedia
 
@@ -57,7 +57,9 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def image_features(image: Image.Image) -> dict[str, float]:
-    """Cheap input features: size, brightness (mean and 99th percentile of luminance), contrast."""
+    """Cheap input features, computed on a 128-pixel greyscale copy: size, brightness (mean and
+    99th percentile of luminance), contrast (its standard deviation) and sharpness (the standard
+    deviation of its Laplacian: blurred photos score low)."""
     grey = image.convert("L")
     grey.thumbnail((128, 128))
     histogram = grey.histogram()
@@ -69,10 +71,16 @@ def image_features(image: Image.Image) -> dict[str, float]:
             p99 = value
             break
     stat = ImageStat.Stat(grey)
+    edges = ImageStat.Stat(grey.filter(_LAPLACIAN))
     return {
         "width": float(image.width),
         "height": float(image.height),
         "brightness": round(stat.mean[0], 2),
         "brightness_p99": float(p99),
         "contrast": round(stat.stddev[0], 2),
+        "sharpness": round(edges.stddev[0], 2),
     }
+
+
+# offset 128 keeps negative responses inside 0..255 so the spread measures edges both ways.
+_LAPLACIAN = ImageFilter.Kernel((3, 3), (0, 1, 0, 1, -4, 1, 0, 1, 0), scale=1, offset=128)

@@ -8,12 +8,14 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from PIL import Image
 
 from appliance.errors import ApplianceError, Conflict, NotFound
 from appliance.models.lineage import recipe_of
+from appliance.monitoring.capture import CaptureRecord
+from appliance.registry import utcnow
 from appliance.services import Services
 from appliance.serving.images import image_features
 from appliance.serving.options import DeployOptions
@@ -39,9 +41,31 @@ class PredictionResult:
     features: dict[str, float] = field(default_factory=dict)
 
 
+class Observer(Protocol):
+    """What serving tells monitoring: each prediction as it is answered (or fails). Both calls
+    run on the request path, so they must only queue or count, never touch the disk."""
+
+    def keep_thumbnail(self) -> bool:
+        """Whether to hand over this prediction's input image for a thumbnail."""
+        ...
+
+    def observe(self, record: CaptureRecord) -> None:
+        """Called once per prediction."""
+        ...
+
+
+class Unobserved:
+    def keep_thumbnail(self) -> bool:
+        return False
+
+    def observe(self, record: CaptureRecord) -> None:
+        pass
+
+
 class Serving:
-    def __init__(self, services: Services):
+    def __init__(self, services: Services, observer: Observer | None = None):
         self.services = services
+        self.observer = observer or Unobserved()
         self.pool = ModelPool(self._make_runtime, _warmup)
         self.restoring = False
 
@@ -128,33 +152,65 @@ class Serving:
     ) -> list[PredictionResult]:
         workspace = self.find_endpoint(endpoint)
         started = time.perf_counter()
+        created_at = utcnow()
         submitted = [self.pool.submit(workspace, endpoint, item) for item in inputs]
-        answers = await asyncio.gather(*(asyncio.wrap_future(f) for _, f in submitted))
-        total_ms = (time.perf_counter() - started) * 1000
+        answers = await asyncio.gather(
+            *(asyncio.wrap_future(f) for _, f in submitted), return_exceptions=True
+        )
+        total_ms = round((time.perf_counter() - started) * 1000, 3)
         settings = self.services.settings
         results = []
-        for (live, _), item, (prediction, timing) in zip(submitted, inputs, answers, strict=True):
+        failure: BaseException | None = None
+        for (live, _), item, answer in zip(submitted, inputs, answers, strict=True):
             features = item.features or image_features(item.image)
+            record = CaptureRecord(
+                id=uuid.uuid4().hex,
+                workspace=workspace,
+                endpoint=endpoint,
+                model_version_id=live.version["id"],
+                created_at=created_at,
+                latency_ms=total_ms,
+                model=live.version["name"],
+                version=live.version["version"],
+                features=features,
+                keywords=item.keywords,
+                image=item.image if self.observer.keep_thumbnail() else None,
+            )
+            if isinstance(answer, BaseException):
+                failure = failure or answer
+                record.error = f"{type(answer).__name__}: {answer}"
+                self.observer.observe(record)
+                continue
+            prediction, timing = answer
             warnings = []
             dark = features["brightness_p99"] < settings.low_light_brightness
             if dark and prediction.confidence < settings.low_light_confidence:
                 warnings.append("low_light")
+            record.description = prediction.text
+            record.confidence = round(prediction.confidence, 4)
+            record.warnings = warnings
+            record.queue_ms = round(timing.queue_ms, 3)
+            record.inference_ms = round(timing.inference_ms, 3)
+            record.batch_size = timing.batch_size
+            self.observer.observe(record)
             results.append(
                 PredictionResult(
-                    id=uuid.uuid4().hex,
+                    id=record.id,
                     endpoint=endpoint,
                     model=live.version["name"],
                     version=live.version["version"],
                     description=prediction.text,
-                    confidence=round(prediction.confidence, 4),
+                    confidence=record.confidence,
                     warnings=warnings,
-                    latency_ms=round(total_ms, 3),
-                    queue_ms=round(timing.queue_ms, 3),
-                    inference_ms=round(timing.inference_ms, 3),
+                    latency_ms=total_ms,
+                    queue_ms=record.queue_ms,
+                    inference_ms=record.inference_ms,
                     batch_size=timing.batch_size,
                     features=features,
                 )
             )
+        if failure is not None:
+            raise failure
         return results
 
     def close(self) -> None:

@@ -1,0 +1,1 @@
+"""Monitoring: prediction capture, feedback, drift, system metrics, Prometheus, DORA and alerts."""

@@ -1,0 +1,168 @@
+"""Alert rules: thresholds from settings, evaluated per deployed endpoint over the recent window.
+
+A rule's state lives in the `alerts` table; only a change of state writes an event
+(`alert_firing`, then `alert_resolved`), so the timeline shows each incident once and the
+scheduler can react to a firing alert (a retrain on drift or bad ratings).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from appliance.events import record_event
+from appliance.monitoring import report
+from appliance.registry import Rows, utcnow
+from appliance.services import Services
+from appliance.settings import Settings
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    description: str
+    threshold: Callable[[Settings], float]
+    breached: Callable[[float, float], bool]
+    value: Callable[[dict[str, Any], dict[str, Any] | None], float | None]
+
+
+def _drift_score(summary: dict[str, Any], drift: dict[str, Any] | None) -> float | None:
+    """The largest PSI among features with enough samples to judge (None below that)."""
+    if not drift:
+        return None
+    judged = [f["psi"] for f in drift["features"] if f["samples"] >= drift["min_samples"]]
+    return max(judged) if judged else None
+
+
+RULES = (
+    Rule(
+        "p95_latency_ms", "p95 latency above the limit",
+        lambda s: s.alert_p95_latency_ms, operator.gt, lambda s, d: s["latency_ms"]["p95"],
+    ),
+    Rule(
+        "error_rate", "share of failed predictions above the limit",
+        lambda s: s.alert_error_rate, operator.gt, lambda s, d: s["error_rate"],
+    ),
+    Rule(
+        "drift_psi", "an input feature drifted from the training data",
+        lambda s: s.drift_psi_threshold, operator.ge, _drift_score,
+    ),
+    Rule(
+        "mean_rating", "mean user rating below the limit",
+        lambda s: s.alert_min_rating, operator.lt,
+        lambda s, d: s["mean_rating"] if s["ratings"] >= 5 else None,
+    ),
+    Rule(
+        "low_light_rate", "share of low_light warnings above the limit",
+        lambda s: s.alert_low_light_rate, operator.gt, lambda s, d: s["low_light_rate"],
+    ),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Transition:
+    workspace: str
+    endpoint: str
+    rule: str
+    state: str  # "firing" or "ok"
+    value: float | None
+    threshold: float
+
+
+DriftCallback = Callable[[str, list[dict[str, Any]]], None]
+
+
+def evaluate(services: Services, on_drift: DriftCallback | None = None) -> list[Transition]:
+    """Evaluate every rule on every deployed endpoint; record and return the state changes.
+    `on_drift(endpoint, features)` receives each endpoint's drift scores as they are computed."""
+    settings = services.settings
+    window = settings.drift_window_s
+    transitions = []
+    for deployment in services.deployments.list():
+        workspace, endpoint = deployment["workspace"], deployment["endpoint"]
+        summary = report.summary(services, workspace, endpoint, window)["endpoints"][0]
+        if summary["predictions"] < settings.drift_min_samples:
+            values: dict[str, float | None] = {rule.name: None for rule in RULES}
+            drift = None
+        else:
+            drift = report.drift(services, workspace, endpoint, window)
+            if on_drift is not None:
+                on_drift(endpoint, drift["features"])
+            values = {rule.name: rule.value(summary, drift) for rule in RULES}
+        for rule in RULES:
+            threshold = rule.threshold(settings)
+            value = values[rule.name]
+            if value is None:  # too little data to judge: the rule keeps its state
+                continue
+            state = "firing" if rule.breached(value, threshold) else "ok"
+            extra = {"drifted": drift["drifted"]} if rule.name == "drift_psi" and drift else {}
+            if _set_state(services, deployment, rule, state, value, threshold, extra):
+                transitions.append(
+                    Transition(workspace, endpoint, rule.name, state, value, threshold)
+                )
+    return transitions
+
+
+def _set_state(
+    services: Services,
+    deployment: dict[str, Any],
+    rule: Rule,
+    state: str,
+    value: float | None,
+    threshold: float,
+    extra: dict[str, Any],
+) -> bool:
+    """Store the rule's state; True (and an event) when it changed."""
+
+    def write(db: sqlite_utils.Database) -> bool:
+        key = [deployment["workspace_id"], deployment["endpoint"], rule.name]
+        current = db.execute(
+            "SELECT state FROM alerts WHERE workspace_id = ? AND endpoint = ? AND rule = ?", key
+        ).fetchone()
+        now = utcnow()
+        changed = (current[0] if current else "ok") != state
+        if current is None or changed:
+            db.execute(
+                "INSERT OR REPLACE INTO alerts (workspace_id, endpoint, rule, state, value,"
+                " threshold, since, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [*key, state, value, threshold, now, now],
+            )
+        else:
+            db.execute(
+                "UPDATE alerts SET value = ?, threshold = ?, updated_at = ?"
+                " WHERE workspace_id = ? AND endpoint = ? AND rule = ?",
+                [value, threshold, now, *key],
+            )
+        if changed:
+            record_event(
+                db, deployment["workspace_id"],
+                "alert_firing" if state == "firing" else "alert_resolved",
+                deployment["endpoint"], model_version_id=deployment["model_version_id"],
+                deployment_id=deployment["id"], rule=rule.name,
+                description=rule.description, value=value, threshold=threshold, **extra,
+            )  # fmt: skip
+        return changed
+
+    return services.registry.write(write)
+
+
+def current(services: Services, workspace: str, firing_only: bool = False) -> Rows:
+    """Each rule's state per endpoint of the workspace (only firing ones with `firing_only`)."""
+    ws = services.workspaces.get(workspace)
+    sql = "SELECT endpoint, rule, state, value, threshold, since, updated_at FROM alerts"
+    sql += " WHERE workspace_id = ?" + (" AND state = 'firing'" if firing_only else "")
+    return services.registry.query(sql + " ORDER BY endpoint, rule", (ws["id"],))
+
+
+def history(services: Services, workspace: str, limit: int = 50) -> Rows:
+    """Alert events, newest first."""
+    ws = services.workspaces.get(workspace)
+    return [
+        e
+        for e in services.events.list(ws["id"], limit=1000)
+        if e["kind"] in ("alert_firing", "alert_resolved")
+    ][:limit]

@@ -1,0 +1,184 @@
+"""Capture: every prediction becomes a row, without serving ever waiting on the disk.
+
+Serving hands each answered (or failed) prediction to `Capture.record`, which only puts it on a
+bounded in-memory queue. One thread drains the queue in batches and writes each batch in one
+transaction through the registry's writer; thumbnails are made there too, off the request path.
+A full queue drops the capture — counted in `dropped` and exported — never the request.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import queue
+import random
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from appliance.registry import Registry
+from appliance.settings import Settings
+
+log = logging.getLogger("appliance.monitoring")
+
+BATCH_ROWS = 1000
+FEATURE_COLUMNS = ("width", "height", "brightness", "brightness_p99", "contrast", "sharpness")
+
+
+@dataclass
+class CaptureRecord:
+    """One prediction as serving saw it. `image` is set only when a thumbnail is to be kept."""
+
+    id: str
+    workspace: str
+    endpoint: str
+    model_version_id: str | None
+    created_at: str
+    latency_ms: float
+    model: str = ""
+    version: int = 0
+    queue_ms: float | None = None
+    inference_ms: float | None = None
+    batch_size: int | None = None
+    features: dict[str, float] = field(default_factory=dict)
+    keywords: str | None = None
+    description: str | None = None
+    confidence: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    image: Any = None
+
+
+class Capture:
+    def __init__(self, registry: Registry, settings: Settings):
+        self._registry = registry
+        self.enabled = settings.capture_enabled
+        self._thumbnail_rate = settings.capture_thumbnail_rate
+        self._thumbnail_size = settings.capture_thumbnail_size
+        self._queue: queue.Queue[CaptureRecord | Future[None] | None] = queue.Queue(
+            maxsize=max(1, settings.capture_queue_size)
+        )
+        self._counts_lock = threading.Lock()
+        self.recorded = 0  # handed over and queued
+        self.dropped = 0  # refused because the queue was full, or lost to a failed write
+        self.written = 0
+        self._workspace_ids: dict[str, str] = {}
+        self._thread = threading.Thread(target=self._serve, name="capture", daemon=True)
+        self._thread.start()
+
+    def keep_thumbnail(self) -> bool:
+        """Decide, at record time, whether this prediction's input is sampled."""
+        return self.enabled and random.random() < self._thumbnail_rate
+
+    def record(self, item: CaptureRecord) -> bool:
+        """Queue one prediction; never blocks. False when capture is off or the queue is full."""
+        if not self.enabled:
+            return False
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            with self._counts_lock:
+                self.dropped += 1
+            return False
+        with self._counts_lock:
+            self.recorded += 1
+        return True
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def flush(self, timeout: float | None = 30) -> None:
+        """Block until everything queued before this call is committed (or dropped)."""
+        marker: Future[None] = Future()
+        self._queue.put(marker, timeout=timeout)  # a marker may wait for room; records never do
+        marker.result(timeout)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _serve(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            batch: list[CaptureRecord] = []
+            markers: list[Future[None]] = []
+            item: CaptureRecord | Future[None] | None = first
+            while True:
+                if item is None:
+                    stopping = True
+                elif isinstance(item, Future):
+                    markers.append(item)
+                else:
+                    batch.append(item)
+                if stopping or len(batch) >= BATCH_ROWS:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._write(batch)
+            for marker in markers:
+                marker.set_result(None)
+
+    def _write(self, batch: list[CaptureRecord]) -> None:
+        try:
+            rows = [self._row(item) for item in batch]
+            self._registry.write(lambda db: _insert(db, rows))
+        except Exception:
+            log.exception("could not write %d captured predictions; they are dropped", len(batch))
+            with self._counts_lock:
+                self.dropped += len(batch)
+            return
+        with self._counts_lock:
+            self.written += len(batch)
+
+    def _row(self, item: CaptureRecord) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "id": item.id,
+            "workspace_id": self._workspace_id(item.workspace),
+            "endpoint": item.endpoint,
+            "model_version_id": item.model_version_id,
+            "created_at": item.created_at,
+            "latency_ms": item.latency_ms,
+            "queue_ms": item.queue_ms,
+            "inference_ms": item.inference_ms,
+            "batch_size": item.batch_size,
+            "keywords": item.keywords or "",
+            "description": item.description,
+            "confidence": item.confidence,
+            "warnings": json.dumps(item.warnings),
+            "error": item.error,
+            "thumbnail": self._thumbnail(item.image) if item.image is not None else None,
+        }
+        for name in FEATURE_COLUMNS:
+            row[name] = item.features.get(name)
+        return row
+
+    def _workspace_id(self, name: str) -> str:
+        if name not in self._workspace_ids:
+            rows = self._registry.query("SELECT id FROM workspaces WHERE name = ?", (name,))
+            if not rows:
+                raise LookupError(f"workspace '{name}' no longer exists")
+            self._workspace_ids[name] = rows[0]["id"]
+        return self._workspace_ids[name]
+
+    def _thumbnail(self, image: Any) -> bytes:
+        # Re-encoding from pixels keeps nothing of the upload but a small picture: no EXIF,
+        # no GPS, no ICC profile, no original file name.
+        small = image.copy()
+        small.thumbnail((self._thumbnail_size, self._thumbnail_size))
+        out = io.BytesIO()
+        small.convert("RGB").save(out, format="JPEG", quality=80)
+        return out.getvalue()
+
+
+def _insert(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> None:
+    db.table("predictions").insert_all(rows, batch_size=len(rows))

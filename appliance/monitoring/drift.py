@@ -1,0 +1,201 @@
+"""Drift: how far the inputs an endpoint sees now have moved from the data its model was trained on.
+
+A model version keeps a *profile* of its training data: for each image feature (size, brightness,
+contrast, sharpness) an evenly spaced sample of the sorted values, small enough to store as JSON
+yet shaped like the full distribution. Live inputs are compared with that profile by two
+statistics: the Population Stability Index (how much mass moved between quantile bins) and the
+two-sample Kolmogorov-Smirnov distance (the largest gap between the two empirical CDFs). A feature
+has drifted when enough live values were seen and either statistic crosses its threshold.
+
+Everything here is pure computation over at most a few thousand numbers: no I/O, no numpy.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+FEATURES = ("width", "height", "brightness", "brightness_p99", "contrast", "sharpness")
+
+# Floor for bin proportions: an empty bin would otherwise make ln(p / q) infinite.
+EPSILON = 1e-4
+
+_WORD = re.compile(r"[^\W\d_]+")  # runs of letters, any script
+
+
+def _require(values: Sequence[float], name: str) -> None:
+    if not values:
+        raise ValueError(f"{name} values are empty; drift needs at least one value on each side")
+
+
+def _edges(reference: Sequence[float], bins: int) -> list[float]:
+    """Distinct reference quantiles at 0, 1/bins, …, 1, taken from the data itself."""
+    ordered = sorted(reference)
+    last = len(ordered) - 1
+    return sorted({ordered[(i * last) // bins] for i in range(bins + 1)})
+
+
+def _bin(edges: Sequence[float], value: float) -> int:
+    if len(edges) == 1:
+        # A constant reference: "below", "equal" and "above" are the only bins that mean anything.
+        return bisect_left(edges, value) + bisect_right(edges, value)
+    # Otherwise the usual quantile bins (the lowest and highest are open-ended), so a live value
+    # that happens to equal a reference quantile is not a surprise in a bin of its own.
+    return bisect_left(edges[1:-1], value)
+
+
+def _proportions(edges: Sequence[float], values: Sequence[float]) -> list[float]:
+    counts = [0] * (3 if len(edges) == 1 else len(edges) - 1)
+    for value in values:
+        counts[_bin(edges, value)] += 1
+    return [max(count / len(values), EPSILON) for count in counts]
+
+
+def bins_for(samples: int) -> int:
+    """PSI bins for a live sample of this size: ~10 values per bin, between 3 and 10 bins.
+    With more bins than values, an unlucky empty bin alone would read as drift."""
+    return max(3, min(10, samples // 10))
+
+
+def psi(reference: Sequence[float], current: Sequence[float], bins: int = 10) -> float:
+    """Population Stability Index of `current` against `reference`, rounded to 4 decimals.
+
+    Bin edges are the reference's quantiles (deduplicated, so a constant reference has one edge).
+    Rule of thumb: below 0.1 no shift, 0.1-0.25 a moderate one, above 0.25 a significant one.
+    """
+    _require(reference, "reference")
+    _require(current, "current")
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, got {bins}")
+    edges = _edges(reference, bins)
+    expected = _proportions(edges, reference)
+    actual = _proportions(edges, current)
+    total = sum((a - e) * math.log(a / e) for a, e in zip(actual, expected, strict=True))
+    return round(total, 4)
+
+
+def ks(reference: Sequence[float], current: Sequence[float]) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic D in [0, 1], rounded to 4 decimals."""
+    _require(reference, "reference")
+    _require(current, "current")
+    a, b = sorted(reference), sorted(current)
+    n, m = len(a), len(b)
+    i = j = 0
+    distance = 0.0
+    while i < n and j < m:
+        x = min(a[i], b[j])
+        # Step past every copy of x on both sides before comparing: the CDFs are only defined
+        # after a whole tie, and comparing mid-tie would overstate the gap.
+        while i < n and a[i] == x:
+            i += 1
+        while j < m and b[j] == x:
+            j += 1
+        distance = max(distance, abs(i / n - j / m))
+    # Once one side is used up its CDF is 1 and the gap can only shrink, so we can stop here.
+    return round(distance, 4)
+
+
+def sample(values: Sequence[float], limit: int = 1000) -> list[float]:
+    """The sorted values, or `limit` evenly spaced ones (always the min and max) when longer."""
+    if limit < 2:
+        raise ValueError(f"limit must be at least 2, got {limit}")
+    ordered = sorted(values)
+    if len(ordered) <= limit:
+        return ordered
+    last = len(ordered) - 1
+    return [ordered[(k * last) // (limit - 1)] for k in range(limit)]
+
+
+def _number(value: object) -> float | None:
+    """A finite float, or None for a missing value (None, NaN, inf, not a number)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _values(
+    rows: Iterable[Mapping[str, float | None]], features: Sequence[str]
+) -> dict[str, list[float]]:
+    collected: dict[str, list[float]] = {feature: [] for feature in features}
+    for row in rows:
+        for feature in features:
+            number = _number(row.get(feature))
+            if number is not None:
+                collected[feature].append(number)
+    return collected
+
+
+def feature_profile(
+    rows: Iterable[Mapping[str, float | None]], limit: int = 1000
+) -> dict[str, list[float]]:
+    """For each feature in FEATURES that has values in `rows`, a `sample` of those values."""
+    collected = _values(rows, FEATURES)
+    return {feature: sample(values, limit) for feature, values in collected.items() if values}
+
+
+def word_profile(texts: Iterable[str], top: int = 50) -> dict[str, float]:
+    """Relative frequency of the `top` commonest lower-cased words, among all words seen.
+
+    Frequencies are shares of every word, not only the top ones, so they sum to at most 1.
+    Ties are broken alphabetically so the profile is the same on every run.
+    """
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(_WORD.findall(text.lower()))
+    total = sum(counts.values())
+    if total == 0:
+        return {}
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]
+    return {word: count / total for word, count in ranked}
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    feature: str
+    psi: float
+    ks: float
+    reference_mean: float
+    current_mean: float
+    samples: int  # number of current values compared
+    drifted: bool
+
+
+def compare(
+    profile: Mapping[str, Sequence[float]],
+    current: Iterable[Mapping[str, float | None]],
+    psi_threshold: float,
+    ks_threshold: float,
+    min_samples: int,
+) -> list[FeatureDrift]:
+    """Compare live feature rows with a stored profile, feature by feature in FEATURES order.
+
+    A feature is skipped when the profile or the live rows have no value for it. It has drifted
+    when at least `min_samples` live values were compared and PSI or KS reaches its threshold.
+    """
+    features = [feature for feature in FEATURES if profile.get(feature)]
+    collected = _values(current, features)
+    results: list[FeatureDrift] = []
+    for feature in features:
+        reference, values = profile[feature], collected[feature]
+        if not values:
+            continue
+        psi_value = psi(reference, values, bins_for(len(values)))
+        ks_value = ks(reference, values)
+        results.append(
+            FeatureDrift(
+                feature=feature,
+                psi=psi_value,
+                ks=ks_value,
+                reference_mean=round(sum(reference) / len(reference), 4),
+                current_mean=round(sum(values) / len(values), 4),
+                samples=len(values),
+                drifted=len(values) >= min_samples
+                and (psi_value >= psi_threshold or ks_value >= ks_threshold),
+            )
+        )
+    return results

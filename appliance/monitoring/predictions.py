@@ -1,0 +1,194 @@
+"""Captured predictions and their feedback, as records: read a window of traffic, store a rating,
+summarize ratings, and enforce retention."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlite_utils
+
+from appliance.errors import InvalidInput, NotFound
+from appliance.registry import Registry, Rows, utcnow
+from appliance.workspaces import Workspaces
+
+THUMBS = ("up", "down")
+MAX_COMMENT = 2000
+
+
+def since_text(window_s: float, now: datetime | None = None) -> str:
+    """The ISO timestamp `window_s` seconds before now, comparable with stored `created_at`."""
+    start = (now or datetime.now(UTC)) - timedelta(seconds=window_s)
+    return start.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Predictions:
+    def __init__(self, registry: Registry, workspaces: Workspaces):
+        self._registry = registry
+        self._workspaces = workspaces
+
+    def get(self, prediction_id: str) -> dict[str, Any]:
+        rows = self._registry.query(
+            "SELECT p.*, w.name AS workspace FROM predictions p"
+            " JOIN workspaces w ON w.id = p.workspace_id WHERE p.id = ?",
+            (prediction_id,),
+        )
+        if not rows:
+            raise NotFound(f"no prediction '{prediction_id}' (unknown, or past retention)")
+        return _decode(rows[0])
+
+    def window(
+        self, workspace: str, endpoint: str | None = None, since: str = "", limit: int = 100_000
+    ) -> Rows:
+        """Predictions since `since` (ISO text), oldest first, with their mean rating."""
+        ws = self._workspaces.get(workspace)
+        sql = (
+            "SELECT p.id, p.endpoint, p.model_version_id, p.created_at, p.latency_ms,"
+            " p.queue_ms, p.inference_ms, p.batch_size, p.width, p.height, p.brightness,"
+            " p.brightness_p99, p.contrast, p.sharpness, p.keywords, p.description,"
+            " p.confidence, p.warnings, p.error,"
+            " (SELECT AVG(f.rating) FROM feedback f WHERE f.prediction_id = p.id) AS rating"
+            " FROM predictions p WHERE p.workspace_id = ? AND p.created_at >= ?"
+        )
+        params: list[Any] = [ws["id"], since]
+        if endpoint is not None:
+            sql += " AND p.endpoint = ?"
+            params.append(endpoint)
+        sql += " ORDER BY p.created_at, p.rowid LIMIT ?"
+        params.append(limit)
+        return [_decode(r) for r in self._registry.query(sql, tuple(params))]
+
+    def recent(self, workspace: str, endpoint: str | None = None, limit: int = 20) -> Rows:
+        rows = self.window(workspace, endpoint, since="")
+        return rows[-limit:]
+
+    def thumbnail(self, prediction_id: str) -> bytes | None:
+        rows = self._registry.query(
+            "SELECT thumbnail FROM predictions WHERE id = ?", (prediction_id,)
+        )
+        if not rows:
+            raise NotFound(f"no prediction '{prediction_id}'")
+        value = rows[0]["thumbnail"]
+        return bytes(value) if value is not None else None
+
+    # -- feedback ----------------------------------------------------------------------------
+
+    def add_feedback(
+        self,
+        prediction_id: str,
+        rating: int | None = None,
+        thumb: str | None = None,
+        comment: str = "",
+    ) -> dict[str, Any]:
+        """Store one piece of feedback; returns only after the row is committed."""
+        if rating is None and thumb is None:
+            raise InvalidInput("give a rating (1-5), a thumb ('up' or 'down'), or both")
+        if rating is not None and (
+            isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5
+        ):
+            raise InvalidInput(f"rating must be a whole number from 1 to 5, got {rating!r}")
+        if thumb is not None and thumb not in THUMBS:
+            raise InvalidInput(f"thumb must be 'up' or 'down', got {thumb!r}")
+        if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
+            raise InvalidInput(f"comment must be text of at most {MAX_COMMENT} characters")
+
+        def write(db: sqlite_utils.Database) -> dict[str, Any]:
+            found = db.execute("SELECT 1 FROM predictions WHERE id = ?", [prediction_id]).fetchone()
+            if found is None:
+                raise NotFound(f"no prediction '{prediction_id}' (unknown, or past retention)")
+            row = {
+                "prediction_id": prediction_id,
+                "rating": rating,
+                "thumb": thumb,
+                "comment": comment,
+                "created_at": utcnow(),
+            }
+            cursor = db.execute(
+                "INSERT INTO feedback (prediction_id, rating, thumb, comment, created_at)"
+                " VALUES (:prediction_id, :rating, :thumb, :comment, :created_at)",
+                row,
+            )
+            row["id"] = cursor.lastrowid
+            return row
+
+        return self._registry.write(write)
+
+    def feedback(
+        self, workspace: str, endpoint: str | None = None, since: str = "", limit: int = 50
+    ) -> Rows:
+        """Feedback rows, newest first, with the prediction they rate."""
+        ws = self._workspaces.get(workspace)
+        sql = (
+            "SELECT f.*, p.endpoint, p.description, p.confidence, p.warnings, p.model_version_id"
+            " FROM feedback f JOIN predictions p ON p.id = f.prediction_id"
+            " WHERE p.workspace_id = ? AND f.created_at >= ?"
+        )
+        params: list[Any] = [ws["id"], since]
+        if endpoint is not None:
+            sql += " AND p.endpoint = ?"
+            params.append(endpoint)
+        sql += " ORDER BY f.id DESC LIMIT ?"
+        params.append(limit)
+        return [_decode(r) for r in self._registry.query(sql, tuple(params))]
+
+    def feedback_summary(
+        self, workspace: str, endpoint: str | None = None, since: str = ""
+    ) -> dict[str, Any]:
+        """Count, mean rating, the 1..5 histogram and thumbs up/down."""
+        ws = self._workspaces.get(workspace)
+        sql = (
+            "SELECT f.rating, f.thumb FROM feedback f JOIN predictions p ON p.id = f.prediction_id"
+            " WHERE p.workspace_id = ? AND f.created_at >= ?"
+        )
+        params: list[Any] = [ws["id"], since]
+        if endpoint is not None:
+            sql += " AND p.endpoint = ?"
+            params.append(endpoint)
+        rows = self._registry.query(sql, tuple(params))
+        ratings = [r["rating"] for r in rows if r["rating"] is not None]
+        return {
+            "count": len(rows),
+            "mean_rating": round(sum(ratings) / len(ratings), 3) if ratings else None,
+            "histogram": {str(n): ratings.count(n) for n in range(1, 6)},
+            "thumbs_up": sum(1 for r in rows if r["thumb"] == "up"),
+            "thumbs_down": sum(1 for r in rows if r["thumb"] == "down"),
+        }
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def prune(self, retention_days: int, max_rows: int) -> int:
+        """Delete predictions past retention or beyond `max_rows` (oldest first); their
+        feedback goes with them. Returns the number deleted."""
+        cutoff = since_text(retention_days * 86_400)
+
+        def delete(db: sqlite_utils.Database) -> int:
+            old = db.execute("DELETE FROM predictions WHERE created_at < ?", [cutoff]).rowcount
+            over = db.execute(
+                "DELETE FROM predictions WHERE rowid IN (SELECT rowid FROM predictions"
+                " ORDER BY created_at DESC, rowid DESC LIMIT -1 OFFSET ?)",
+                [max_rows],
+            ).rowcount
+            return int(old + over)
+
+        return self._registry.write(delete)
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(row.get("warnings"), str):
+        row["warnings"] = json.loads(row["warnings"])
+    row.pop("thumbnail", None)
+    return row
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_window(text: str) -> int:
+    """'90s', '30m', '1h', '7d', '2w' or plain seconds → seconds."""
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:]) if value else None
+    number = value[:-1] if unit else value
+    if not number.isdigit() or int(number) == 0:
+        raise InvalidInput(f"window '{text}' is not a duration: use e.g. 90s, 30m, 1h, 7d or 2w")
+    return int(number) * (unit or 1)
