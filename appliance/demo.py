@@ -3,7 +3,10 @@
 So far: product photos are generated into the workspace `classified-ads` and versioned; the
 captioner recipe trains v1 in a child process, evaluates it on held-out photos and registers it;
 the gate promotes it to `production`, which is deployed int8 on CPU and answers sellers' photos
-over HTTP; then a new category (cars) lands as a new dataset version.
+over HTTP. Sellers' traffic follows — ordinary photos, then a run of low-light ones — and they
+rate the descriptions; monitoring shows the low_light warnings, brightness drift against the
+training data as a firing alert, the ratings and the DORA figures. Then a new category (cars)
+lands as a new dataset version.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ class DemoOptions:
     low_light_fraction: float = 0.1
     quantization: str = "int8"
     train_params: dict[str, str] = field(default_factory=dict)
+    traffic_normal: int = 60
+    traffic_low_light: int = 90
 
 
 def run_demo(
@@ -126,6 +131,7 @@ def run_demo(
                     f"   {mark} {row['lighting']:<6} {answer['description']!r} "
                     f"conf {answer['confidence']:.2f} {answer['latency_ms']:.1f} ms{warn}"
                 )
+            monitoring = _traffic_and_monitoring(services, base, Path(scratch), options, note, say)
 
         cars = Path(scratch) / "cars"
         generate(
@@ -145,7 +151,94 @@ def run_demo(
             f"(metadata.jsonl updated)"
         )
     versions = services.models.versions(WORKSPACE, model["name"])
-    return {"workspace": WORKSPACE, "datasets": [v1, v2], "diff": diff, "models": versions}
+    return {
+        "workspace": WORKSPACE, "datasets": [v1, v2], "diff": diff, "models": versions,
+        "monitoring": monitoring,
+    }  # fmt: skip
+
+
+def _traffic_and_monitoring(
+    services: Services,
+    base: str,
+    scratch: Path,
+    options: DemoOptions,
+    note: Callable[[str], None],
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """Sellers' traffic with ratings, then what monitoring makes of it."""
+    from appliance.datasets.synthetic import generate
+    from appliance.monitoring import alerts
+
+    streams = {
+        "normal": generate(
+            scratch / "traffic-normal", count=options.traffic_normal, seed=options.seed + 3
+        ).path,
+        "low": generate(
+            scratch / "traffic-low", count=options.traffic_low_light, seed=options.seed + 4,
+            low_light_fraction=1.0,
+        ).path,
+    }  # fmt: skip
+    note(
+        f"sellers' traffic: {options.traffic_normal} ordinary photos, then "
+        f"{options.traffic_low_light} taken in low light; each seller rates the description "
+        "(5 when right, 2 when wrong) through POST /v1/predictions/{id}/feedback"
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for lighting, folder in streams.items():
+        right = warned = 0
+        rows = _rows(folder)
+        for row in rows:
+            answer = _post(
+                f"{base}/v1/endpoints/{ENDPOINT}/predict",
+                (folder / row["file_name"]).read_bytes(), "image/png",
+            )  # fmt: skip
+            correct = answer["description"] == row["text"]
+            right += correct
+            warned += "low_light" in answer["warnings"]
+            _post_json(
+                f"{base}/v1/predictions/{answer['id']}/feedback", {"rating": 5 if correct else 2}
+            )
+        counts[lighting] = {"photos": len(rows), "right": right, "low_light_warnings": warned}
+        say(f"   {lighting:<6} {right}/{len(rows)} described exactly, {warned} low_light warnings")
+    drift = _get(f"{base}/v1/workspaces/{WORKSPACE}/monitoring/drift?endpoint={ENDPOINT}")
+    shown = ", ".join(
+        f"{f['feature']} psi {f['psi']:.2f} ks {f['ks']:.2f}{' DRIFT' if f['drifted'] else ''}"
+        for f in drift["features"]
+        if f["feature"] in ("brightness", "contrast", "sharpness")
+    )
+    note(f"drift against {drift['reference']} (GET …/monitoring/drift): {shown}")
+    alerts.evaluate(services)  # the server's monitor also does this every monitor_interval_s
+    firing = [
+        f"{a['rule']} ({a['value']:.3g} vs {a['threshold']:.3g})"
+        for a in alerts.current(services, WORKSPACE, firing_only=True)
+    ]
+    note(f"alerts firing on {ENDPOINT}: {', '.join(firing) or 'none'}")
+    feedback = _get(f"{base}/v1/workspaces/{WORKSPACE}/monitoring/feedback")["summary"]
+    summary = _get(f"{base}/v1/workspaces/{WORKSPACE}/monitoring/summary")["endpoints"][0]
+    latency = summary["latency_ms"]
+    note(
+        f"{summary['predictions']} predictions captured: p50 {latency['p50']:.1f} ms, "
+        f"p95 {latency['p95']:.1f} ms; {feedback['count']} ratings, mean "
+        f"{feedback['mean_rating']:.2f}"
+    )
+    dora = _get(f"{base}/v1/workspaces/{WORKSPACE}/monitoring/dora")
+    note(
+        f"DORA: {dora['deployments']} deployment(s), lead time "
+        f"{_hours(dora['lead_time_hours'])}, change failure rate "
+        f"{_rate(dora['change_failure_rate'])}, time to restore "
+        f"{_hours(dora['time_to_restore_hours'])} ({dora['level']})"
+    )
+    return {"traffic": counts, "drift": drift, "alerts": firing, "dora": dora}
+
+
+def _hours(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value * 60:.1f} min" if value < 1 else f"{value:.1f} h"
+
+
+def _rate(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
 
 
 def summary_rows(versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -175,6 +268,14 @@ def _wait_ready(base: str, seconds: float = 120) -> None:
             pass
         time.sleep(0.1)
     raise ApplianceError("the demo's server never became ready")
+
+
+def _get(url: str) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=600) as response:
+            return dict(json.loads(response.read()))
+    except urllib.error.HTTPError as exc:
+        raise ApplianceError(f"{url} answered {exc.code}: {exc.read().decode()}") from None
 
 
 def _post(url: str, body: bytes, content_type: str) -> dict[str, Any]:

@@ -172,17 +172,18 @@ def wait_http(url: str, seconds: float = 120) -> None:
 
 
 def appliance_server(
-    model_dir: Path, recipe: str, quantization: str, home: Path
+    model_dir: Path, recipe: str, quantization: str, home: Path, env_extra: dict[str, str]
 ) -> tuple[subprocess.Popen[bytes], str]:
     from appliance.services import Services
     from appliance.serving.options import DeployOptions
     from appliance.serving.service import Serving
 
     with Services.open(home=home) as services:
-        services.workspaces.create("bench")
+        services.workspaces.ensure("bench")
         if Path(recipe).is_dir():  # a recipe folder rather than a built-in name
             recipe = services.recipes.add("bench", Path(recipe)).name
-        services.models.register("bench", "model", model_dir, recipe=recipe)
+        if not services.models.list("bench"):
+            services.models.register("bench", "model", model_dir, recipe=recipe)
         options = DeployOptions(
             quantization=quantization, device="cpu", max_batch_size=32, max_batch_wait_ms=2
         )
@@ -190,12 +191,27 @@ def appliance_server(
         serving.deploy("bench", "bench", "model@1", options)
         serving.close()
     port = free_port()
-    env = {**os.environ, "APPLIANCE_HOME": str(home), "APPLIANCE_PORT": str(port)}
+    env = {**os.environ, "APPLIANCE_HOME": str(home), "APPLIANCE_PORT": str(port), **env_extra}
     server = subprocess.Popen(
         [sys.executable, "-m", "appliance", "serve", "--log-level", "warning"], env=env
     )
     wait_http(f"http://127.0.0.1:{port}/v2/health/ready")
     return server, f"http://127.0.0.1:{port}/v1/endpoints/bench/predict"
+
+
+def capture_cost(args: argparse.Namespace, home: Path) -> tuple[float, float]:
+    """Mean c=32 throughput with capture off and on, alternating rounds to share the noise."""
+    results: dict[str, list[float]] = {"false": [], "true": []}
+    for enabled in ("false", "true", "false", "true"):
+        env = {"APPLIANCE_CAPTURE_ENABLED": enabled}
+        server, url = appliance_server(args.model_dir, args.recipe, args.quantization, home, env)
+        try:
+            result = load_from_another_process(url, "appliance", 32, args.requests, args.seconds)
+        finally:
+            server.terminate()
+            server.wait(30)
+        results[enabled].append(result["ips"])
+    return statistics.mean(results["false"]), statistics.mean(results["true"])
 
 
 def main() -> int:
@@ -211,6 +227,11 @@ def main() -> int:
         "--mlflow-python",
         default=os.environ.get("BENCH_MLFLOW_PYTHON"),
         help="A Python with mlflow, torch and transformers, for `mlflow models serve`.",
+    )
+    parser.add_argument(
+        "--capture",
+        action="store_true",
+        help="Also measure c=32 with prediction capture off and on (alternating, 2 rounds each).",
     )
     parser.add_argument("--markdown-out", type=Path)
     # internal: the load generator's own process
@@ -239,21 +260,26 @@ def main() -> int:
     )
     rows.append(("offline, batch 32", f"{limit['b32_ips']:.1f} img/s"))
     with tempfile.TemporaryDirectory() as tmp:
-        server, url = appliance_server(
-            args.model_dir, args.recipe, args.quantization, Path(tmp) / "home"
-        )
+        home = Path(tmp) / "home"
+        server, url = appliance_server(args.model_dir, args.recipe, args.quantization, home, {})
         try:
             c1 = load_from_another_process(url, "appliance", 1, args.requests, args.seconds)
             c32 = load_from_another_process(url, "appliance", 32, args.requests, args.seconds)
         finally:
             server.terminate()
             server.wait(30)
+        capture = capture_cost(args, home) if args.capture else None
     rows.append(("appliance serve, c=1", _served(c1)))
     rows.append(("appliance serve, c=32", _served(c32)))
     rows.append(("c=32 ÷ offline batch 32", f"{c32['ips'] / limit['b32_ips']:.2f} (target ≥ 0.90)"))
     rows.append(
         ("c=1 p50 − offline batch-1", f"{c1['p50_ms'] - limit['b1_ms']:+.2f} ms (target ≤ +1 ms)")
     )
+    if capture is not None:
+        off, on = capture
+        rows.append(("c=32, capture off (2 rounds)", f"{off:.1f} img/s"))
+        rows.append(("c=32, capture on (2 rounds)", f"{on:.1f} img/s"))
+        rows.append(("capture cost at c=32", f"{1 - on / off:.1%} (target < 5%)"))
     if args.mlflow_python:
         from bench_serving_mlflow import mlflow_throughput
 

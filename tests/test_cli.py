@@ -128,4 +128,10 @@ def test_demo_fast_tells_the_story() -> None:
     assert "registered captioner@1" in out and "promoted captioner@1 to production" in out
     assert "deployed captioner@1 (production) at endpoint captions: int8 on CPU" in out
     assert out.count(" conf ") == 6  # six answers over HTTP, each with its confidence
+    # Monitoring: every dark photo of the traffic warns, brightness drifts, the alert fires.
+    assert "40 low_light warnings" in out
+    assert "brightness psi" in out and "DRIFT" in out
+    assert "alerts firing on captions: drift_psi" in out and "low_light_rate" in out
+    assert "66 predictions captured" in out and "60 ratings" in out
+    assert "DORA: 1 deployment(s)" in out
     assert "product-photos@2" in out and "20 added" in out

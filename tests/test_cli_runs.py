@@ -32,8 +32,10 @@ def test_start_shows_the_result_and_the_gate_guards_production(ws: str) -> None:
     assert code == 0, err
     assert "succeeded: registered colour@1" in out and "exact_match" in out
     run_id = out.split()[1]
-    code, out, _ = invoke("run", "logs", run_id, "--tail", "1")
-    assert code == 0 and "registered colour@1" in out
+    code, out, _ = invoke("run", "logs", run_id, "--tail", "2")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 2 and "registered colour@1" in lines[0]
+    assert "reference profile for drift: 160 images" in lines[1]
     code, out, _ = invoke("run", "show", run_id, "--json")
     assert json.loads(out)["status"] == "succeeded"
     code, out, _ = invoke("model", "promote", ws, "colour", "1")

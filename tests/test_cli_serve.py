@@ -87,3 +87,46 @@ def test_deploy_without_a_server_then_serve_then_hot_swap(trained: Path) -> None
         # uvicorn shuts down gracefully, then re-raises the signal it caught (systemd: clean).
         assert server.wait(30) in (0, -signal.SIGTERM)
         assert server.stderr is not None and "Traceback" not in server.stderr.read()
+
+
+def test_feedback_survives_kill_9_right_after_its_2xx(trained: Path, tmp_path: Path) -> None:
+    code, _, err = invoke("deploy", "ads", "captions", "colour@1")
+    assert code == 0, err
+    port = free_port()
+    env = {**os.environ, "APPLIANCE_HOME": str(trained), "APPLIANCE_PORT": str(port)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "serve", "--log-level", "warning"], env=env
+    )
+    base = f"http://127.0.0.1:{port}"
+    photos = generate(tmp_path / "traffic", count=12, seed=5).path
+    acknowledged = []
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/v2/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.time() < deadline and server.poll() is None, "the server did not start"
+            time.sleep(0.1)
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for i, image in enumerate(sorted(photos.glob("*.png"))):
+                answer = client.post(
+                    "/v1/endpoints/captions/predict", content=image.read_bytes(),
+                    headers={"content-type": "image/png"},
+                ).json()  # fmt: skip
+                rated = client.post(
+                    f"/v1/predictions/{answer['id']}/feedback", json={"rating": 1 + i % 5}
+                )
+                assert rated.status_code == 201
+                acknowledged.append((answer["id"], 1 + i % 5))
+        os.kill(server.pid, signal.SIGKILL)  # no shutdown, no flush: only what was committed
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.wait(30)
+    with Services.open(home=trained) as services:
+        assert services.registry.query("PRAGMA integrity_check")[0]["integrity_check"] == "ok"
+        stored = services.registry.query("SELECT prediction_id, rating FROM feedback ORDER BY id")
+    assert [(r["prediction_id"], r["rating"]) for r in stored] == acknowledged

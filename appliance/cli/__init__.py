@@ -17,6 +17,7 @@ from appliance.cli.dataset import dataset
 from appliance.cli.demo import demo
 from appliance.cli.deploy import deploy
 from appliance.cli.model import model
+from appliance.cli.monitor import monitor
 from appliance.cli.recipe import new, recipe
 from appliance.cli.run import run
 from appliance.cli.serve import serve
@@ -62,7 +63,9 @@ def cli(ctx: click.Context, home: Path | None) -> None:
     ctx.call_on_close(state.close)
 
 
-for command in (workspace, dataset, recipe, run, model, deploy, serve, new, settings, demo):
+for command in (
+    workspace, dataset, recipe, run, model, deploy, serve, monitor, new, settings, demo,
+):  # fmt: skip
     cli.add_command(command)
 
 

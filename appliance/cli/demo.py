@@ -12,7 +12,8 @@ from appliance.cli.context import services
 @click.option("--seed", type=int, default=0, show_default=True)
 def demo(fast: bool, seed: int) -> None:
     """Run the reference story offline in the classified-ads workspace: versioned product
-    photos, a captioner trained, evaluated, registered and promoted, and a new category landing."""
+    photos, a captioner trained, evaluated, registered, promoted and served; rated traffic with
+    low-light photos that monitoring flags as drift; and a new category landing."""
     from appliance.cli.output import emit_table
     from appliance.cli.progress import ProgressLine
     from appliance.demo import SUMMARY_METRICS, DemoOptions, run_demo, summary_rows
@@ -20,7 +21,12 @@ def demo(fast: bool, seed: int) -> None:
     options = DemoOptions(seed=seed)
     if fast:
         options = DemoOptions(
-            count=120, new_category_count=20, seed=seed, train_params={"epochs": "1"}
+            count=120,
+            new_category_count=20,
+            seed=seed,
+            train_params={"epochs": "1"},
+            traffic_normal=20,
+            traffic_low_light=40,
         )
     svc = services()
     bar = ProgressLine(svc.runs)

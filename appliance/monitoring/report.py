@@ -22,17 +22,18 @@ from appliance.services import Services
 TREND_BUCKETS = 12
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..100) of unsorted values; None when empty."""
-    if not values:
+def percentile(values: Sequence[float | None], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100) of unsorted values (None skipped); None when empty."""
+    ordered = sorted(v for v in values if v is not None)
+    if not ordered:
         return None
-    ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return round(ordered[rank - 1], 3)
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    return round(sum(values) / len(values), 4) if values else None
+def _mean(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(sum(known) / len(known), 4) if known else None
 
 
 def summarize(rows: Sequence[dict[str, Any]], window_s: float) -> dict[str, Any]:

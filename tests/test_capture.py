@@ -1,0 +1,72 @@
+"""The capture queue on its own: a full queue drops captures and counts every one, a slow disk
+never blocks the caller, and everything accepted reaches the registry."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from appliance.monitoring.capture import Capture, CaptureRecord
+from appliance.registry import utcnow
+from appliance.services import Services
+from appliance.settings import Settings
+
+
+def record(i: int) -> CaptureRecord:
+    return CaptureRecord(
+        id=f"p{i:05d}", workspace="ads", endpoint="captions", model_version_id=None,
+        created_at=utcnow(), latency_ms=1.0, description="red mug", confidence=0.9,
+        features={"width": 64.0, "brightness": 120.0},
+    )  # fmt: skip
+
+
+def test_a_full_queue_drops_and_counts_but_never_blocks(isolated_home: Path) -> None:
+    settings = Settings.load(home=isolated_home, capture_queue_size=5)
+    with Services(settings) as services:
+        services.workspaces.create("ads")
+        capture = Capture(services.registry, settings)
+        # Another process holds the write lock: the capture thread's next write must wait.
+        locker = sqlite3.connect(settings.registry_path, isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")
+        try:
+            started = time.perf_counter()
+            accepted = [capture.record(record(i)) for i in range(200)]
+            elapsed = time.perf_counter() - started
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        capture.flush()
+        capture.close()
+        stored = services.registry.query("SELECT id FROM predictions ORDER BY id")
+    assert elapsed < 1.0  # 200 hand-overs while the disk is locked: no waiting
+    assert capture.recorded + capture.dropped == 200
+    assert capture.dropped >= 200 - 5 - 1 - 1  # queue size, one in the writer, one in flight
+    assert capture.written == capture.recorded == sum(accepted)
+    assert [r["id"] for r in stored] == [f"p{i:05d}" for i, ok in enumerate(accepted) if ok]
+
+
+def test_disabled_capture_records_nothing(isolated_home: Path) -> None:
+    settings = Settings.load(home=isolated_home, capture_enabled=False)
+    with Services(settings) as services:
+        services.workspaces.create("ads")
+        capture = Capture(services.registry, settings)
+        assert capture.record(record(1)) is False and capture.keep_thumbnail() is False
+        capture.flush()
+        capture.close()
+        assert services.registry.query("SELECT COUNT(*) AS n FROM predictions")[0]["n"] == 0
+
+
+def test_retention_by_age_and_rows(services: Services) -> None:
+    services.workspaces.create("ads")
+    capture = Capture(services.registry, services.settings)
+    for i in range(10):
+        capture.record(record(i))
+    old = record(99)
+    old.created_at = "2020-01-01T00:00:00.000000Z"
+    capture.record(old)
+    capture.flush()
+    capture.close()
+    assert services.predictions.prune(retention_days=30, max_rows=4) == 7
+    kept = services.registry.query("SELECT id FROM predictions ORDER BY id")
+    assert [r["id"] for r in kept] == ["p00006", "p00007", "p00008", "p00009"]
