@@ -13,6 +13,7 @@ from appliance.monitoring.predictions import Predictions
 from appliance.recipes.catalog import Recipes
 from appliance.registry import Registry
 from appliance.runs.tracking import Runs
+from appliance.scheduler.jobs import Jobs
 from appliance.serving.deployments import Deployments
 from appliance.settings import Settings
 from appliance.workspaces import Workspaces
@@ -72,6 +73,10 @@ class Services:
     @cached_property
     def predictions(self) -> Predictions:
         return Predictions(self.registry, self.workspaces)
+
+    @cached_property
+    def jobs(self) -> Jobs:
+        return Jobs(self.registry, self.workspaces, self.settings.name_max_length)
 
     def close(self) -> None:
         self.registry.close()

@@ -175,6 +175,14 @@ class Settings:
         metadata=_help("Alert when more than this fraction of predictions warn low_light."),
     )
 
+    job_misfire_grace_s: int = field(
+        default=3600,
+        metadata=_help(
+            "A scheduled job missed (the appliance was down or busy) still runs once if no more "
+            "than this many seconds late."
+        ),
+    )
+
     @property
     def registry_path(self) -> Path:
         return self.home / "registry.db"

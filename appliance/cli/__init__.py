@@ -16,6 +16,7 @@ from appliance.cli.context import CliState
 from appliance.cli.dataset import dataset
 from appliance.cli.demo import demo
 from appliance.cli.deploy import deploy
+from appliance.cli.job import job
 from appliance.cli.model import model
 from appliance.cli.monitor import monitor
 from appliance.cli.recipe import new, recipe
@@ -64,7 +65,7 @@ def cli(ctx: click.Context, home: Path | None) -> None:
 
 
 for command in (
-    workspace, dataset, recipe, run, model, deploy, serve, monitor, new, settings, demo,
+    workspace, dataset, recipe, run, model, deploy, serve, monitor, job, new, settings, demo,
 ):  # fmt: skip
     cli.add_command(command)
 

@@ -278,3 +278,49 @@ def _monitoring(db: sqlite_utils.Database) -> None:
         );
         """,
     )
+
+
+@MIGRATIONS(name="0005_jobs")
+def _jobs(db: sqlite_utils.Database) -> None:
+    _execute_script(
+        db,
+        """
+        -- Scheduled and triggered work, as data: the scheduler is rebuilt from these rows at
+        -- start (never from pickled callables). `trigger` and `params` are JSON.
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (
+                kind IN ('retrain', 'dataset_watch', 'alert_trigger', 'batch_predict',
+                         'housekeeping')
+            ),
+            target TEXT NOT NULL DEFAULT '',
+            trigger TEXT NOT NULL,
+            params TEXT NOT NULL DEFAULT '{}',
+            enabled INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (workspace_id, name)
+        );
+
+        -- Each time a job ran (or was asked to): what caused it and how it ended.
+        CREATE TABLE job_runs (
+            id TEXT PRIMARY KEY,
+            job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+            cause TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (
+                status IN ('running', 'succeeded', 'failed', 'skipped', 'awaiting_approval')
+            ),
+            run_id TEXT REFERENCES runs(id) ON DELETE SET NULL,
+            detail TEXT NOT NULL DEFAULT '{}',
+            started_at TEXT NOT NULL,
+            ended_at TEXT
+        );
+        CREATE INDEX job_runs_by_job ON job_runs (job_id, started_at);
+
+        -- The job and trigger that caused a training run, when one did.
+        ALTER TABLE runs ADD COLUMN job_id TEXT;
+        ALTER TABLE runs ADD COLUMN cause TEXT;
+        """,
+    )

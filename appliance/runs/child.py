@@ -25,11 +25,25 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise Cancelled
 
 
+def _die_with_parent() -> None:
+    """When the launcher asked for it, be killed with the process that started us (Linux)."""
+    parent = os.environ.get("APPLIANCE_RUN_PARENT_PID")
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != int(parent):  # it died before the request was in place
+        os._exit(1)
+
+
 def main(argv: list[str]) -> int:
     from appliance.runs.pipeline import execute
     from appliance.services import Services
 
     (run_id,) = argv
+    _die_with_parent()
     from appliance.models.loading import quiet_offline_transformers
 
     quiet_offline_transformers()

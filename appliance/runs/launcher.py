@@ -30,6 +30,9 @@ class Launch:
     process: subprocess.Popen[bytes]
 
 
+PARENT_ENV = "APPLIANCE_RUN_PARENT_PID"
+
+
 def start_run(
     services: Services,
     workspace: str,
@@ -37,8 +40,11 @@ def start_run(
     dataset: str,
     overrides: dict[str, Any],
     model_name: str | None = None,
+    die_with_parent: bool = False,
 ) -> Launch:
-    """Record a queued run with its lineage and start its child process."""
+    """Record a queued run with its lineage and start its child process. With
+    `die_with_parent` (runs the server's scheduler starts) the child is killed when this process
+    dies, so a `kill -9` of the appliance leaves no orphan training: the next start fails it."""
     spec = services.recipes.get(workspace, recipe)
     params = spec.resolve_params(overrides)
     version = services.datasets.get(workspace, dataset)
@@ -61,6 +67,8 @@ def start_run(
     log_path = services.settings.home / "logs" / "runs" / f"{run['id']}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "APPLIANCE_HOME": str(services.settings.home), "PYTHONUNBUFFERED": "1"}
+    if die_with_parent:
+        env[PARENT_ENV] = str(os.getpid())
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", CHILD_MODULE, run["id"]],

@@ -17,7 +17,10 @@ from litestar.openapi import OpenAPIConfig
 from appliance import __version__
 from appliance.errors import ApplianceError
 from appliance.monitoring.monitor import Monitor
+from appliance.runs.launcher import reap_runs
+from appliance.scheduler.service import Scheduler
 from appliance.server.auth import require_token
+from appliance.server.jobs import JobController, JobRunController
 from appliance.server.manage import DeploymentController
 from appliance.server.monitoring import FeedbackController, MonitoringController, metrics
 from appliance.server.oip import OipController
@@ -28,11 +31,13 @@ from appliance.serving.service import Serving
 log = logging.getLogger("appliance.server")
 
 
-def create_app(services: Services, restore: bool = True) -> Litestar:
+def create_app(services: Services, restore: bool = True, schedule: bool = True) -> Litestar:
     """The app over `services`; `restore` loads the recorded deployments in the background.
-    The lifespan also runs the monitor (capture writer, periodic system metrics and alerts)."""
+    The lifespan also runs the monitor (capture writer, periodic system metrics and alerts) and,
+    with `schedule`, the scheduler of jobs, all on this one process and event loop."""
     monitor = Monitor(services)
     serving = Serving(services, monitor)
+    scheduler = Scheduler(services, serving)
     monitor.bind(lambda: [(m.endpoint, m.batcher.depth) for m in serving.pool.live()])
 
     @asynccontextmanager
@@ -42,9 +47,16 @@ def create_app(services: Services, restore: bool = True) -> Litestar:
             serving.restoring = True
             threading.Thread(target=_restore, args=(serving,), name="restore", daemon=True).start()
         monitor.start()
+        if schedule:
+            # Runs a dead process left `running` are failed before anything schedules more.
+            await anyio.to_thread.run_sync(reap_runs, services)
+            await scheduler.start()
         try:
             yield
         finally:
+            # Stop taking new work first: jobs stop, training children are cancelled; then the
+            # models answer what they hold; then the last captures are written.
+            await anyio.to_thread.run_sync(scheduler.shutdown)
             await anyio.to_thread.run_sync(serving.close)
             await anyio.to_thread.run_sync(monitor.close)  # after serving: flushes every capture
 
@@ -55,6 +67,8 @@ def create_app(services: Services, restore: bool = True) -> Litestar:
             DeploymentController,
             FeedbackController,
             MonitoringController,
+            JobController,
+            JobRunController,
             metrics,
         ],
         lifespan=[lifespan],
@@ -64,6 +78,7 @@ def create_app(services: Services, restore: bool = True) -> Litestar:
                 "services": services,
                 "serving": serving,
                 "monitor": monitor,
+                "scheduler": scheduler,
                 "settings": services.settings,
             }
         ),

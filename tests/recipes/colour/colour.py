@@ -28,6 +28,7 @@ def train(ctx: TrainContext) -> None:
     rank = ctx.params["rank"]
     config.first_word = ranked[rank] if rank < len(ranked) else "(none)"
     config.predict_ms = ctx.params["predict_ms"]
+    config.broken = ctx.params["broken"]
     GPT2LMHeadModel(config).save_pretrained(ctx.output_dir, safe_serialization=True)
 
 
@@ -41,12 +42,17 @@ class ColourPredictor:
     """Says '<first word> product'; its confidence falls with the photo's brightness, so dark
     photos come back uncertain (what the low_light warning looks for)."""
 
-    def __init__(self, first_word: str, predict_ms: float):
+    def __init__(self, first_word: str, predict_ms: float, broken: int = 0):
         self.first_word = first_word
         self.predict_ms = predict_ms
+        self.broken = broken
+        self.calls = 0
 
     def predict(self, images: list, keywords: list | None = None) -> list[tuple[str, float]]:
         time.sleep(self.predict_ms / 1000)
+        self.calls += 1
+        if self.broken and self.calls > 1:  # the warm-up passes; live traffic fails
+            raise RuntimeError("the colour model is broken on purpose")
         answers = []
         for i, image in enumerate(images):
             brightest = image.convert("L").getextrema()[1]
@@ -61,4 +67,6 @@ def load(model_dir, device: str = "cpu", quantization: str = "none") -> ColourPr
     if quantization != "none":
         raise InvalidInput(f"the colour recipe cannot quantize ({quantization!r} asked)")
     config = json.loads((model_dir / "config.json").read_text())
-    return ColourPredictor(config["first_word"], config.get("predict_ms", 0.0))
+    return ColourPredictor(
+        config["first_word"], config.get("predict_ms", 0.0), config.get("broken", 0)
+    )

@@ -1,0 +1,221 @@
+"""Jobs as records: what runs when, kept in the registry so the scheduler can be rebuilt from rows
+at every start. A job has a kind, a target, a trigger (an interval or a cron expression) and
+parameters; each time it runs is a `job_runs` row saying what caused it and how it ended."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlite_utils
+
+from appliance.errors import Conflict, InvalidInput, NotFound
+from appliance.names import validate_name
+from appliance.registry import Registry, Rows, first_row, new_id, utcnow
+from appliance.workspaces import Workspaces
+
+KINDS = ("retrain", "dataset_watch", "alert_trigger", "batch_predict", "housekeeping")
+POLICIES = ("auto", "approve")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+# What each kind's target names, and the parameters it requires.
+TARGETS = {
+    "retrain": "model",
+    "dataset_watch": "dataset",
+    "alert_trigger": "endpoint",
+    "batch_predict": "endpoint",
+    "housekeeping": "",
+}
+REQUIRED = {
+    "retrain": ("recipe", "dataset"),
+    "dataset_watch": ("source", "retrain"),
+    "alert_trigger": ("retrain",),
+    "batch_predict": ("source", "output"),
+    "housekeeping": (),
+}
+
+
+def parse_trigger(text: str) -> dict[str, Any]:
+    """'every 10m' / '10m' / 'cron 0 3 * * *' → {"interval_s": 600} / {"cron": "0 3 * * *"}."""
+    value = " ".join(text.split())
+    if value.startswith("cron "):
+        expression = value[5:]
+        _check_cron(expression)
+        return {"cron": expression}
+    if value.startswith("every "):
+        value = value[6:]
+    unit = _UNITS.get(value[-1:]) if value else None
+    number = value[:-1] if unit else value
+    if not number.isdigit() or int(number) == 0:
+        raise InvalidInput(
+            f"trigger '{text}' is neither 'every N[s|m|h|d]' nor 'cron MIN HOUR DAY MONTH WEEKDAY'"
+        )
+    return {"interval_s": int(number) * (unit or 1)}
+
+
+def describe_trigger(trigger: dict[str, Any]) -> str:
+    if "cron" in trigger:
+        return f"cron {trigger['cron']}"
+    seconds = int(trigger["interval_s"])
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"every {seconds // size}{unit}"
+    return f"every {seconds}s"
+
+
+def _check_cron(expression: str) -> None:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(expression)
+    except ValueError as exc:
+        raise InvalidInput(f"cron expression '{expression}' is not valid: {exc}") from None
+
+
+class Jobs:
+    def __init__(self, registry: Registry, workspaces: Workspaces, name_max: int = 64):
+        self._registry = registry
+        self._workspaces = workspaces
+        self._max = name_max
+
+    def add(
+        self,
+        workspace: str,
+        name: str,
+        kind: str,
+        trigger: dict[str, Any],
+        target: str = "",
+        params: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        validate_name(name, "job name", self._max)
+        if kind not in KINDS:
+            raise InvalidInput(f"unknown job kind '{kind}' (kinds: {', '.join(KINDS)})")
+        if TARGETS[kind] and not target:
+            raise InvalidInput(f"a {kind} job needs a target: the {TARGETS[kind]} it acts on")
+        params = dict(params or {})
+        missing = [p for p in REQUIRED[kind] if not params.get(p)]
+        if missing:
+            raise InvalidInput(f"a {kind} job needs the parameter(s) {', '.join(missing)}")
+        if params.get("policy", "auto") not in POLICIES:
+            raise InvalidInput(f"policy must be one of {', '.join(POLICIES)}")
+        if not (set(trigger) == {"interval_s"} or set(trigger) == {"cron"}):
+            raise InvalidInput("a trigger is {'interval_s': N} or {'cron': 'EXPR'}")
+        if "cron" in trigger:
+            _check_cron(str(trigger["cron"]))
+        ws = self._workspaces.get(workspace)
+
+        def insert(db: sqlite_utils.Database) -> None:
+            if first_row(db, "jobs", "workspace_id = ? AND name = ?", [ws["id"], name]):
+                raise Conflict(f"workspace '{workspace}' already has a job '{name}'")
+            now = utcnow()
+            db.table("jobs").insert(
+                {
+                    "id": new_id(), "workspace_id": ws["id"], "name": name, "kind": kind,
+                    "target": target, "trigger": json.dumps(trigger),
+                    "params": json.dumps(params, sort_keys=True), "enabled": 1,
+                    "created_at": now, "updated_at": now,
+                }
+            )  # fmt: skip
+
+        self._registry.write(insert)
+        return self.get(workspace, name)
+
+    def get(self, workspace: str, name: str) -> dict[str, Any]:
+        ws = self._workspaces.get(workspace)
+        rows = self._select("WHERE j.workspace_id = ? AND j.name = ?", (ws["id"], name))
+        if not rows:
+            raise NotFound(f"no job '{name}' in workspace '{workspace}'")
+        return rows[0]
+
+    def by_id(self, job_id: str) -> dict[str, Any]:
+        rows = self._select("WHERE j.id = ?", (job_id,))
+        if not rows:
+            raise NotFound(f"job {job_id} no longer exists")
+        return rows[0]
+
+    def list(self, workspace: str | None = None) -> Rows:
+        if workspace is None:
+            return self._select("", ())
+        ws = self._workspaces.get(workspace)
+        return self._select("WHERE j.workspace_id = ?", (ws["id"],))
+
+    def set_enabled(self, workspace: str, name: str, enabled: bool) -> dict[str, Any]:
+        job = self.get(workspace, name)
+        self._registry.write(
+            lambda db: db.execute(
+                "UPDATE jobs SET enabled = ?, updated_at = ? WHERE id = ?",
+                [int(enabled), utcnow(), job["id"]],
+            ).close()
+        )
+        return self.get(workspace, name)
+
+    def remove(self, workspace: str, name: str) -> None:
+        job = self.get(workspace, name)
+        self._registry.write(
+            lambda db: db.execute("DELETE FROM jobs WHERE id = ?", [job["id"]]).close()
+        )
+
+    # -- job runs ----------------------------------------------------------------------------
+
+    def begin(self, job_id: str, cause: str) -> str:
+        run_id = new_id()
+        self._registry.write(
+            lambda db: db.table("job_runs").insert(
+                {"id": run_id, "job_id": job_id, "cause": cause, "status": "running",
+                 "detail": "{}", "started_at": utcnow()}
+            )
+        )  # fmt: skip
+        return run_id
+
+    def finish(
+        self,
+        job_run_id: str,
+        status: str,
+        run_id: str | None = None,
+        **detail: Any,
+    ) -> None:
+        ended = None if status in ("running", "awaiting_approval") else utcnow()
+        self._registry.write(
+            lambda db: db.execute(
+                "UPDATE job_runs SET status = ?, run_id = COALESCE(?, run_id), detail = ?,"
+                " ended_at = ? WHERE id = ?",
+                [status, run_id, json.dumps(detail, sort_keys=True, default=str), ended,
+                 job_run_id],
+            ).close()
+        )  # fmt: skip
+
+    def runs(self, job_id: str, limit: int = 20) -> Rows:
+        rows = self._registry.query(
+            "SELECT * FROM job_runs WHERE job_id = ? ORDER BY started_at DESC, rowid DESC LIMIT ?",
+            (job_id, limit),
+        )
+        for row in rows:
+            row["detail"] = json.loads(row["detail"])
+        return rows
+
+    def awaiting_approval(self, workspace: str) -> Rows:
+        ws = self._workspaces.get(workspace)
+        rows = self._registry.query(
+            "SELECT r.*, j.name AS job FROM job_runs r JOIN jobs j ON j.id = r.job_id"
+            " WHERE j.workspace_id = ? AND r.status = 'awaiting_approval' ORDER BY r.started_at",
+            (ws["id"],),
+        )
+        for row in rows:
+            row["detail"] = json.loads(row["detail"])
+        return rows
+
+    def _select(self, where: str, params: tuple[Any, ...]) -> Rows:
+        rows = self._registry.query(
+            "SELECT j.*, w.name AS workspace,"
+            " (SELECT MAX(r.started_at) FROM job_runs r WHERE r.job_id = j.id) AS last_run_at,"
+            " (SELECT r.status FROM job_runs r WHERE r.job_id = j.id"
+            "  ORDER BY r.started_at DESC, r.rowid DESC LIMIT 1) AS last_status"
+            f" FROM jobs j JOIN workspaces w ON w.id = j.workspace_id {where}"
+            " ORDER BY w.name, j.name",
+            params,
+        )
+        for row in rows:
+            row["trigger"] = json.loads(row["trigger"])
+            row["params"] = json.loads(row["params"])
+            row["enabled"] = bool(row["enabled"])
+        return rows

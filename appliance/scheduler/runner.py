@@ -1,0 +1,361 @@
+"""Running one job to its end, in the calling thread: the closed loop for `retrain` (train →
+evaluate → gate against production → deploy, or wait for approval → watch → roll back when the
+new version does worse in service), and the other kinds (dataset watch, alert trigger, batch
+prediction, housekeeping). The scheduler calls this on a worker thread; the CLI calls it directly
+when no server runs."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance.errors import ApplianceError, Conflict, InvalidInput, NotFound
+from appliance.events import record_event
+from appliance.models.promotion import GateRefused, promote
+from appliance.monitoring.predictions import since_text
+from appliance.registry import utcnow
+from appliance.runs.launcher import start_run, wait_run
+from appliance.services import Services
+from appliance.serving.options import DeployOptions
+from appliance.serving.service import Serving
+
+Trigger = Callable[[dict[str, Any], str], None]  # (job, cause): ask for another job to run
+WATCH_MIN_PREDICTIONS = 5
+WATCH_POLL_S = 0.5
+
+
+@dataclass
+class JobContext:
+    services: Services
+    job: dict[str, Any]
+    job_run_id: str
+    cause: str
+    serving: Serving | None
+    trigger: Trigger
+    should_stop: Callable[[], bool]
+
+
+@dataclass
+class Outcome:
+    status: str
+    run_id: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+def run_job(
+    services: Services,
+    job: dict[str, Any],
+    cause: str,
+    serving: Serving | None = None,
+    trigger: Trigger | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_begin: Callable[[str], Any] | None = None,
+) -> dict[str, Any]:
+    """Run `job` once, record its job_runs row, and return that row. `on_begin` receives the
+    job_run id as soon as the row exists."""
+    job_run_id = services.jobs.begin(job["id"], cause)
+    if on_begin is not None:
+        on_begin(job_run_id)
+
+    def inline(other: dict[str, Any], why: str) -> None:
+        run_job(services, other, why, serving)
+
+    ctx = JobContext(services, job, job_run_id, cause, serving, trigger or inline, should_stop)
+    try:
+        outcome = KINDS[job["kind"]](ctx)
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, ApplianceError) else f"{type(exc).__name__}: {exc}"
+        services.jobs.finish(job_run_id, "failed", error=message)
+        _event(services, job, "job_failed", cause=cause, error=message)
+    else:
+        services.jobs.finish(job_run_id, outcome.status, outcome.run_id, **(outcome.detail or {}))
+    return _job_run(services, job_run_id)
+
+
+def approve(services: Services, job_run_id: str, serving: Serving | None = None) -> dict[str, Any]:
+    """Deploy the version a retrain left awaiting approval, then watch it like `auto` does."""
+    row = _job_run(services, job_run_id)
+    if row["status"] != "awaiting_approval":
+        raise Conflict(f"job run {job_run_id} is {row['status']}, not awaiting approval")
+    job = services.jobs.by_id(row["job_id"])
+    detail = dict(row["detail"])
+    ctx = JobContext(
+        services, job, job_run_id, "approved", serving, lambda j, c: None, lambda: False
+    )
+    detail.update(_deploy_and_watch(ctx, detail["version_ref"]))
+    status = "failed" if detail.get("rolled_back") else "succeeded"
+    services.jobs.finish(job_run_id, status, row["run_id"], **detail)
+    return _job_run(services, job_run_id)
+
+
+# -- retrain: the closed loop -----------------------------------------------------------------
+
+
+def _retrain(ctx: JobContext) -> Outcome:
+    services, job = ctx.services, ctx.job
+    params, workspace, model = job["params"], job["workspace"], job["target"]
+    dataset = services.datasets.get(workspace, params["dataset"])
+    launch = start_run(
+        services, workspace, params["recipe"], f"{dataset['name']}@{dataset['digest']}",
+        dict(params.get("train", {})), model_name=model, die_with_parent=ctx.serving is not None,
+    )  # fmt: skip
+    services.registry.write(
+        lambda db: db.execute(
+            "UPDATE runs SET job_id = ?, cause = ? WHERE id = ?",
+            [job["id"], ctx.cause, launch.run_id],
+        ).close()
+    )
+    run = wait_run(services, launch)
+    detail: dict[str, Any] = {"dataset": f"{dataset['name']}@{dataset['version']}"}
+    if run["status"] != "succeeded":
+        return Outcome("failed", run["id"], {**detail, "error": run["error"]})
+    version = services.models.by_run(run["id"])
+    assert version is not None  # a succeeded run has registered its version
+    ref = f"{version['name']}@{version['version']}"
+    detail.update(version_ref=ref, version_id=version["id"], metrics=version["metrics"])
+    try:
+        gate = promote(services, workspace, ref)
+    except GateRefused as refused:
+        return Outcome("succeeded", run["id"], {**detail, "gate": str(refused), "deployed": False})
+    detail["gate"] = gate.summary()
+    endpoint = params.get("endpoint")
+    if not endpoint:
+        return Outcome("succeeded", run["id"], {**detail, "deployed": False})
+    if params.get("policy", "auto") == "approve":
+        _event(services, job, "deploy_pending", version=ref, endpoint=endpoint)
+        return Outcome("awaiting_approval", run["id"], {**detail, "endpoint": endpoint})
+    detail.update(_deploy_and_watch(ctx, ref))
+    return Outcome("failed" if detail.get("rolled_back") else "succeeded", run["id"], detail)
+
+
+def _deploy_and_watch(ctx: JobContext, ref: str) -> dict[str, Any]:
+    """Deploy `ref` at the job's endpoint, then watch it; roll back when it does worse."""
+    services, job = ctx.services, ctx.job
+    workspace, endpoint = job["workspace"], job["params"]["endpoint"]
+    options = _options(services, workspace, endpoint, job["params"])
+    serving = ctx.serving or Serving(services)
+    try:
+        before = since_text(0)
+        serving.deploy(workspace, endpoint, ref, options)
+        detail: dict[str, Any] = {"deployed": True, "endpoint": endpoint}
+        watch_s = float(job["params"].get("watch_s", 0))
+        if watch_s <= 0 or ctx.serving is None:
+            return detail  # nothing serves traffic to watch without a server
+        verdict = _watch(ctx, workspace, endpoint, before, watch_s)
+        detail["watch"] = verdict
+        if verdict["failed"]:
+            _event(services, job, "watch_failed", endpoint=endpoint, version=ref, **verdict)
+            serving.rollback(workspace, endpoint)
+            detail["rolled_back"] = True
+        return detail
+    finally:
+        if ctx.serving is None:
+            serving.close()
+
+
+def _watch(
+    ctx: JobContext, workspace: str, endpoint: str, since: str, watch_s: float
+) -> dict[str, Any]:
+    """Compare the new version's live traffic with the previous version's, for `watch_s`
+    seconds or until it clearly fails: error rate, p95 latency and mean confidence."""
+    from appliance.monitoring.report import summarize
+
+    services = ctx.services
+    settings = services.settings
+    baseline_rows = services.predictions.window(workspace, endpoint, since_text(3600))
+    baseline_rows = [r for r in baseline_rows if r["created_at"] < since]
+    baseline = summarize(baseline_rows, 3600)
+    deadline = time.monotonic() + watch_s
+    current: dict[str, Any] = {}
+    reasons: list[str] = []
+    while time.monotonic() < deadline and not ctx.should_stop():
+        time.sleep(WATCH_POLL_S)
+        rows = services.predictions.window(workspace, endpoint, since)
+        current = summarize(rows, watch_s)
+        reasons = _worse(current, baseline, settings.alert_error_rate)
+        if reasons and current["predictions"] >= WATCH_MIN_PREDICTIONS:
+            break
+    failed = bool(reasons) and current.get("predictions", 0) >= WATCH_MIN_PREDICTIONS
+    return {
+        "failed": failed,
+        "reasons": reasons if failed else [],
+        "predictions": current.get("predictions", 0),
+        "error_rate": current.get("error_rate"),
+        "baseline_error_rate": baseline["error_rate"],
+    }
+
+
+def _worse(current: dict[str, Any], baseline: dict[str, Any], error_limit: float) -> list[str]:
+    reasons = []
+    base_errors = baseline["error_rate"] or 0.0
+    if (current["error_rate"] or 0.0) > max(error_limit, 2 * base_errors):
+        reasons.append(f"error rate {current['error_rate']:.0%} (before: {base_errors:.0%})")
+    p95, base_p95 = current["latency_ms"]["p95"], baseline["latency_ms"]["p95"]
+    if p95 is not None and base_p95 is not None and p95 > 2 * base_p95 + 50:
+        reasons.append(f"p95 latency {p95:.0f} ms (before: {base_p95:.0f} ms)")
+    conf, base_conf = current["mean_confidence"], baseline["mean_confidence"]
+    if conf is not None and base_conf is not None and conf < base_conf - 0.15:
+        reasons.append(f"mean confidence {conf:.2f} (before: {base_conf:.2f})")
+    return reasons
+
+
+def _options(
+    services: Services, workspace: str, endpoint: str, params: dict[str, Any]
+) -> DeployOptions:
+    """The endpoint's current runtime options, overridden by the job's params."""
+    try:
+        current = services.deployments.get(workspace, endpoint)
+        base = DeployOptions(
+            current["quantization"], current["device"], current["max_batch_size"],
+            current["max_batch_wait_ms"],
+        )  # fmt: skip
+    except ApplianceError:
+        base = DeployOptions()
+    return DeployOptions(
+        params.get("quantization", base.quantization), params.get("device", base.device),
+        base.max_batch_size, base.max_batch_wait_ms,
+    )  # fmt: skip
+
+
+# -- the other kinds --------------------------------------------------------------------------
+
+
+def _dataset_watch(ctx: JobContext) -> Outcome:
+    """A new version when the source folder's content changed, then its retrain job."""
+    services, job = ctx.services, ctx.job
+    source = Path(job["params"]["source"])
+    if not source.is_dir():
+        raise InvalidInput(f"the watched folder {source} does not exist")
+    added = services.datasets.add(job["workspace"], job["target"], source)
+    version = added.version
+    ref = f"{version['name']}@{version['version']}"
+    if not added.created:
+        return Outcome("skipped", detail={"dataset": ref, "changed": False})
+    retrain = services.jobs.get(job["workspace"], job["params"]["retrain"])
+    ctx.trigger(retrain, f"dataset:{ref}")
+    return Outcome(
+        "succeeded", detail={"dataset": ref, "changed": True, "triggered": retrain["name"]}
+    )
+
+
+def _alert_trigger(ctx: JobContext) -> Outcome:
+    """A retrain when a watched alert started firing since the last look."""
+    services, job = ctx.services, ctx.job
+    previous = [r for r in services.jobs.runs(job["id"], 50) if "last_event" in r["detail"]]
+    last_seen = previous[0]["detail"]["last_event"] if previous else _latest_event(services, job)
+    rules = set(job["params"].get("rules", []))
+    ws = services.workspaces.get(job["workspace"])
+    rows = services.registry.query(
+        "SELECT id, detail FROM events WHERE workspace_id = ? AND kind = 'alert_firing'"
+        " AND subject = ? AND id > ? ORDER BY id",
+        (ws["id"], job["target"], last_seen),
+    )
+    firing = [r for r in rows if not rules or json.loads(r["detail"])["rule"] in rules]
+    newest = rows[-1]["id"] if rows else last_seen
+    if not firing:
+        return Outcome("skipped", detail={"last_event": newest})
+    rule = json.loads(firing[-1]["detail"])["rule"]
+    retrain = services.jobs.get(job["workspace"], job["params"]["retrain"])
+    ctx.trigger(retrain, f"alert:{job['target']}/{rule}")
+    return Outcome(
+        "succeeded", detail={"last_event": newest, "rule": rule, "triggered": retrain["name"]}
+    )
+
+
+def _latest_event(services: Services, job: dict[str, Any]) -> int:
+    """Where an alert trigger starts looking: alerts before the job existed do not count."""
+    rows = services.registry.query(
+        "SELECT COALESCE(MAX(id), 0) AS id FROM events WHERE created_at < ?", (job["created_at"],)
+    )
+    return int(rows[0]["id"])
+
+
+def _batch_predict(ctx: JobContext) -> Outcome:
+    """Describe every image of a folder into a JSONL file, with the endpoint's deployed model;
+    one small batch at a time, so online requests keep their place in the queue."""
+    from appliance.serving.images import decode_image
+    from appliance.serving.runtime import PredictInput
+
+    services, job = ctx.services, ctx.job
+    source, output = Path(job["params"]["source"]), Path(job["params"]["output"])
+    if not source.is_dir():
+        raise InvalidInput(f"the batch folder {source} does not exist")
+    files = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith("."))
+    serving = ctx.serving or Serving(services)
+    workspace, endpoint = job["workspace"], job["target"]
+    try:
+        if ctx.serving is None:  # no server: load the deployed version here, for this batch only
+            row = {d["endpoint"]: d for d in services.deployments.list(workspace)}.get(endpoint)
+            if row is None:
+                raise NotFound(f"no deployment '{endpoint}' in workspace '{workspace}'")
+            version = services.models.get(workspace, f"{row['model']}@{row['version']}")
+            options = _options(services, workspace, endpoint, {})
+            serving.pool.deploy(workspace, endpoint, version, options)
+        output.mkdir(parents=True, exist_ok=True)
+        target = output / f"{job['name']}-{utcnow().replace(':', '')}.jsonl"
+        partial = target.with_suffix(".partial")
+        count = failures = 0
+        with partial.open("w") as out:
+            for start in range(0, len(files), 8):
+                chunk, inputs = files[start : start + 8], []
+                for path in chunk:
+                    try:
+                        image = decode_image(path.read_bytes(), services.settings.max_image_pixels)
+                        inputs.append((path, PredictInput(image)))
+                    except (ApplianceError, OSError) as exc:
+                        out.write(json.dumps({"file": path.name, "error": str(exc)}) + "\n")
+                        failures += 1
+                for path, item in inputs:
+                    live, future = serving.pool.submit(workspace, endpoint, item)
+                    prediction, _ = future.result()
+                    out.write(
+                        json.dumps(
+                            {"file": path.name, "description": prediction.text,
+                             "confidence": round(prediction.confidence, 4),
+                             "model": live.version["name"], "version": live.version["version"]}
+                        ) + "\n"
+                    )  # fmt: skip
+                    count += 1
+        partial.rename(target)
+    finally:
+        if ctx.serving is None:
+            serving.close()
+    return Outcome(
+        "succeeded", detail={"output": str(target), "described": count, "unreadable": failures}
+    )
+
+
+def _housekeeping(ctx: JobContext) -> Outcome:
+    settings = ctx.services.settings
+    deleted = ctx.services.predictions.prune(
+        settings.capture_retention_days, settings.capture_max_rows
+    )
+    return Outcome("succeeded", detail={"predictions_deleted": deleted})
+
+
+KINDS: dict[str, Callable[[JobContext], Outcome]] = {
+    "retrain": _retrain,
+    "dataset_watch": _dataset_watch,
+    "alert_trigger": _alert_trigger,
+    "batch_predict": _batch_predict,
+    "housekeeping": _housekeeping,
+}
+
+
+def _job_run(services: Services, job_run_id: str) -> dict[str, Any]:
+    rows = services.registry.query("SELECT * FROM job_runs WHERE id = ?", (job_run_id,))
+    row = rows[0]
+    row["detail"] = json.loads(row["detail"])
+    return row
+
+
+def _event(services: Services, job: dict[str, Any], kind: str, **detail: Any) -> None:
+    services.registry.write(
+        lambda db: record_event(
+            db, job["workspace_id"], kind, job["name"], job=job["name"], **detail
+        )
+    )
