@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -61,8 +62,9 @@ def scheduler_running(services: Services, serving: Serving | None = None) -> Ite
     try:
         yield scheduler
     finally:
-        loop.call_soon_threadsafe(scheduler.shutdown)
+        loop.call_soon_threadsafe(scheduler.stop)
         time.sleep(0.2)
+        scheduler.shutdown()
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
 
@@ -299,3 +301,77 @@ def test_kill_9_during_training_then_restart_fails_the_run_and_goes_on(
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_a_run_missed_while_down_runs_once_at_start_within_grace(
+    services: Services, ads: Path
+) -> None:
+    recent = services.jobs.add("ads", "recent", "housekeeping", {"interval_s": 60})
+    ancient = services.jobs.add("ads", "ancient", "housekeeping", {"interval_s": 60})
+
+    def ran_at(job: dict, seconds_ago: int) -> None:
+        started = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+        services.registry.write(lambda db: db.table("job_runs").insert({
+            "id": f"old-{job['name']}", "job_id": job["id"], "cause": "schedule",
+            "status": "succeeded", "detail": "{}",
+            "started_at": started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        }))  # fmt: skip
+
+    ran_at(recent, 90)  # due 30 s ago: within the default hour of grace
+    ran_at(ancient, 2 * 3600)  # due long ago: skipped, the schedule simply goes on
+    with scheduler_running(services) as scheduler:
+        assert scheduler.wait_idle(30)
+    causes = {
+        j["name"]: [r["cause"] for r in services.jobs.runs(j["id"])] for j in (recent, ancient)
+    }
+    assert causes == {"recent": ["missed", "schedule"], "ancient": ["schedule"]}
+
+
+def test_batch_predict_describes_a_folder_into_jsonl(
+    services: Services, ads: Path, tmp_path: Path
+) -> None:
+    run_job(services, retrain_job(services, "base", endpoint="captions"), "manual")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for row in [json.loads(line) for line in (ads / "metadata.jsonl").read_text().splitlines()[:5]]:
+        shutil.copyfile(ads / row["file_name"], inbox / row["file_name"])
+    (inbox / "notes.png").write_bytes(b"not a picture")
+    job = services.jobs.add("ads", "describe", "batch_predict", FAR_AWAY, target="captions",
+                            params={"source": str(inbox), "output": str(tmp_path / "out")})  # fmt: skip
+    outcome = run_job(services, job, "manual")
+    assert outcome["status"] == "succeeded", outcome["detail"]
+    assert outcome["detail"]["described"] == 5 and outcome["detail"]["unreadable"] == 1
+    lines = [
+        json.loads(line) for line in Path(outcome["detail"]["output"]).read_text().splitlines()
+    ]
+    described = [line for line in lines if "description" in line]
+    assert len(described) == 5 and all(d["description"].endswith("product") for d in described)
+    assert all((d["model"], d["version"]) == ("colour", 1) for d in described)
+    assert [line["file"] for line in lines if "error" in line] == ["notes.png"]
+    assert not list((tmp_path / "out").glob("*.partial"))
+
+
+def test_alert_trigger_fires_a_retrain_once_per_new_alert(services: Services, ads: Path) -> None:
+    from appliance.events import record_event
+
+    retrain_job(services)
+    job = services.jobs.add("ads", "on-drift", "alert_trigger", FAR_AWAY, target="captions",
+                            params={"retrain": "retrain", "rules": ["drift_psi"]})  # fmt: skip
+    calls: list[tuple[str, str]] = []
+
+    def look() -> dict:
+        return run_job(services, job, "schedule", trigger=lambda j, c: calls.append((j["name"], c)))
+
+    def alert(rule: str) -> None:
+        ws = services.workspaces.get("ads")["id"]
+        services.registry.write(
+            lambda db: record_event(db, ws, "alert_firing", "captions", rule=rule)
+        )
+
+    assert look()["status"] == "skipped"
+    alert("p95_latency_ms")  # not a rule this job watches
+    assert look()["status"] == "skipped"
+    alert("drift_psi")
+    assert look()["status"] == "succeeded"
+    assert look()["status"] == "skipped"  # the same alert does not trigger twice
+    assert calls == [("retrain", "alert:captions/drift_psi")]

@@ -21,12 +21,13 @@ def demo(fast: bool, seed: int) -> None:
     options = DemoOptions(seed=seed)
     if fast:
         options = DemoOptions(
-            count=120,
-            new_category_count=20,
+            count=400,
+            new_category_count=40,
             seed=seed,
-            train_params={"epochs": "1"},
+            train_params={"epochs": "15"},
             traffic_normal=20,
             traffic_low_light=40,
+            watch_seconds=8,
         )
     svc = services()
     bar = ProgressLine(svc.runs)

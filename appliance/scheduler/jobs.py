@@ -98,6 +98,8 @@ class Jobs:
             raise InvalidInput(f"a {kind} job needs the parameter(s) {', '.join(missing)}")
         if params.get("policy", "auto") not in POLICIES:
             raise InvalidInput(f"policy must be one of {', '.join(POLICIES)}")
+        if params.get("gate", "on") not in ("on", "off"):
+            raise InvalidInput("gate must be 'on' (promote only if not worse) or 'off'")
         if not (set(trigger) == {"interval_s"} or set(trigger) == {"cron"}):
             raise InvalidInput("a trigger is {'interval_s': N} or {'cron': 'EXPR'}")
         if "cron" in trigger:

@@ -70,7 +70,7 @@ def run_job(
     except Exception as exc:
         message = str(exc) if isinstance(exc, ApplianceError) else f"{type(exc).__name__}: {exc}"
         services.jobs.finish(job_run_id, "failed", error=message)
-        _event(services, job, "job_failed", cause=cause, error=message)
+        _event(services, job, "job_failed", job["name"], cause=cause, error=message)
     else:
         services.jobs.finish(job_run_id, outcome.status, outcome.run_id, **(outcome.detail or {}))
     return _job_run(services, job_run_id)
@@ -117,16 +117,21 @@ def _retrain(ctx: JobContext) -> Outcome:
     assert version is not None  # a succeeded run has registered its version
     ref = f"{version['name']}@{version['version']}"
     detail.update(version_ref=ref, version_id=version["id"], metrics=version["metrics"])
-    try:
-        gate = promote(services, workspace, ref)
-    except GateRefused as refused:
-        return Outcome("succeeded", run["id"], {**detail, "gate": str(refused), "deployed": False})
-    detail["gate"] = gate.summary()
+    if params.get("gate", "on") == "off":
+        # An experiment: deploy whatever trained, without promoting it; the watch judges it.
+        detail["gate"] = "off: not promoted, judged by the post-deploy watch"
+    else:
+        try:
+            gate = promote(services, workspace, ref)
+        except GateRefused as refused:
+            detail.update(gate=str(refused), deployed=False)
+            return Outcome("succeeded", run["id"], detail)
+        detail["gate"] = gate.summary()
     endpoint = params.get("endpoint")
     if not endpoint:
         return Outcome("succeeded", run["id"], {**detail, "deployed": False})
     if params.get("policy", "auto") == "approve":
-        _event(services, job, "deploy_pending", version=ref, endpoint=endpoint)
+        _event(services, job, "deploy_pending", endpoint, version=ref)
         return Outcome("awaiting_approval", run["id"], {**detail, "endpoint": endpoint})
     detail.update(_deploy_and_watch(ctx, ref))
     return Outcome("failed" if detail.get("rolled_back") else "succeeded", run["id"], detail)
@@ -148,7 +153,7 @@ def _deploy_and_watch(ctx: JobContext, ref: str) -> dict[str, Any]:
         verdict = _watch(ctx, workspace, endpoint, before, watch_s)
         detail["watch"] = verdict
         if verdict["failed"]:
-            _event(services, job, "watch_failed", endpoint=endpoint, version=ref, **verdict)
+            _event(services, job, "watch_failed", endpoint, version=ref, **verdict)
             serving.rollback(workspace, endpoint)
             detail["rolled_back"] = True
         return detail
@@ -198,7 +203,8 @@ def _worse(current: dict[str, Any], baseline: dict[str, Any], error_limit: float
     if p95 is not None and base_p95 is not None and p95 > 2 * base_p95 + 50:
         reasons.append(f"p95 latency {p95:.0f} ms (before: {base_p95:.0f} ms)")
     conf, base_conf = current["mean_confidence"], baseline["mean_confidence"]
-    if conf is not None and base_conf is not None and conf < base_conf - 0.15:
+    # Confidence fell by 0.15, or by 30% (what a drop means for a model that was never sure).
+    if conf is not None and base_conf is not None and conf < max(base_conf - 0.15, 0.7 * base_conf):
         reasons.append(f"mean confidence {conf:.2f} (before: {base_conf:.2f})")
     return reasons
 
@@ -230,16 +236,34 @@ def _dataset_watch(ctx: JobContext) -> Outcome:
     source = Path(job["params"]["source"])
     if not source.is_dir():
         raise InvalidInput(f"the watched folder {source} does not exist")
+    # A cheap look first (names, sizes, modification times); hash the content only on a change.
+    fingerprint = _fingerprint(source)
+    looks = [r for r in services.jobs.runs(job["id"], 20) if "fingerprint" in r["detail"]]
+    if looks and looks[0]["detail"]["fingerprint"] == fingerprint:
+        return Outcome("skipped", detail={"fingerprint": fingerprint, "changed": False})
     added = services.datasets.add(job["workspace"], job["target"], source)
     version = added.version
     ref = f"{version['name']}@{version['version']}"
     if not added.created:
-        return Outcome("skipped", detail={"dataset": ref, "changed": False})
+        return Outcome(
+            "skipped", detail={"dataset": ref, "changed": False, "fingerprint": fingerprint}
+        )
     retrain = services.jobs.get(job["workspace"], job["params"]["retrain"])
     ctx.trigger(retrain, f"dataset:{ref}")
     return Outcome(
         "succeeded", detail={"dataset": ref, "changed": True, "triggered": retrain["name"]}
     )
+
+
+def _fingerprint(folder: Path) -> str:
+    import hashlib
+
+    listing = sorted(
+        (str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+        if p.is_file()
+    )
+    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:16]
 
 
 def _alert_trigger(ctx: JobContext) -> Outcome:
@@ -353,9 +377,8 @@ def _job_run(services: Services, job_run_id: str) -> dict[str, Any]:
     return row
 
 
-def _event(services: Services, job: dict[str, Any], kind: str, **detail: Any) -> None:
+def _event(services: Services, job: dict[str, Any], kind: str, subject: str, **detail: Any) -> None:
+    """An event about `subject` (the endpoint, for deployment events: DORA reads it so)."""
     services.registry.write(
-        lambda db: record_event(
-            db, job["workspace_id"], kind, job["name"], job=job["name"], **detail
-        )
+        lambda db: record_event(db, job["workspace_id"], kind, subject, job=job["name"], **detail)
     )

@@ -65,7 +65,13 @@ class Scheduler:
 
     async def sync(self) -> None:
         """Bring APScheduler in line with the rows: new, changed, paused and removed jobs."""
-        rows = {j["id"]: j for j in await asyncio.to_thread(self.services.jobs.list)}
+        try:
+            rows = {j["id"]: j for j in await asyncio.to_thread(self.services.jobs.list)}
+        except asyncio.CancelledError:
+            return  # shutting down
+        except Exception as exc:  # a busy registry: the next sync tries again
+            log.warning("could not read the jobs: %s", exc)
+            return
         for job_id in list(self._known):
             if job_id not in rows or not rows[job_id]["enabled"]:
                 self._known.pop(job_id)
@@ -88,11 +94,16 @@ class Scheduler:
             if j.id != "_sync"
         ]
 
-    def shutdown(self) -> None:
-        """Stop firing, ask running jobs to stop, cancel their training children."""
+    def stop(self) -> None:
+        """Stop firing (call on the event loop); running jobs are asked to stop."""
         self._stopping.set()
         if self._aps.running:
             self._aps.shutdown(wait=False)
+
+    def shutdown(self) -> None:
+        """After `stop`: cancel the training children of running jobs and wait for the jobs.
+        Blocking; call it off the event loop."""
+        self._stopping.set()
         from appliance.runs.launcher import cancel_run
 
         for run in self.services.registry.query(
@@ -156,8 +167,8 @@ class Scheduler:
     async def _fire(self, job_id: str) -> None:
         try:
             job = await asyncio.to_thread(self.services.jobs.by_id, job_id)
-        except Exception:
-            return  # removed since it was scheduled: the next sync drops it
+        except (Exception, asyncio.CancelledError):
+            return  # removed since it was scheduled (the next sync drops it), or shutting down
         if job["enabled"]:
             self.request(job, "schedule")
 

@@ -56,6 +56,7 @@ def create_app(services: Services, restore: bool = True, schedule: bool = True) 
         finally:
             # Stop taking new work first: jobs stop, training children are cancelled; then the
             # models answer what they hold; then the last captures are written.
+            scheduler.stop()
             await anyio.to_thread.run_sync(scheduler.shutdown)
             await anyio.to_thread.run_sync(serving.close)
             await anyio.to_thread.run_sync(monitor.close)  # after serving: flushes every capture

@@ -1,0 +1,98 @@
+"""The demo's monitoring chapter: sellers' traffic with ratings, then what monitoring makes of
+it (low_light warnings, brightness drift, firing alerts, feedback, DORA)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from appliance.demo.http import get, post, post_json
+from appliance.demo.options import ENDPOINT, WORKSPACE, DemoOptions, rows_of
+from appliance.services import Services
+
+
+def traffic_and_monitoring(
+    services: Services,
+    base: str,
+    scratch: Path,
+    options: DemoOptions,
+    note: Callable[[str], None],
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """Sellers' traffic with ratings, then what monitoring makes of it."""
+    from appliance.datasets.synthetic import generate
+    from appliance.monitoring import alerts
+
+    streams = {
+        "normal": generate(
+            scratch / "traffic-normal", count=options.traffic_normal, seed=options.seed + 3
+        ).path,
+        "low": generate(
+            scratch / "traffic-low", count=options.traffic_low_light, seed=options.seed + 4,
+            low_light_fraction=1.0,
+        ).path,
+    }  # fmt: skip
+    note(
+        f"sellers' traffic: {options.traffic_normal} ordinary photos, then "
+        f"{options.traffic_low_light} taken in low light; each seller rates the description "
+        "(5 when right, 2 when wrong) through POST /v1/predictions/{id}/feedback"
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for lighting, folder in streams.items():
+        right = warned = 0
+        rows = rows_of(folder)
+        for row in rows:
+            answer = post(
+                f"{base}/v1/endpoints/{ENDPOINT}/predict",
+                (folder / row["file_name"]).read_bytes(), "image/png",
+            )  # fmt: skip
+            correct = answer["description"] == row["text"]
+            right += correct
+            warned += "low_light" in answer["warnings"]
+            post_json(
+                f"{base}/v1/predictions/{answer['id']}/feedback", {"rating": 5 if correct else 2}
+            )
+        counts[lighting] = {"photos": len(rows), "right": right, "low_light_warnings": warned}
+        say(f"   {lighting:<6} {right}/{len(rows)} described exactly, {warned} low_light warnings")
+    drift = get(f"{base}/v1/workspaces/{WORKSPACE}/monitoring/drift?endpoint={ENDPOINT}")
+    shown = ", ".join(
+        f"{f['feature']} psi {f['psi']:.2f} ks {f['ks']:.2f}{' DRIFT' if f['drifted'] else ''}"
+        for f in drift["features"]
+        if f["feature"] in ("brightness", "contrast", "sharpness")
+    )
+    note(f"drift against {drift['reference']} (GET …/monitoring/drift): {shown}")
+    alerts.evaluate(services)  # the server's monitor also does this every monitor_interval_s
+    firing = [
+        f"{a['rule']} ({a['value']:.3g} vs {a['threshold']:.3g})"
+        for a in alerts.current(services, WORKSPACE, firing_only=True)
+    ]
+    note(f"alerts firing on {ENDPOINT}: {', '.join(firing) or 'none'}")
+    feedback = get(f"{base}/v1/workspaces/{WORKSPACE}/monitoring/feedback")["summary"]
+    summary = get(f"{base}/v1/workspaces/{WORKSPACE}/monitoring/summary")["endpoints"][0]
+    latency = summary["latency_ms"]
+    note(
+        f"{summary['predictions']} predictions captured: p50 {latency['p50']:.1f} ms, "
+        f"p95 {latency['p95']:.1f} ms; {feedback['count']} ratings, mean "
+        f"{feedback['mean_rating']:.2f}"
+    )
+    dora = get(f"{base}/v1/workspaces/{WORKSPACE}/monitoring/dora")
+    note(
+        f"DORA: {dora['deployments']} deployment(s), lead time "
+        f"{hours(dora['lead_time_hours'])}, change failure rate "
+        f"{rate(dora['change_failure_rate'])}, time to restore "
+        f"{hours(dora['time_to_restore_hours'])} ({dora['level']})"
+    )
+    return {"traffic": counts, "drift": drift, "alerts": firing, "dora": dora}
+
+
+def hours(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if value < 1 / 60:
+        return f"{value * 3600:.0f} s"
+    return f"{value * 60:.1f} min" if value < 1 else f"{value:.1f} h"
+
+
+def rate(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
