@@ -55,6 +55,10 @@ def run_demo(
     def note(text: str) -> None:
         say(f"{next(step)}. {text}")
 
+    if any(w["name"] == WORKSPACE for w in services.workspaces.list()):
+        # The story starts from nothing each time (its jobs and versions would collide).
+        services.workspaces.delete(WORKSPACE, force=True)
+        say(f"removed the workspace {WORKSPACE} of an earlier demo run")
     services.workspaces.ensure(WORKSPACE)
     say(f"workspace {WORKSPACE} at {services.settings.home}")
     datasets = services.datasets
