@@ -30,7 +30,7 @@ def test_help_is_fast_and_does_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     elapsed, torch_loaded, transformers_loaded, textual_loaded = out.stdout.split()[-4:]
-    assert "workspace" in out.stdout
+    assert "workspace" in out.stdout and "up " in out.stdout  # `up` comes from the tui package
     assert (torch_loaded, transformers_loaded, textual_loaded) == ("False", "False", "False")
     assert float(elapsed) < 0.5
 
@@ -146,3 +146,10 @@ def test_demo_fast_tells_the_story() -> None:
     assert re.search(r"rolled_back +captions v[12]", out)
     assert re.search(r"DORA over the demo: [34] deployment\(s\).*change failure rate \d+%", out)
     assert "diff @1 → @2: 40 added" in out
+
+
+def test_up_is_contributed_by_the_tui_package_and_refuses_an_open_address() -> None:
+    up = cli.commands["up"]
+    assert up.callback is not None and up.callback.__module__ == "tui.command"
+    code, _, err = invoke("up", "--host", "0.0.0.0")
+    assert code == 1 and "needs a token" in err

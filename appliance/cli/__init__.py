@@ -46,7 +46,11 @@ class ApplianceGroup(click.Group):
             raise UserError(_report_bug(ctx, exc)) from None
 
 
-@click.group(cls=ApplianceGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=ApplianceGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
@@ -57,17 +61,40 @@ class ApplianceGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, home: Path | None) -> None:
     """An offline MLOps platform in one process: workspaces, versioned datasets, runs, a model
-    registry, serving and monitoring on one machine."""
+    registry, serving, monitoring and scheduled retraining on one machine.
+
+    Alone, `appliance` opens the terminal UI (`appliance up`) when it is installed."""
     state = ctx.ensure_object(CliState)
     if home is not None:
         state.overrides["home"] = home
     ctx.call_on_close(state.close)
+    if ctx.invoked_subcommand is None:
+        up = cli.commands.get("up")
+        if up is None:
+            click.echo(ctx.get_help())
+            return
+        ctx.invoke(up)
 
 
 for command in (
     workspace, dataset, recipe, run, model, deploy, serve, monitor, job, new, settings, demo,
 ):  # fmt: skip
     cli.add_command(command)
+
+
+def _add_plugin_commands() -> None:
+    """Commands other installed packages contribute (the TUI's `up`), without importing them
+    here: each entry point names a small Click command that imports its package lazily."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="appliance.commands"):
+        try:
+            cli.add_command(entry.load(), entry.name)
+        except Exception as exc:  # a broken plugin must not take the whole CLI down
+            click.echo(f"warning: command '{entry.name}' could not be loaded: {exc}", err=True)
+
+
+_add_plugin_commands()
 
 
 def main() -> None:

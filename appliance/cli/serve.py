@@ -17,10 +17,13 @@ from appliance.cli.context import CliState
 def serve(
     ctx: click.Context, host: str | None, port: int | None, token: str | None, log_level: str
 ) -> None:
-    """Run the HTTP server (predictions, OIP v2, management) without the TUI, e.g. under systemd.
+    """Run the appliance headless, e.g. under systemd: the HTTP server (predictions, OIP v2,
+    management, monitoring, jobs), the monitor and the job scheduler, in this one process.
 
     Recorded deployments are loaded at start; /v2/health/ready answers 503 until they are.
-    Listening beyond loopback requires a token.
+    Runs a dead process left running are marked failed first. SIGTERM or Ctrl-C stops taking
+    requests, finishes those in flight, stops the scheduler and its training runs, and writes
+    the last captured predictions. Listening beyond loopback requires a token.
     """
     import uvicorn
 

@@ -86,6 +86,9 @@ def closed_loop(
         )
     else:
         note(f"the experiment ended {experiment['status']}: {detail}")
+    # The watched folder is the demo's scratch space, gone when it ends: pause the watch so a
+    # later `appliance serve` or `up` does not fail on it every two seconds.
+    services.jobs.set_enabled(WORKSPACE, WATCH, False)
     return {"retrain": retrain, "experiment": experiment}
 
 

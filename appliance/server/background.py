@@ -25,13 +25,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @contextmanager
 def serving_in_background(
-    services: Services, port: int | None = None, restore: bool = True
+    services: Services, port: int | None = None, restore: bool = True, host: str = "127.0.0.1"
 ) -> Iterator[str]:
     """Run the server for the duration of the block; yields its base URL."""
-    port = port or free_port()
+    port = port or free_port(host)
     config = uvicorn.Config(
-        create_app(services, restore=restore), host="127.0.0.1", port=port,
-        log_level="warning", lifespan="on",
+        create_app(services, restore=restore), host=host, port=port,
+        log_level="warning", lifespan="on", timeout_graceful_shutdown=30,
     )  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="http", daemon=True)
@@ -43,7 +43,7 @@ def serving_in_background(
             raise RuntimeError(f"the HTTP server did not start on port {port}")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
         thread.join(START_SECONDS)

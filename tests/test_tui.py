@@ -1,0 +1,299 @@
+"""The terminal UI driven through Textual's pilot at 80×24 over a real registry: what each screen
+lists, that keys do what the footer says (switch workspace, create one, pause a job), that a
+failing read becomes an error notification, and that importing the UI leaves torch unloaded.
+
+pytest-asyncio is not installed, so each test runs its coroutine with `asyncio.run`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import save_file
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Static
+
+from appliance.monitoring import alerts
+from appliance.monitoring.capture import Capture, CaptureRecord
+from appliance.registry import new_id
+from appliance.services import Services
+from appliance.serving.options import DeployOptions
+from tui.app import ApplianceApp
+from tui.screens.help import HelpScreen
+from tui.screens.new_workspace import NewWorkspaceScreen
+
+Notes = list[tuple[str, str]]  # (severity, message)
+Scenario = Callable[[ApplianceApp, Pilot[None], Notes], Awaitable[None]]
+
+
+def drive(services: Services, scenario: Scenario, **options: Any) -> Notes:
+    """Run `scenario` against a fresh app at 80×24; returns every notification shown."""
+    notes: Notes = []
+
+    async def main() -> None:
+        app = ApplianceApp(services, **options)
+        shown = app.notify
+
+        def notify(message: str, **kwargs: Any) -> None:
+            notes.append((kwargs.get("severity", "information"), str(message)))
+            shown(message, **kwargs)
+
+        app.notify = notify  # type: ignore[method-assign]
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            await scenario(app, pilot, notes)
+            assert app.is_running, "the app exited"
+
+    asyncio.run(main())
+    return notes
+
+
+async def settle(app: ApplianceApp, pilot: Pilot[None]) -> None:
+    """Let pending messages run, then wait for the workers they started and their results."""
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def press(app: ApplianceApp, pilot: Pilot[None], *keys: str) -> None:
+    await pilot.press(*keys)
+    await settle(app, pilot)
+
+
+def table(app: ApplianceApp, selector: str) -> dict[str, list[str]]:
+    """A DataTable's rows as {row key: cells as text}."""
+    widget = app.screen.query_one(selector, DataTable)
+    return {
+        str(row.key.value): [str(cell) for cell in widget.get_row(row.key)]
+        for row in widget.ordered_rows
+    }
+
+
+def errors(notes: Notes) -> list[str]:
+    return [message for severity, message in notes if severity == "error"]
+
+
+def model_folder(tmp_path: Path) -> Path:
+    """A registrable model folder: a config and safetensors weights (no torch needed)."""
+    folder = tmp_path / "toy-model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "toy"}))
+    save_file({"w": np.zeros(2, dtype=np.float32)}, str(folder / "model.safetensors"))
+    return folder
+
+
+def deploy_with_traffic(services: Services, tmp_path: Path, predictions: int = 40) -> None:
+    """ads/captions serving captioner v1 (int8 on cpu), with an hour of captured traffic in
+    which every other prediction is low-light, so the low_light_rate alert fires."""
+    version = services.models.register("ads", "captioner", model_folder(tmp_path))
+    options = DeployOptions(quantization="int8", device="cpu")
+    services.deployments.record("ads", "captions", version, options)
+    capture = Capture(services.registry, services.settings)
+    now = datetime.now(UTC)
+    for i in range(predictions):
+        at = now - timedelta(seconds=3000 * i / predictions)
+        capture.record(
+            CaptureRecord(
+                id=new_id(), workspace="ads", endpoint="captions",
+                model_version_id=version["id"], created_at=at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                latency_ms=10.0 + i, confidence=0.8, description="a red car",
+                warnings=["low_light"] if i % 2 else [],
+            )
+        )  # fmt: skip
+    capture.flush()
+    capture.close()
+    assert any(t.rule == "low_light_rate" for t in alerts.evaluate(services))
+
+
+def test_workspaces_screen_lists_counts_and_marks_the_current_one(
+    services: Services, tmp_path: Path
+) -> None:
+    services.workspaces.create("ads")
+    services.workspaces.create("cars")
+    services.models.register("ads", "captioner", model_folder(tmp_path))
+
+    async def scenario(app: ApplianceApp, pilot: Pilot[None], notes: Notes) -> None:
+        assert app.current_mode == "workspaces"
+        assert app.workspace == "ads"  # the first one, when none was given
+        assert "workspace ads" in app.sub_title
+        assert table(app, "#workspaces") == {
+            "ads": ["●", "ads", "0", "0", "1", "0"],
+            "cars": ["", "cars", "0", "0", "0", "0"],
+        }
+
+    assert errors(drive(services, scenario)) == []
+
+
+def test_enter_switches_the_current_workspace(services: Services) -> None:
+    services.workspaces.create("ads")
+    services.workspaces.create("cars")
+
+    async def scenario(app: ApplianceApp, pilot: Pilot[None], notes: Notes) -> None:
+        await press(app, pilot, "down", "enter")
+        assert app.workspace == "cars"
+        assert "workspace cars" in app.sub_title
+        rows = table(app, "#workspaces")
+        assert (rows["ads"][0], rows["cars"][0]) == ("", "●")
+
+    drive(services, scenario)
+
+
+def test_n_creates_a_workspace_and_a_bad_name_is_a_notification(services: Services) -> None:
+    async def scenario(app: ApplianceApp, pilot: Pilot[None], notes: Notes) -> None:
+        assert app.workspace is None
+        assert "no workspace" in app.sub_title
+        empty = app.screen.query_one("#empty", Static)
+        assert empty.display and "press n" in str(empty.render())
+
+        await press(app, pilot, "n")
+        assert isinstance(app.screen, NewWorkspaceScreen)
+        await pilot.press(*"a b")
+        await press(app, pilot, "enter")
+        assert isinstance(app.screen, NewWorkspaceScreen)  # stays open to fix the name
+        assert errors(notes) and "workspace name" in errors(notes)[0]
+
+        await pilot.press("backspace", "backspace", "backspace", *"cars")
+        await press(app, pilot, "enter")
+        assert not isinstance(app.screen, NewWorkspaceScreen)
+        assert [w["name"] for w in services.workspaces.list()] == ["cars"]
+        assert list(table(app, "#workspaces")) == ["cars"]
+        assert app.workspace == "cars"  # the first workspace becomes current
+
+        await press(app, pilot, "n", "escape")
+        assert not isinstance(app.screen, NewWorkspaceScreen)
+
+    drive(services, scenario)
+
+
+def test_jobs_screen_lists_jobs_and_p_pauses_and_resumes(services: Services) -> None:
+    services.workspaces.create("ads")
+    services.jobs.add("ads", "tidy", "housekeeping", {"interval_s": 3600})
+
+    async def scenario(app: ApplianceApp, pilot: Pilot[None], notes: Notes) -> None:
+        await press(app, pilot, "j")
+        assert app.current_mode == "jobs"
+        assert table(app, "#jobs") == {
+            "tidy": ["tidy", "housekeeping", "–", "every 1h", "active", "–", "–"]
+        }
+        await press(app, pilot, "p")
+        assert services.jobs.get("ads", "tidy")["enabled"] is False
+        await settle(app, pilot)
+        assert table(app, "#jobs")["tidy"][4] == "paused"
+        await press(app, pilot, "p")
+        assert services.jobs.get("ads", "tidy")["enabled"] is True
+
+    notes = drive(services, scenario)
+    assert ("information", "Paused job tidy") in notes
+    assert errors(notes) == []
+
+
+def test_deployments_and_monitoring_on_an_empty_workspace(services: Services) -> None:
+    services.workspaces.create("ads")
+
+    async def scenario(app: ApplianceApp, pilot: Pilot[None], notes: Notes) -> None:
+        for key, mode in (("d", "deployments"), ("m", "monitoring")):
+            await press(app, pilot, key)
+            assert app.current_mode == mode
+            empty = app.screen.query_one("#empty", Static)
+            assert empty.display
+            assert "No deployments in workspace ads" in str(empty.render())
+        level = app.screen.query_one("#dora-level", Static)
+        assert "low" in str(level.render())
+
+    assert errors(drive(services, scenario)) == []
+
+
+def test_deployments_and_monitoring_show_traffic_and_alerts(
+    services: Services, tmp_path: Path
+) -> None:
+    services.workspaces.create("ads")
+    deploy_with_traffic(services, tmp_path)
+
+    async def scenario(app: ApplianceApp, pilot: Pilot[None], notes: Notes) -> None:
+        await press(app, pilot, "d")
+        endpoint, model, quant, device, count, p50, p95, spark = table(app, "#deployments")[
+            "captions"
+        ]
+        assert (endpoint, model, quant, device, count) == (
+            "captions", "captioner@v1", "int8", "cpu", "40",
+        )  # fmt: skip
+        assert p50.endswith(" ms") and p95.endswith(" ms")
+        assert spark.strip()
+
+        await press(app, pilot, "m")
+        block = str(app.screen.query_one("#endpoints .endpoint", Static).render())
+        assert "captioner@v1" in block and "40 predictions" in block
+        assert "low light" in block and "50.0%" in block
+        assert "▲ low_light_rate" in block  # firing
+        assert "✓ p95_latency_ms" in block
+        deploys = str(app.screen.query_one("#dora-frequency", Static).render())
+        assert "deploys/day" in deploys
+
+    assert errors(drive(services, scenario)) == []
+
+
+def test_help_lists_the_keys_and_t_flips_the_theme(services: Services) -> None:
+    async def scenario(app: ApplianceApp, pilot: Pilot[None], notes: Notes) -> None:
+        await press(app, pilot, "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        keys = {row[0]: row[1] for row in table(app, "#keys").values()}
+        assert {"n", "w", "d", "m", "j", "?", "t"} <= set(keys)
+        assert keys["n"] == "New"
+        await press(app, pilot, "escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+        dark = app.theme
+        await press(app, pilot, "t")
+        assert app.theme != dark and not app.current_theme.dark
+        await press(app, pilot, "t")
+        assert app.theme == dark
+
+    assert errors(drive(services, scenario)) == []
+
+
+def test_command_palette_switches_screen_and_workspace(services: Services) -> None:
+    services.workspaces.create("ads")
+    services.workspaces.create("cars")
+
+    async def scenario(app: ApplianceApp, pilot: Pilot[None], notes: Notes) -> None:
+        await press(app, pilot, "ctrl+p")
+        await pilot.press(*"jobs")
+        await pilot.pause(0.3)
+        await press(app, pilot, "enter")
+        assert app.current_mode == "jobs"
+
+        await press(app, pilot, "ctrl+p")
+        await pilot.press(*"cars")
+        await pilot.pause(0.3)
+        await press(app, pilot, "enter")
+        assert app.workspace == "cars"
+
+    assert errors(drive(services, scenario)) == []
+
+
+def test_a_failing_read_is_an_error_notification(services: Services) -> None:
+    async def scenario(app: ApplianceApp, pilot: Pilot[None], notes: Notes) -> None:
+        await press(app, pilot, "d")
+        await press(app, pilot, "j")
+
+    notes = drive(services, scenario, workspace="ghost", server_url="http://127.0.0.1:8731")
+    assert errors(notes) and all("no workspace 'ghost'" in e for e in errors(notes))
+
+
+def test_importing_the_tui_leaves_torch_unloaded() -> None:
+    code = (
+        "import sys, tui; assert 'textual' not in sys.modules, 'tui loads textual';"
+        " import tui.app; assert 'torch' not in sys.modules, 'tui.app loads torch'"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr

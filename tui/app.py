@@ -1,0 +1,123 @@
+"""The Textual application: one screen per concern (workspaces, deployments, monitoring, jobs)
+as app modes, a current workspace shown in the header, key bindings, a help screen and command
+palette entries. It is handed a ready `Services`; everything it reads goes through them."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.reactive import reactive
+from textual.worker import Worker
+
+from appliance.services import Services
+from tui.errors import report_failure
+from tui.palette import ApplianceCommands
+from tui.screens.deployments import DeploymentsScreen
+from tui.screens.help import HelpScreen
+from tui.screens.jobs import JobsScreen
+from tui.screens.monitoring import MonitoringScreen
+from tui.screens.workspaces import WorkspacesScreen
+
+DARK, LIGHT = "textual-dark", "textual-light"
+
+
+class ApplianceApp(App[None]):
+    TITLE = "appliance"
+    CSS_PATH = "app.tcss"
+    MODES = {
+        "workspaces": WorkspacesScreen,
+        "deployments": DeploymentsScreen,
+        "monitoring": MonitoringScreen,
+        "jobs": JobsScreen,
+    }
+    COMMANDS = App.COMMANDS | {ApplianceCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("w", "show('workspaces')", "Spaces"),
+        Binding("d", "show('deployments')", "Deploys"),
+        Binding("m", "show('monitoring')", "Monitor"),
+        Binding("j", "show('jobs')", "Jobs"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("t", "toggle_theme", "Theme", show=False),
+        Binding("q", "quit", "Quit", show=False),
+    ]
+
+    workspace: reactive[str | None] = reactive(None)
+    """The workspace the screens show; None until one exists."""
+
+    def __init__(
+        self, services: Services, server_url: str | None = None, workspace: str | None = None
+    ) -> None:
+        super().__init__()
+        self.services = services
+        self.server_url = server_url
+        self._initial_workspace = workspace
+        self.theme = DARK
+
+    def on_mount(self) -> None:
+        self.switch_mode("workspaces")
+        if self._initial_workspace is not None:
+            self.workspace = self._initial_workspace
+        else:
+            self._pick_workspace()
+        self._show_workspace()
+
+    @work(thread=True, exit_on_error=False)
+    def _pick_workspace(self) -> None:
+        rows = self.services.workspaces.list()
+        if rows:
+            self.call_from_thread(self._first_workspace, rows[0]["name"])
+
+    def _first_workspace(self, name: str) -> None:
+        if self.workspace is None:  # the user may have chosen one meanwhile
+            self.workspace = name
+
+    def watch_workspace(self) -> None:
+        self._show_workspace()
+
+    def _show_workspace(self) -> None:
+        where = f"workspace {self.workspace}" if self.workspace else "no workspace"
+        self.sub_title = f"{where} · {self.server_url}" if self.server_url else where
+
+    def show(self, mode: str) -> None:
+        if self.current_mode != mode:
+            self.switch_mode(mode)
+
+    def action_show(self, mode: str) -> None:
+        self.show(mode)
+
+    def use_workspace(self, name: str) -> None:
+        self.workspace = name
+        self.notify(f"Workspace {name}")
+
+    def action_toggle_theme(self) -> None:
+        self.theme = LIGHT if self.current_theme.dark else DARK
+
+    def action_help(self) -> None:
+        # The keys this app and its screen declare, and any other the footer shows (the
+        # palette); not the focus and copy keys every Textual app has.
+        ours = _declared_keys(self, self.screen)
+        keys = [
+            (active.binding.key_display or self.get_key_display(active.binding), description)
+            for key, active in self.screen.active_bindings.items()
+            if active.binding.show or key in ours
+            if (description := active.binding.description)
+        ]
+        self.push_screen(HelpScreen(keys))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        report_failure(self, event.worker, event.state)
+
+
+def _declared_keys(*nodes: object) -> set[str]:
+    """Keys bound by the `tui` classes of `nodes` (and their `tui` base classes)."""
+    return {
+        binding.key
+        for node in nodes
+        for cls in type(node).__mro__
+        if cls.__module__.startswith("tui.")
+        for binding in cls.__dict__.get("BINDINGS", ())
+        if isinstance(binding, Binding)
+    }
