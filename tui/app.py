@@ -1,6 +1,7 @@
-"""The Textual application: one screen per concern (workspaces, deployments, monitoring, jobs)
-as app modes, a current workspace shown in the header, key bindings, a help screen and command
-palette entries. It is handed a ready `Services`; everything it reads goes through them."""
+"""The Textual application: one screen per concern (workspaces, datasets, runs, models,
+deployments, monitoring, jobs, playground) as app modes, a current workspace shown in the header,
+key bindings, a help screen and command palette entries. It is handed a ready `Services`;
+everything it reads goes through them, and live changes go through the server (`server()`)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,16 @@ from textual.worker import Worker
 from appliance.services import Services
 from tui.errors import report_failure
 from tui.palette import ApplianceCommands
+from tui.screens.datasets import DatasetsScreen
 from tui.screens.deployments import DeploymentsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.jobs import JobsScreen
+from tui.screens.models import ModelsScreen
 from tui.screens.monitoring import MonitoringScreen
+from tui.screens.playground import PlaygroundScreen
+from tui.screens.runs import RunsScreen
 from tui.screens.workspaces import WorkspacesScreen
+from tui.server import ServerClient
 
 DARK, LIGHT = "textual-dark", "textual-light"
 
@@ -29,16 +35,28 @@ class ApplianceApp(App[None]):
     CSS_PATH = "app.tcss"
     MODES = {
         "workspaces": WorkspacesScreen,
+        "datasets": DatasetsScreen,
+        "runs": RunsScreen,
+        "models": ModelsScreen,
         "deployments": DeploymentsScreen,
         "monitoring": MonitoringScreen,
         "jobs": JobsScreen,
+        "playground": PlaygroundScreen,
     }
     COMMANDS = App.COMMANDS | {ApplianceCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("w", "show('workspaces')", "Spaces"),
-        Binding("d", "show('deployments')", "Deploys"),
-        Binding("m", "show('monitoring')", "Monitor"),
-        Binding("j", "show('jobs')", "Jobs"),
+        Binding("1", "show('workspaces')", "Spaces"),
+        Binding("2", "show('datasets')", "Data"),
+        Binding("3", "show('runs')", "Runs"),
+        Binding("4", "show('models')", "Models"),
+        Binding("5", "show('deployments')", "Deploys"),
+        Binding("6", "show('monitoring')", "Monitor"),
+        Binding("7", "show('jobs')", "Jobs"),
+        Binding("8", "show('playground')", "Play"),
+        Binding("w", "show('workspaces')", "Workspaces", show=False),
+        Binding("d", "show('deployments')", "Deployments", show=False),
+        Binding("m", "show('monitoring')", "Monitoring", show=False),
+        Binding("j", "show('jobs')", "Jobs", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("t", "toggle_theme", "Theme", show=False),
         Binding("q", "quit", "Quit", show=False),
@@ -55,6 +73,12 @@ class ApplianceApp(App[None]):
         self.server_url = server_url
         self._initial_workspace = workspace
         self.theme = DARK
+
+    def server(self) -> ServerClient | None:
+        """The HTTP server's client, or None when the UI runs without one (--no-server)."""
+        if self.server_url is None:
+            return None
+        return ServerClient(self.server_url, self.services.settings.token)
 
     def on_mount(self) -> None:
         self.switch_mode("workspaces")
