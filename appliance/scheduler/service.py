@@ -127,6 +127,10 @@ class Scheduler:
             )
         return await asyncio.wrap_future(started)
 
+    async def approve(self, job_run_id: str) -> dict[str, Any]:
+        """Deploy a version awaiting approval into this server, then watch it."""
+        return await asyncio.to_thread(runner.approve, self.services, job_run_id, self.serving)
+
     def request(self, job: dict[str, Any], cause: str, started: Future[str] | None = None) -> bool:
         """Run `job` now, or keep it as the follow-up of its lane's run in progress (later
         requests replace it: one follow-up, however many triggers). True when it started."""

@@ -1,24 +1,33 @@
 """The deployments screen: each endpoint of the current workspace with the model version it
 serves, its runtime options and the last hour of traffic (predictions, p50/p95 latency and a
-throughput sparkline), refreshed every few seconds."""
+throughput sparkline), refreshed every few seconds.
+
+Keys change what is served, through the server: `n` deploys a model version to an endpoint (the
+highlighted one prefilled), `z` redeploys the highlighted endpoint's version with other runtime
+options (quantization, device), `b` rolls the highlighted endpoint back after a confirmation."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import quote
 
 from textual import work
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
 from appliance.cli.plots import sparkline
 from appliance.monitoring import report
 from tui import figures
 from tui.screens.base import ApplianceScreen
-from tui.tables import fill
+from tui.screens.deploy_form import ConfirmScreen, DeployFormScreen, DeployRequest, model_choices
+from tui.server import ServerClient
+from tui.tables import fill, key_at_cursor
 
 WINDOW_S = 3600
 SPARK_WIDTH = 12
+NO_SERVER = "start `appliance up` with its server to deploy"
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,15 @@ class Snapshot:
 
 class DeploymentsScreen(ApplianceScreen):
     REFRESH_S = 5.0
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "deploy", "Deploy"),
+        Binding("z", "requantize", "Quantize"),
+        Binding("b", "rollback", "Roll back"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._deployments: dict[str, dict[str, Any]] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -62,6 +80,7 @@ class DeploymentsScreen(ApplianceScreen):
         self.deliver(self._show, Snapshot(workspace, deployments, traffic))
 
     def _show(self, snapshot: Snapshot) -> None:
+        self._deployments = {d["endpoint"]: d for d in snapshot.deployments}
         rows = []
         for d in snapshot.deployments:
             recent = snapshot.traffic.get(d["endpoint"])
@@ -87,3 +106,125 @@ class DeploymentsScreen(ApplianceScreen):
             empty.update(f"No deployments in workspace {snapshot.workspace}.")
         empty.display = not snapshot.deployments
         table.display = bool(snapshot.deployments)
+
+    # -- actions: all go through the server ------------------------------------------------
+
+    def _highlighted(self) -> dict[str, Any] | None:
+        endpoint = key_at_cursor(self.query_one("#deployments", DataTable))
+        return self._deployments.get(endpoint) if endpoint else None
+
+    def _server(self) -> ServerClient | None:
+        server = self.appliance.server()
+        if server is None:
+            self.notify(NO_SERVER, severity="warning")
+        elif self.workspace is None:
+            self.notify("No workspace chosen: press w to pick one.", severity="warning")
+            return None
+        return server
+
+    def action_deploy(self) -> None:
+        if self._server() is None or self.workspace is None:
+            return
+        current = self._highlighted()
+        if current is None:
+            request = DeployRequest("", "")
+        else:
+            request = DeployRequest(
+                current["endpoint"], "", current["quantization"], current["device"]
+            )
+        self._open_form(self.workspace, "Deploy a model version", request, current)
+
+    def action_requantize(self) -> None:
+        if self._server() is None or self.workspace is None:
+            return
+        current = self._highlighted()
+        if current is None:
+            self.notify("No deployment highlighted.", severity="warning")
+            return
+        request = DeployRequest(
+            current["endpoint"],
+            f"{current['model']}@{current['version']}",
+            current["quantization"],
+            current["device"],
+        )
+        self._open_form(self.workspace, f"Change how {current['endpoint']} runs", request, None)
+
+    @work(thread=True, group="form", exit_on_error=False)
+    def _open_form(
+        self,
+        workspace: str,
+        title: str,
+        request: DeployRequest,
+        current: dict[str, Any] | None,
+    ) -> None:
+        """Read the workspace's models for the form's choices, then open it. Without a model
+        already chosen, the newest version of the highlighted endpoint's model is offered."""
+        models = self.services.models
+        versions = {
+            m["name"]: models.versions(workspace, m["name"]) for m in models.list(workspace)
+        }
+        choices = model_choices(versions)
+        if not request.model and current is not None and versions.get(current["model"]):
+            newest = versions[current["model"]][-1]["version"]
+            request = DeployRequest(
+                request.endpoint, f"{current['model']}@{newest}", request.quantization,
+                request.device,
+            )  # fmt: skip
+        self.deliver(self._show_form, (workspace, title, choices, request))
+
+    def _show_form(self, opened: tuple[str, str, list[tuple[str, str]], DeployRequest]) -> None:
+        workspace, title, choices, request = opened
+        if not choices:
+            self.notify(f"No models in workspace {workspace} to deploy.", severity="warning")
+            return
+
+        def submitted(result: DeployRequest | None) -> None:
+            server = self.appliance.server()
+            if result is not None and server is not None:
+                self._deploy(server, workspace, result)
+
+        self.app.push_screen(DeployFormScreen(title, choices, request), submitted)
+
+    @work(thread=True, group="write", exit_on_error=False)
+    def _deploy(self, server: ServerClient, workspace: str, request: DeployRequest) -> None:
+        row = server.post_json("/v1/deployments", request.body(workspace))
+        self.deliver(self._changed, _describe(row))
+
+    def action_rollback(self) -> None:
+        server = self._server()
+        workspace = self.workspace
+        if server is None or workspace is None:
+            return
+        current = self._highlighted()
+        if current is None:
+            self.notify("No deployment highlighted.", severity="warning")
+            return
+        endpoint = current["endpoint"]
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._rollback(server, workspace, endpoint)
+
+        question = (
+            f"Roll {endpoint} back from {current['model']}@{current['version']} "
+            "to the version it served before?"
+        )
+        self.app.push_screen(ConfirmScreen(question, "Roll back"), answered)
+
+    @work(thread=True, group="write", exit_on_error=False)
+    def _rollback(self, server: ServerClient, workspace: str, endpoint: str) -> None:
+        path = f"/v1/deployments/{quote(endpoint, safe='')}/rollback"
+        row = server.post_json(path, {"workspace": workspace})
+        self.deliver(self._changed, f"Rolled back: {_describe(row)}")
+
+    def _changed(self, message: str) -> None:
+        self.notify(message)
+        self.reload()
+
+
+def _describe(row: dict[str, Any]) -> str:
+    """A deployment row as "captions → colour@2 (none, cpu)"."""
+    return (
+        f"{row['endpoint']} → {row['model']}@{row['version']}"
+        f" ({row['quantization']}, {row['device']})"
+    )

@@ -1,6 +1,8 @@
 """The monitoring screen: DORA tiles for the workspace, then per endpoint the last hour's figures
 with trend sparklines (count, p95 latency, confidence, low-light rate, rating) and its alert
-states, firing ones highlighted. Refreshed every few seconds."""
+states, firing ones highlighted; above them the machine the appliance runs on (CPU, memory,
+disk, GPU when there is one: the latest sample and a sparkline of the recent ones, from the
+system metrics the server records). Refreshed every few seconds."""
 
 from __future__ import annotations
 
@@ -16,12 +18,15 @@ from textual.widgets import Footer, Header, Static
 
 from appliance.cli.plots import sparkline
 from appliance.monitoring import alerts, report
+from appliance.monitoring.system import SystemMetrics
 from tui import figures
 from tui.screens.base import ApplianceScreen
 
 WINDOW_S = 3600
 SPARK_WIDTH = 24
 TILES = ("frequency", "lead", "failure", "restore", "level")
+SYSTEM_SAMPLES = 60
+SYSTEM_SPARK = 12
 
 
 @dataclass(frozen=True)
@@ -31,16 +36,27 @@ class Snapshot:
     served: dict[str, str] = field(default_factory=dict)  # endpoint → "model@vN"
     alerts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # endpoint → rules
     dora: dict[str, Any] | None = None
+    system: list[dict[str, Any]] = field(default_factory=list)  # SystemMetrics.recent, oldest first
 
 
 class MonitoringScreen(ApplianceScreen):
     REFRESH_S = 5.0
+    DEFAULT_CSS = """
+    MonitoringScreen #system {
+        height: auto;
+        padding: 0 1;
+        margin-bottom: 1;
+    }
+    """
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="dora"):
             for tile in TILES:
                 yield Static(id=f"dora-{tile}", classes="tile")
+        system = Static(id="system")
+        system.display = False
+        yield system
         yield Static("Loading monitoring…", id="empty", classes="empty")
         yield VerticalScroll(id="endpoints")
         yield Footer()
@@ -50,10 +66,11 @@ class MonitoringScreen(ApplianceScreen):
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def _load(self, workspace: str | None) -> None:
-        if workspace is None:
-            self.deliver(self._show, Snapshot(None))
-            return
         services = self.services
+        system = SystemMetrics(services.registry).recent(SYSTEM_SAMPLES)
+        if workspace is None:
+            self.deliver(self._show, Snapshot(None, system=system))
+            return
         served = {
             d["endpoint"]: f"{d['model']}@v{d['version']}"
             for d in services.deployments.list(workspace)
@@ -69,11 +86,16 @@ class MonitoringScreen(ApplianceScreen):
                 served,
                 dict(states),
                 report.dora(services, workspace),
+                system,
             ),
         )
 
     def _show(self, snapshot: Snapshot) -> None:
         self._show_dora(snapshot.dora)
+        system = self.query_one("#system", Static)
+        system.display = bool(snapshot.system)
+        if snapshot.system:
+            system.update(_system_block(snapshot.system))
         names = [e["endpoint"] for e in snapshot.endpoints]
         served, states = snapshot.served, snapshot.alerts
         blocks = [
@@ -149,6 +171,58 @@ def _endpoint_block(
     parts.append("\n  alerts  ")
     parts.extend(_alert_states(rules or []))
     return Content.assemble(*parts)
+
+
+def _system_block(samples: list[dict[str, Any]]) -> Content:
+    """The machine: a line per resource, each figure its latest value and recent sparkline."""
+    latest = samples[-1]
+
+    def series(column: str) -> list[float | None]:
+        return [row[column] for row in samples]
+
+    def percent(value: float | None) -> str:
+        return figures.DASH if value is None else f"{value:.0f}%"
+
+    lines: list[tuple[str, list[tuple[str, str, str]]]] = [
+        ("cpu", [
+            ("process", percent(latest["process_cpu_percent"]), "process_cpu_percent"),
+            ("machine", percent(latest["machine_cpu_percent"]), "machine_cpu_percent"),
+        ]),
+        ("memory", [
+            ("rss", _bytes(latest["process_rss_bytes"]), "process_rss_bytes"),
+            ("machine", percent(latest["machine_memory_percent"]), "machine_memory_percent"),
+        ]),
+        ("disk", [("used", percent(latest["disk_used_percent"]), "disk_used_percent")]),
+    ]  # fmt: skip
+    if any(row["gpu_memory_bytes"] is not None for row in samples) or any(
+        row["gpu_utilization_percent"] is not None for row in samples
+    ):
+        lines.append(
+            ("gpu", [
+                ("memory", _bytes(latest["gpu_memory_bytes"]), "gpu_memory_bytes"),
+                ("util", percent(latest["gpu_utilization_percent"]), "gpu_utilization_percent"),
+            ])
+        )  # fmt: skip
+    sampled = figures.moment(latest["sampled_at"])
+    parts: list[str | Content | tuple[str, str]] = [
+        ("system", "bold $accent"),
+        (f"  sampled {sampled}, {len(samples)} recent samples", "$text-muted"),
+    ]
+    for label, figures_ in lines:
+        parts.append(f"\n  {label:<7}")
+        for name, value, column in figures_:
+            parts.append(f" {name:>7} {value:>7} ")
+            parts.append((sparkline(series(column), SYSTEM_SPARK), "$secondary"))
+    return Content.assemble(*parts)
+
+
+def _bytes(value: float | None) -> str:
+    """A size in bytes as MB or GB."""
+    if value is None:
+        return figures.DASH
+    if value >= 1024**3:
+        return f"{value / 1024**3:.1f} GB"
+    return f"{value / 1024**2:.0f} MB"
 
 
 def _alert_states(rules: list[dict[str, Any]]) -> list[str | Content | tuple[str, str]]:
