@@ -1,0 +1,150 @@
+"""The models screen at 80×24 over a real registry: two versions of the tiny colour recipe side
+by side with their metrics and lineage, and `p` promoting through the evaluation gate, which
+moves production to the good version and refuses the worse one with its numbers.
+
+pytest-asyncio is not installed, so each test runs its coroutine with `asyncio.run`."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable
+
+from appliance.datasets.synthetic import generate
+from appliance.runs.launcher import start_run, wait_run
+from appliance.services import Services
+from tui.app import ApplianceApp
+from tui.screens.confirm import ConfirmScreen
+
+COLOUR = Path(__file__).parent / "recipes" / "colour"
+Notes = list[tuple[str, str]]  # (severity, message)
+Scenario = Callable[[ApplianceApp, Pilot[None], Notes], Awaitable[None]]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home with colour@1 (rank 0: right on a quarter of the held-out rows) and colour@2
+    (rank 9: never right), both trained on photos@1."""
+    home = tmp_path_factory.mktemp("tui-models") / "home"
+    with Services.open(home=home) as services:
+        services.workspaces.create("ads")
+        photos = generate(home.parent / "p", count=48, seed=3).path
+        services.datasets.add("ads", "photos", photos)
+        services.recipes.add("ads", COLOUR)
+        for params in ({}, {"rank": "9"}):
+            launch = start_run(services, "ads", "colour", "photos", params)
+            run = wait_run(services, launch, interval=0.1)
+            assert run["status"] == "succeeded", run["error"]
+    return home
+
+
+@pytest.fixture
+def services(trained: Path, isolated_home: Path) -> Iterator[Services]:
+    """Real SQLite over this test's own copy of the trained home."""
+    shutil.copytree(trained, isolated_home)
+    with Services.open(home=isolated_home) as opened:
+        yield opened
+
+
+def drive(services: Services, scenario: Scenario) -> Notes:
+    """Run `scenario` against a fresh app at 80×24 in workspace ads; returns every
+    notification shown."""
+    notes: Notes = []
+
+    async def main() -> None:
+        app = ApplianceApp(services, workspace="ads")
+        shown = app.notify
+
+        def notify(message: str, **kwargs: Any) -> None:
+            notes.append((kwargs.get("severity", "information"), str(message)))
+            shown(message, **kwargs)
+
+        app.notify = notify  # type: ignore[method-assign]
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            await scenario(app, pilot, notes)
+            assert app.is_running, "the app exited"
+
+    asyncio.run(main())
+    return notes
+
+
+async def settle(app: ApplianceApp, pilot: Pilot[None]) -> None:
+    """Let pending messages run, then wait for the workers they started and their results."""
+    for _ in range(3):
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def press(app: ApplianceApp, pilot: Pilot[None], *keys: str) -> None:
+    await pilot.press(*keys)
+    await settle(app, pilot)
+
+
+def by_first_cell(app: ApplianceApp, selector: str) -> dict[str, list[str]]:
+    """A DataTable's rows in order as {first cell: the other cells}."""
+    widget = app.screen.query_one(selector, DataTable)
+    cells = [[str(cell) for cell in widget.get_row(row.key)] for row in widget.ordered_rows]
+    return {row[0]: row[1:] for row in cells}
+
+
+def columns(app: ApplianceApp, selector: str) -> list[str]:
+    widget = app.screen.query_one(selector, DataTable)
+    return [str(column.label) for column in widget.columns.values()]
+
+
+def errors(notes: Notes) -> list[str]:
+    return [message for severity, message in notes if severity == "error"]
+
+
+def test_the_versions_of_a_model_side_by_side(services: Services) -> None:
+    first, second = services.models.versions("ads", "colour")
+    assert first["metrics"]["exact_match"] == 0.25 and second["metrics"]["exact_match"] == 0
+
+    async def scenario(app: ApplianceApp, pilot: Pilot[None], notes: Notes) -> None:
+        await press(app, pilot, "4")
+        assert app.current_mode == "models"
+        assert by_first_cell(app, "#models") == {"colour": ["2", "v2", "–"]}
+        assert columns(app, "#versions") == [
+            "version", "aliases", "exact_match", "train_seconds", "dataset", "run", "created",
+        ]  # fmt: skip
+        versions = by_first_cell(app, "#versions")
+        assert list(versions) == ["v2", "v1"]  # the newest first
+        assert versions["v1"][:2] == ["–", "0.250"] and versions["v2"][:2] == ["–", "0.000"]
+        assert versions["v1"][3:5] == ["photos@1", first["run_id"]]
+        assert versions["v2"][3:5] == ["photos@1", second["run_id"]]
+
+    assert errors(drive(services, scenario)) == []
+
+
+def test_p_promotes_through_the_gate_and_a_worse_version_is_refused(services: Services) -> None:
+    async def scenario(app: ApplianceApp, pilot: Pilot[None], notes: Notes) -> None:
+        await press(app, pilot, "4")
+        app.screen.query_one("#versions", DataTable).focus()
+        await press(app, pilot, "down", "p")  # v1
+        assert isinstance(app.screen, ConfirmScreen)
+        await press(app, pilot, "y")
+        assert services.models.get("ads", "colour@production")["version"] == 1
+        assert by_first_cell(app, "#versions")["v1"][0] == "production"
+        assert by_first_cell(app, "#models")["colour"][2] == "v1"
+
+        await press(app, pilot, "up", "p", "y")  # v2, worse
+        assert services.models.get("ads", "colour@production")["version"] == 1
+        assert by_first_cell(app, "#versions")["v2"][0] == "–"
+
+    notes = drive(services, scenario)
+    assert errors(notes) == []
+    assert (
+        "information",
+        "colour@1 is now production: exact_match 0.2500 (no version held the alias before)",
+    ) in notes
+    (refused,) = [message for severity, message in notes if severity == "warning"]
+    assert "colour@2 is worse than production (colour@1)" in refused
+    assert "exact_match 0.0000 vs 0.2500" in refused and "--force" not in refused
