@@ -27,7 +27,8 @@ from appliance.scheduler.runner import run_job
 from appliance.services import Services
 from appliance.serving.options import DeployOptions
 from tui.app import ApplianceApp
-from tui.screens.deploy_form import ConfirmScreen, DeployFormScreen
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.deploy_form import DeployFormScreen
 
 COLOUR = Path(__file__).parent / "recipes" / "colour"
 Notes = list[tuple[str, str]]  # (severity, message)

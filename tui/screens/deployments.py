@@ -21,7 +21,8 @@ from appliance.cli.plots import sparkline
 from appliance.monitoring import report
 from tui import figures
 from tui.screens.base import ApplianceScreen
-from tui.screens.deploy_form import ConfirmScreen, DeployFormScreen, DeployRequest, model_choices
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.deploy_form import DeployFormScreen, DeployRequest, model_choices
 from tui.server import ServerClient
 from tui.tables import fill, key_at_cursor
 
@@ -209,7 +210,9 @@ class DeploymentsScreen(ApplianceScreen):
             f"Roll {endpoint} back from {current['model']}@{current['version']} "
             "to the version it served before?"
         )
-        self.app.push_screen(ConfirmScreen(question, "Roll back"), answered)
+        self.app.push_screen(
+            ConfirmScreen(f"Roll back {endpoint}?", question, yes="Roll back"), answered
+        )
 
     @work(thread=True, group="write", exit_on_error=False)
     def _rollback(self, server: ServerClient, workspace: str, endpoint: str) -> None:
