@@ -375,3 +375,17 @@ def test_alert_trigger_fires_a_retrain_once_per_new_alert(services: Services, ad
     assert look()["status"] == "succeeded"
     assert look()["status"] == "skipped"  # the same alert does not trigger twice
     assert calls == [("retrain", "alert:captions/drift_psi")]
+
+
+def test_next_run_as_the_registry_sees_it() -> None:
+    from appliance.scheduler.jobs import next_run_at
+
+    now = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    cron = {"enabled": True, "trigger": {"cron": "0 3 * * *"}, "created_at": "2026-11-01T00:00:00Z"}
+    assert next_run_at(cron, now) == datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+    hourly = {"enabled": True, "trigger": {"interval_s": 3600}, "created_at": "2026-11-26T09:30:00Z",
+              "last_run_at": None}  # fmt: skip
+    assert next_run_at(hourly, now) == datetime(2026, 11, 26, 10, 30, tzinfo=UTC)
+    overdue = {**hourly, "last_run_at": "2026-11-26T07:00:00Z"}
+    assert next_run_at(overdue, now) == now
+    assert next_run_at({**cron, "enabled": False}, now) is None

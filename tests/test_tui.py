@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -179,13 +180,13 @@ def test_jobs_screen_lists_jobs_and_p_pauses_and_resumes(services: Services) -> 
     async def scenario(app: ApplianceApp, pilot: Pilot[None], notes: Notes) -> None:
         await press(app, pilot, "j")
         assert app.current_mode == "jobs"
-        assert table(app, "#jobs") == {
-            "tidy": ["tidy", "housekeeping", "–", "every 1h", "active", "–", "–"]
-        }
+        row = table(app, "#jobs")["tidy"]
+        assert row[:4] + row[5:] == ["tidy", "housekeeping", "–", "every 1h", "active", "–", "–"]
+        assert re.fullmatch(r"(\d\d-\d\d )?\d\d:\d\d", row[4])  # next run: an hour on
         await press(app, pilot, "p")
         assert services.jobs.get("ads", "tidy")["enabled"] is False
         await settle(app, pilot)
-        assert table(app, "#jobs")["tidy"][4] == "paused"
+        assert table(app, "#jobs")["tidy"][4:6] == ["–", "paused"]
         await press(app, pilot, "p")
         assert services.jobs.get("ads", "tidy")["enabled"] is True
 
@@ -297,3 +298,38 @@ def test_importing_the_tui_leaves_torch_unloaded() -> None:
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_monitoring_shows_input_drift_per_feature(services: Services, tmp_path: Path) -> None:
+    """A version trained on ordinary photos, served a stream of dark ones: brightness drifts."""
+    from appliance.datasets.synthetic import generate
+
+    services.workspaces.create("ads")
+    photos = generate(tmp_path / "photos", count=40, seed=2).path
+    dataset = services.datasets.add("ads", "photos", photos).version
+    version = services.models.register(
+        "ads", "captioner", model_folder(tmp_path),
+        dataset_id=dataset["dataset_id"], dataset_digest=dataset["digest"],
+    )  # fmt: skip
+    services.deployments.record("ads", "captions", version, DeployOptions())
+    capture = Capture(services.registry, services.settings)
+    for i in range(40):
+        capture.record(
+            CaptureRecord(
+                id=new_id(), workspace="ads", endpoint="captions",
+                model_version_id=version["id"],
+                created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                latency_ms=10.0, confidence=0.5, description="a red mug",
+                features={"width": 64.0, "height": 64.0, "brightness": 8.0 + i % 3,
+                          "brightness_p99": 30.0, "contrast": 4.0, "sharpness": 3.0},
+            )
+        )  # fmt: skip
+    capture.flush()
+    capture.close()
+
+    async def scenario(app: ApplianceApp, pilot: Pilot[None], notes: Notes) -> None:
+        await press(app, pilot, "6")
+        block = str(app.screen.query_one("#endpoints .endpoint", Static).render())
+        assert "drift (psi)" in block and "brightness" in block and "width 0.00" in block
+
+    assert errors(drive(services, scenario)) == []

@@ -24,7 +24,7 @@ SCREENS = {
     "workspaces": "1", "datasets": "2", "runs": "3", "models": "4",
     "deployments": "5", "monitoring": "6", "jobs": "7", "playground": "8",
 }  # fmt: skip
-CLOCK = re.compile(r"\b\d{4}-\d\d-\d\d\b|\b\d\d:\d\d(:\d\d)?\b")
+CLOCK = re.compile(r"\b(\d{4}-)?\d\d-\d\d( \d\d:\d\d)?\b|\b\d\d:\d\d(:\d\d)?\b")
 
 
 def screen_text(app: ApplianceApp) -> str:

@@ -5,6 +5,7 @@ parameters; each time it runs is a `job_runs` row saying what caused it and how 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlite_utils
@@ -61,6 +62,25 @@ def describe_trigger(trigger: dict[str, Any]) -> str:
         if seconds % size == 0:
             return f"every {seconds // size}{unit}"
     return f"every {seconds}s"
+
+
+def next_run_at(job: dict[str, Any], now: datetime | None = None) -> datetime | None:
+    """When the job's schedule fires next, as the registry sees it (None while paused): a cron
+    job at its next time after now; an interval job one interval after its last run (or its
+    creation), or now when that is already past (due at the scheduler's next look)."""
+    if not job["enabled"]:
+        return None
+    now = now or datetime.now(UTC)
+    trigger = job["trigger"]
+    if "cron" in trigger:
+        from apscheduler.triggers.cron import CronTrigger
+
+        fire = CronTrigger.from_crontab(trigger["cron"], timezone=UTC).get_next_fire_time(None, now)
+        return fire.astimezone(UTC) if fire is not None else None
+    start = datetime.fromisoformat(job.get("last_run_at") or job["created_at"])
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    return max(now, start + timedelta(seconds=int(trigger["interval_s"])))
 
 
 def _check_cron(expression: str) -> None:

@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
-from appliance.scheduler.jobs import describe_trigger
+from appliance.scheduler.jobs import describe_trigger, next_run_at
 from tui import figures
 from tui.screens.base import ApplianceScreen
 from tui.server import ServerClient
@@ -55,7 +55,7 @@ class JobsScreen(ApplianceScreen):
         yield Header()
         yield Static("Loading jobs…", id="empty", classes="empty")
         table: DataTable[str] = DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
-        for label in ("job", "kind", "target", "trigger", "state", "last run", "status"):
+        for label in ("job", "kind", "target", "trigger", "next", "state", "last run", "status"):
             table.add_column(label, key=label)
         yield table
         approvals = Static(id="approvals")
@@ -88,6 +88,7 @@ class JobsScreen(ApplianceScreen):
                     job["kind"],
                     job["target"] or figures.DASH,
                     describe_trigger(job["trigger"]),
+                    _next(job),
                     "active" if job["enabled"] else "paused",
                     figures.moment(job["last_run_at"]),
                     job["last_status"] or figures.DASH,
@@ -179,3 +180,8 @@ class JobsScreen(ApplianceScreen):
     def _done(self, message: str) -> None:
         self.notify(message)
         self.reload()
+
+
+def _next(job: dict[str, Any]) -> str:
+    when = next_run_at(job)
+    return figures.moment(when.isoformat()) if when is not None else figures.DASH

@@ -1,8 +1,8 @@
-"""The monitoring screen: DORA tiles for the workspace, then per endpoint the last hour's figures
-with trend sparklines (count, p95 latency, confidence, low-light rate, rating) and its alert
-states, firing ones highlighted; above them the machine the appliance runs on (CPU, memory,
-disk, GPU when there is one: the latest sample and a sparkline of the recent ones, from the
-system metrics the server records). Refreshed every few seconds."""
+"""The monitoring screen: DORA tiles for the workspace; the machine the appliance runs on (CPU,
+memory, disk, GPU when there is one: the latest sample and a sparkline of the recent ones, from
+the system metrics the server records); then per endpoint the last hour's figures with trend
+sparklines (count, p95 latency, confidence, low-light rate, rating), input drift per feature and
+the alert states, firing ones highlighted. Refreshed every few seconds."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from textual.content import Content
 from textual.widgets import Footer, Header, Static
 
 from appliance.cli.plots import sparkline
+from appliance.errors import ApplianceError
 from appliance.monitoring import alerts, report
 from appliance.monitoring.system import SystemMetrics
 from tui import figures
@@ -37,6 +38,7 @@ class Snapshot:
     alerts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # endpoint → rules
     dora: dict[str, Any] | None = None
     system: list[dict[str, Any]] = field(default_factory=list)  # SystemMetrics.recent, oldest first
+    drift: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # endpoint → features
 
 
 class MonitoringScreen(ApplianceScreen):
@@ -78,6 +80,12 @@ class MonitoringScreen(ApplianceScreen):
         states: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in alerts.current(services, workspace):
             states[row["endpoint"]].append(row)
+        drift = {}
+        for endpoint in served:
+            try:
+                drift[endpoint] = report.drift(services, workspace, endpoint, WINDOW_S)["features"]
+            except ApplianceError:  # no lineage to profile, or the version is gone: no drift line
+                continue
         self.deliver(
             self._show,
             Snapshot(
@@ -87,6 +95,7 @@ class MonitoringScreen(ApplianceScreen):
                 dict(states),
                 report.dora(services, workspace),
                 system,
+                drift,
             ),
         )
 
@@ -99,7 +108,12 @@ class MonitoringScreen(ApplianceScreen):
         names = [e["endpoint"] for e in snapshot.endpoints]
         served, states = snapshot.served, snapshot.alerts
         blocks = [
-            _endpoint_block(e, served.get(e["endpoint"]), states.get(e["endpoint"]))
+            _endpoint_block(
+                e,
+                served.get(e["endpoint"]),
+                states.get(e["endpoint"]),
+                drift=snapshot.drift.get(e["endpoint"]),
+            )
             for e in snapshot.endpoints
         ] + [
             _endpoint_block(None, served.get(name), rows, name)
@@ -143,8 +157,10 @@ def _endpoint_block(
     served: str | None,
     rules: list[dict[str, Any]] | None,
     name: str = "",
+    drift: list[dict[str, Any]] | None = None,
 ) -> Content:
-    """One endpoint: a title line, a line per trend, and its alert states."""
+    """One endpoint: a title line, a line per trend, input drift per feature (PSI against the
+    training data; drifted ones highlighted), and its alert states."""
     name = summary["endpoint"] if summary else name
     parts: list[str | Content | tuple[str, str]] = [(name, "bold $accent")]
     if served:
@@ -168,6 +184,12 @@ def _endpoint_block(
         for label, value, series in lines:
             parts.append(f"\n  {label:<12} {value:>10}  ")
             parts.append((sparkline(series, SPARK_WIDTH), "$secondary"))
+    if drift:
+        parts.append("\n  drift (psi)  ")
+        for i, feature in enumerate(drift):
+            text = f"{feature['feature']} {feature['psi']:.2f}"
+            parts.append(" · " if i else "")
+            parts.append((text, "bold $error") if feature["drifted"] else text)
     parts.append("\n  alerts  ")
     parts.extend(_alert_states(rules or []))
     return Content.assemble(*parts)
