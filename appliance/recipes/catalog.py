@@ -15,14 +15,21 @@ from appliance.recipes.spec import RECIPE_FILE, RecipeSpec, read_recipe
 from appliance.registry import Registry, Rows, utcnow
 from appliance.workspaces import Workspaces
 
-BUILTIN_DIR = Path(__file__).resolve().parents[2] / "models"
+# The built-in recipes: models/ beside the package in a checkout (editable installs), or where a
+# wheel install puts them (pyproject's data-files).
+BUILTIN_DIRS = (
+    Path(__file__).resolve().parents[2] / "models",
+    Path(sys.prefix) / "share" / "appliance" / "models",
+)
 
 
 def builtin_recipes() -> dict[str, RecipeSpec]:
-    if not BUILTIN_DIR.is_dir():
-        return {}
-    found = (read_recipe(p.parent) for p in sorted(BUILTIN_DIR.glob(f"*/{RECIPE_FILE}")))
-    return {spec.name: spec for spec in found}
+    found: dict[str, RecipeSpec] = {}
+    for folder in BUILTIN_DIRS:
+        for path in sorted(folder.glob(f"*/{RECIPE_FILE}")) if folder.is_dir() else ():
+            spec = read_recipe(path.parent)
+            found.setdefault(spec.name, spec)
+    return found
 
 
 class Recipes:
