@@ -9,7 +9,13 @@ from appliance.cli.context import services
 
 @click.command()
 @click.option("--fast", is_flag=True, help="A small dataset and a short training, for a test.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the generated photos and of training: same seed, same story.",
+)
 def demo(fast: bool, seed: int) -> None:
     """Run the reference story offline in the classified-ads workspace: versioned product
     photos, a captioner trained, evaluated, registered, promoted and served; rated traffic with

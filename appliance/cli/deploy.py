@@ -43,10 +43,34 @@ def deploy() -> None:
 @click.argument("workspace")
 @click.argument("endpoint")
 @click.argument("model", metavar="MODEL@ALIAS|VERSION")
-@click.option("--quantization", type=click.Choice(QUANTIZATIONS), default="none", show_default=True)
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
-@click.option("--max-batch-size", type=int, default=8, show_default=True)
-@click.option("--max-batch-wait-ms", type=int, default=5, show_default=True)
+@click.option(
+    "--quantization",
+    type=click.Choice(QUANTIZATIONS),
+    default="none",
+    show_default=True,
+    help="Weights as stored (none), half precision (fp16, bf16), or 8/4-bit (int8, nf4).",
+)
+@click.option(
+    "--device",
+    type=click.Choice(DEVICES),
+    default="auto",
+    show_default=True,
+    help="Where the model runs; auto picks CUDA when present, else the CPU.",
+)
+@click.option(
+    "--max-batch-size",
+    type=int,
+    default=8,
+    show_default=True,
+    help="Most requests answered by one forward pass.",
+)
+@click.option(
+    "--max-batch-wait-ms",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Longest a request waits for company while traffic is batching.",
+)
 @json_option
 def create(
     workspace: str, endpoint: str, model: str, quantization: str, device: str,

@@ -20,7 +20,13 @@ def model() -> None:
 @click.argument("workspace")
 @click.argument("name")
 @click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--metric", "metrics", multiple=True, metavar="KEY=VALUE", help="Repeatable.")
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A metric to record with the version, e.g. exact_match=0.93; repeatable.",
+)
 @click.option("--description", default="", help="A line about this version.")
 @json_option
 def register(

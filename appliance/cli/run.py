@@ -20,7 +20,13 @@ def run() -> None:
 @click.argument("workspace")
 @click.option("--recipe", required=True, help="A built-in recipe or one added to the workspace.")
 @click.option("--dataset", required=True, help="NAME or NAME@VERSION of the training data.")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Repeatable.")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A recipe parameter (see `appliance recipe show`); repeatable.",
+)
 @click.option("--model", "model_name", help="Register the version under this model name.")
 @click.option("--detach", is_flag=True, help="Return once the run has started.")
 @json_option

@@ -11,7 +11,7 @@ from appliance.cli.context import CliState
 @click.option("--host", help="Address to listen on [setting host, default 127.0.0.1].")
 @click.option("--port", type=int, help="Port to listen on [setting port, default 8765].")
 @click.option("--token", help="Bearer token for write endpoints [setting token].")
-@click.option("--log-level", default="info", show_default=True,
+@click.option("--log-level", default="info", show_default=True, help="uvicorn's log level.",
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))  # fmt: skip
 @click.pass_context
 def serve(
