@@ -101,6 +101,23 @@ def promote(
     click.echo(f"{name}@{alias_name} → version {result.candidate['version']}: {result.summary()}")
 
 
+@model.command()
+@click.argument("workspace")
+@click.argument("ref", metavar="NAME@VERSION|NAME@ALIAS")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(["mlflow"]), default="mlflow", show_default=True,
+    help="mlflow: an MLflow pyfunc model folder (needs mlflow-skinny installed here).",
+)  # fmt: skip
+def export(workspace: str, ref: str, out: Path, fmt: str) -> None:
+    """Write a model version to OUT for tools beyond this machine: `mlflow.pyfunc.load_model`,
+    `mlflow models serve`, or an MLflow registry (see docs/export.md)."""
+    from appliance.models.export import export_model
+
+    done = export_model(services(), workspace, ref, out, fmt)
+    click.echo(f"{done['model']}@{done['version']} → {done['path']} ({done['format']} pyfunc)")
+
+
 @model.group()
 def alias() -> None:
     """Point a name such as `production` at a version, or remove it."""
