@@ -34,6 +34,8 @@ def read_imagefolder(root: Path, max_image_pixels: int = 40_000_000) -> ImageFol
     if not root.is_dir():
         raise InvalidInput(f"{root} is not a folder")
     metadata = root / METADATA
+    if metadata.is_symlink():
+        raise InvalidInput(f"{metadata} is a symbolic link; copy the real file into the folder")
     if not metadata.is_file():
         raise InvalidInput(
             f"{root} has no {METADATA}; add one JSON line per image: "
@@ -98,10 +100,14 @@ def _path_problem(root: Path, file_name: str) -> str | None:
     if pure.is_absolute() or "\\" in file_name or ".." in pure.parts:
         return f"file_name '{file_name}' must be a relative path inside the folder, without '..'"
     path = root / pure
-    if path.is_symlink():
-        return f"'{file_name}' is a symbolic link; copy the real image into the folder"
-    if not path.is_file():
-        return f"'{file_name}' does not exist"
+    try:
+        # Any linked part counts, not only the last: `linked/x.png` under a linked folder too.
+        if path.is_symlink() or not path.resolve().is_relative_to(root.resolve()):
+            return f"'{file_name}' is a symbolic link; copy the real image into the folder"
+        if not path.is_file():
+            return f"'{file_name}' does not exist"
+    except (OSError, ValueError) as exc:  # a name too long for the filesystem, a NUL byte
+        return f"file_name '{file_name[:40]}' cannot be read ({exc})"
     return None
 
 

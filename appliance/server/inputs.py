@@ -13,7 +13,7 @@ import anyio
 from litestar import Request
 from litestar.datastructures import UploadFile
 
-from appliance.errors import InvalidInput, UnsupportedMedia
+from appliance.errors import ApplianceError, InvalidInput, UnsupportedMedia
 from appliance.serving.images import decode_image, image_features
 from appliance.serving.runtime import PredictInput
 
@@ -58,7 +58,7 @@ def _decode_all(raw: list[tuple[bytes, str | None]], max_pixels: int) -> list[Pr
         try:
             image = decode_image(data, max_pixels)
             decoded.append(PredictInput(image, _clean(keywords), image_features(image)))
-        except InvalidInput as exc:
+        except ApplianceError as exc:  # 413, 415 and 422 too, not only 400
             raise type(exc)(f"image {index}: {exc}") if len(raw) > 1 else exc from None
     return decoded
 
@@ -79,7 +79,7 @@ async def _from_multipart(
 def _from_json(body: bytes) -> tuple[list[tuple[bytes, str | None]], bool]:
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # deep nesting recurses
         raise InvalidInput(f"the body is not valid JSON ({exc})") from None
     if not isinstance(payload, dict):
         raise InvalidInput(f"the JSON body must be an object: {FORMS_HINT}")

@@ -104,7 +104,7 @@ class OipController(Controller):
             inputs = []
             for i, data in enumerate(images):
                 image = decode_image(data, max_pixels)
-                words = keywords[i].decode() if i < len(keywords) and keywords[i] else None
+                words = _text(keywords[i]) if i < len(keywords) and keywords[i] else None
                 inputs.append(PredictInput(image, words, image_features(image)))
             return inputs
 
@@ -143,7 +143,7 @@ def _parse_infer(
     try:
         split = int(binary_length) if binary_length is not None else len(body)
         header = json.loads(body[:split])
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # deep nesting recurses
         raise InvalidInput(f"the infer request is not valid JSON ({exc})") from None
     if not isinstance(header, dict) or not isinstance(header.get("inputs"), list):
         raise InvalidInput("an infer request is a JSON object with an 'inputs' list")
@@ -155,7 +155,12 @@ def _parse_infer(
         name = tensor["name"]
         if tensor.get("datatype") != "BYTES":
             raise InvalidInput(f"input '{name}' must have datatype BYTES")
-        size = (tensor.get("parameters") or {}).get("binary_data_size")
+        parameters = tensor.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise InvalidInput(f"input '{name}': 'parameters' must be an object")
+        size = parameters.get("binary_data_size")
+        if size is not None and (type(size) is not int or size < 0):
+            raise InvalidInput(f"input '{name}': binary_data_size must be a byte count")
         if size is not None:
             tensors[name], binary = _unpack_bytes(binary[:size], name), binary[size:]
         else:
@@ -181,3 +186,10 @@ def _unpack_bytes(raw: memoryview, name: str) -> list[bytes]:
         items.append(bytes(raw[offset : offset + length]))
         offset += length
     return items
+
+
+def _text(data: bytes) -> str:
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise InvalidInput("input 'keywords' must be UTF-8 text") from None

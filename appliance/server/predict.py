@@ -30,7 +30,10 @@ class PredictController(Controller):
             parsed = await read_predict_request(request, max_pixels)
             results = await serving.predict(name, parsed.inputs)
         except ApplianceError as exc:
-            request.app.state.monitor.metrics.reject(name, exc.http_status)
+            # Unknown names share one label: a label per name a caller makes up grows without end.
+            known = any(live.endpoint == name for live in serving.pool.live())
+            label = name if known else "(unknown)"
+            request.app.state.monitor.metrics.reject(label, exc.http_status)
             raise
         if parsed.batch:
             return {"predictions": [_public(r) for r in results]}

@@ -15,6 +15,7 @@ from PIL import Image
 from appliance.errors import ApplianceError, Conflict, NotFound
 from appliance.models.lineage import recipe_of
 from appliance.monitoring.capture import CaptureRecord
+from appliance.names import validate_name
 from appliance.registry import utcnow
 from appliance.services import Services
 from appliance.serving.images import image_features
@@ -76,6 +77,8 @@ class Serving:
         kind: str = "deployed",
     ) -> dict[str, Any]:  # fmt: skip
         """Blocking: load and warm `model_ref`, switch `endpoint` to it, record the event."""
+        # Before loading: the pool would otherwise serve a name the registry then refuses.
+        validate_name(endpoint, "endpoint name", self.services.settings.name_max_length)
         version = self.services.models.get(workspace, model_ref)
         self._check_endpoint_free(workspace, endpoint)
         try:
