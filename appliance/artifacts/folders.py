@@ -43,12 +43,16 @@ def stage_folder(source: Path, staging: Path) -> StagedFolder:
     """Copy the regular files of `source` into the new folder `staging`, hashing each."""
     staging.mkdir(parents=True)
     files = []
-    for src in sorted(p for p in source.rglob("*") if p.is_file() and not p.is_symlink()):
-        rel = src.relative_to(source).as_posix()
-        dest = staging / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        files.append(_copy_hashed(src, dest, rel))
-    _fsync_dir(staging)
+    try:
+        for src in sorted(p for p in source.rglob("*") if p.is_file() and not p.is_symlink()):
+            rel = src.relative_to(source).as_posix()
+            dest = staging / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            files.append(_copy_hashed(src, dest, rel))
+        _fsync_dir(staging)
+    except BaseException:  # a failed copy (a full disk) must not hold its space until the sweep
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return StagedFolder(staging, tuple(files))
 
 

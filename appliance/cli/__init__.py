@@ -3,6 +3,8 @@ modules are imported inside commands so `appliance --help` stays fast and never 
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 import sys
 import traceback
 from datetime import UTC, datetime
@@ -42,6 +44,10 @@ class ApplianceGroup(click.Group):
             raise UserError(str(exc)) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
             raise
+        except (OSError, sqlite3.OperationalError) as exc:
+            if (problem := _out_of_space(exc)) is None:
+                raise UserError(_report_bug(ctx, exc)) from None
+            raise UserError(f"no space left: {problem}; free some space and try again") from None
         except Exception as exc:  # a bug: keep the traceback in a file, not on the user's screen
             raise UserError(_report_bug(ctx, exc)) from None
 
@@ -99,6 +105,20 @@ _add_plugin_commands()
 
 def main() -> None:
     cli.main(prog_name="appliance")
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+# IOERR_SHMSIZE: the registry's -shm file could not grow (opening it on a full disk).
+_SQLITE_NO_SPACE = ("SQLITE_FULL", "SQLITE_IOERR_SHMSIZE")
+
+
+def _out_of_space(exc: Exception) -> str | None:
+    """What ran out, when `exc` is a full disk, a file size limit or a quota; else None."""
+    if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+        return exc.strerror or str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorname in _SQLITE_NO_SPACE:
+        return f"the registry could not write ({exc.sqlite_errorname}: {exc})"
+    return None
 
 
 def _report_bug(ctx: click.Context, exc: Exception) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import sqlite_utils
 
 from appliance.artifacts import publish_folder, stage_folder
-from appliance.artifacts.folders import sweep_staging
+from appliance.artifacts.folders import STALE_STAGING_SECONDS, sweep_staging
 from appliance.errors import InvalidInput, NotFound
 from appliance.events import record_event
 from appliance.models.folder import validate_model_folder
@@ -52,6 +53,7 @@ class Models:
         ws = self._workspaces.get(workspace)
         validate_model_folder(folder)
         sweep_staging(self._staging)
+        self._sweep_unrecorded()
         version_id = new_id()
         staged = stage_folder(folder, self._staging / version_id)
         final = self._root / version_id
@@ -96,6 +98,24 @@ class Models:
             _remove_tree(final)  # the row never landed: take the folder back out
             raise
         return self._decorate(row, name, ws["name"])
+
+    def _sweep_unrecorded(self) -> None:
+        """Remove version folders a crash left between their rename and their row. Only stale
+        ones: a young one may be another process's registration about to write its row."""
+        if not self._root.is_dir():
+            return
+        cutoff = time.time() - STALE_STAGING_SECONDS
+        stale = [
+            p
+            for p in self._root.iterdir()
+            if p != self._staging and p.is_dir() and p.stat().st_mtime < cutoff
+        ]
+        if not stale:
+            return
+        known = {r["id"] for r in self._registry.query("SELECT id FROM model_versions")}
+        for folder in stale:
+            if folder.name not in known:
+                _remove_tree(folder)
 
     def list(self, workspace: str) -> Rows:
         ws = self._workspaces.get(workspace)
