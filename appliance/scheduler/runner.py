@@ -372,6 +372,8 @@ KINDS: dict[str, Callable[[JobContext], Outcome]] = {
 
 def _job_run(services: Services, job_run_id: str) -> dict[str, Any]:
     rows = services.registry.query("SELECT * FROM job_runs WHERE id = ?", (job_run_id,))
+    if not rows:
+        raise NotFound(f"no job run '{job_run_id}'")
     row = rows[0]
     row["detail"] = json.loads(row["detail"])
     return row
