@@ -6,20 +6,18 @@ pytest-asyncio is not installed, so each test runs its coroutine with `asyncio.r
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from safetensors.numpy import save_file
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
+from tui_pilot import Notes, drive, errors, press, settle, table
 
 from appliance.monitoring import alerts
 from appliance.monitoring.capture import Capture, CaptureRecord
@@ -29,56 +27,6 @@ from appliance.serving.options import DeployOptions
 from tui.app import ApplianceApp
 from tui.screens.help import HelpScreen
 from tui.screens.new_workspace import NewWorkspaceScreen
-
-Notes = list[tuple[str, str]]  # (severity, message)
-Scenario = Callable[[ApplianceApp, Pilot[None], Notes], Awaitable[None]]
-
-
-def drive(services: Services, scenario: Scenario, **options: Any) -> Notes:
-    """Run `scenario` against a fresh app at 80×24; returns every notification shown."""
-    notes: Notes = []
-
-    async def main() -> None:
-        app = ApplianceApp(services, **options)
-        shown = app.notify
-
-        def notify(message: str, **kwargs: Any) -> None:
-            notes.append((kwargs.get("severity", "information"), str(message)))
-            shown(message, **kwargs)
-
-        app.notify = notify  # type: ignore[method-assign]
-        async with app.run_test(size=(80, 24)) as pilot:
-            await settle(app, pilot)
-            await scenario(app, pilot, notes)
-            assert app.is_running, "the app exited"
-
-    asyncio.run(main())
-    return notes
-
-
-async def settle(app: ApplianceApp, pilot: Pilot[None]) -> None:
-    """Let pending messages run, then wait for the workers they started and their results."""
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def press(app: ApplianceApp, pilot: Pilot[None], *keys: str) -> None:
-    await pilot.press(*keys)
-    await settle(app, pilot)
-
-
-def table(app: ApplianceApp, selector: str) -> dict[str, list[str]]:
-    """A DataTable's rows as {row key: cells as text}."""
-    widget = app.screen.query_one(selector, DataTable)
-    return {
-        str(row.key.value): [str(cell) for cell in widget.get_row(row.key)]
-        for row in widget.ordered_rows
-    }
-
-
-def errors(notes: Notes) -> list[str]:
-    return [message for severity, message in notes if severity == "error"]
 
 
 def model_folder(tmp_path: Path) -> Path:

@@ -8,17 +8,17 @@ pytest-asyncio is not installed, so each test runs its coroutine with `asyncio.r
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from serving_harness import running_server, wait_ready
 from textual.pilot import Pilot
 from textual.widgets import Select, Static
+from tui_pilot import Notes, Scenario, errors, press
+from tui_pilot import drive as pilot_drive
 
 from appliance.datasets.synthetic import generate
 from appliance.monitoring.system import SystemMetrics, SystemSampler
@@ -31,8 +31,6 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.deploy_form import DeployFormScreen
 
 COLOUR = Path(__file__).parent / "recipes" / "colour"
-Notes = list[tuple[str, str]]  # (severity, message)
-Scenario = Callable[[ApplianceApp, Pilot[None], Notes], Awaitable[None]]
 
 
 @pytest.fixture(scope="module")
@@ -63,54 +61,17 @@ def services(trained: Path, isolated_home: Path) -> Iterator[Services]:
 
 
 def drive(services: Services, scenario: Scenario, server: bool = True) -> Notes:
-    """Run `scenario` against a fresh app at 80×24 (with a real server unless `server` is
-    False); returns every notification shown."""
-    notes: Notes = []
-
-    async def main(server_url: str | None) -> None:
-        app = ApplianceApp(services, server_url=server_url, workspace="ads")
-        shown = app.notify
-
-        def notify(message: str, **kwargs: Any) -> None:
-            notes.append((kwargs.get("severity", "information"), str(message)))
-            shown(message, **kwargs)
-
-        app.notify = notify  # type: ignore[method-assign]
-        async with app.run_test(size=(80, 24)) as pilot:
-            await settle(app, pilot)
-            await scenario(app, pilot, notes)
-            assert app.is_running, "the app exited"
-
+    """Run `scenario` in workspace ads, with a real server unless `server` is False."""
     if not server:
-        asyncio.run(main(None))
-        return notes
+        return pilot_drive(services, scenario, workspace="ads")
     with running_server(services) as client:
         wait_ready(client)
-        asyncio.run(main(str(client.base_url)))
-    return notes
-
-
-async def settle(app: ApplianceApp, pilot: Pilot[None]) -> None:
-    """Let pending messages run, then wait for the workers they started and their results."""
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def press(app: ApplianceApp, pilot: Pilot[None], *keys: str) -> None:
-    await pilot.press(*keys)
-    await settle(app, pilot)
+        return pilot_drive(services, scenario, workspace="ads", server_url=str(client.base_url))
 
 
 def served(services: Services) -> str:
     (row,) = [d for d in services.deployments.list("ads") if d["endpoint"] == "captions"]
     return f"{row['model']}@{row['version']}"
-
-
-def errors(notes: Notes) -> list[str]:
-    return [message for severity, message in notes if severity == "error"]
 
 
 def test_deploy_form_moves_the_endpoint_and_a_confirmed_rollback_returns(

@@ -6,15 +6,14 @@ pytest-asyncio is not installed, so each test runs its coroutine with `asyncio.r
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable
+from tui_pilot import Notes, drive, errors, press
 
 from appliance.datasets.synthetic import generate
 from appliance.runs.launcher import start_run, wait_run
@@ -23,8 +22,6 @@ from tui.app import ApplianceApp
 from tui.screens.confirm import ConfirmScreen
 
 COLOUR = Path(__file__).parent / "recipes" / "colour"
-Notes = list[tuple[str, str]]  # (severity, message)
-Scenario = Callable[[ApplianceApp, Pilot[None], Notes], Awaitable[None]]
 
 
 @pytest.fixture(scope="module")
@@ -52,42 +49,6 @@ def services(trained: Path, isolated_home: Path) -> Iterator[Services]:
         yield opened
 
 
-def drive(services: Services, scenario: Scenario) -> Notes:
-    """Run `scenario` against a fresh app at 80×24 in workspace ads; returns every
-    notification shown."""
-    notes: Notes = []
-
-    async def main() -> None:
-        app = ApplianceApp(services, workspace="ads")
-        shown = app.notify
-
-        def notify(message: str, **kwargs: Any) -> None:
-            notes.append((kwargs.get("severity", "information"), str(message)))
-            shown(message, **kwargs)
-
-        app.notify = notify  # type: ignore[method-assign]
-        async with app.run_test(size=(80, 24)) as pilot:
-            await settle(app, pilot)
-            await scenario(app, pilot, notes)
-            assert app.is_running, "the app exited"
-
-    asyncio.run(main())
-    return notes
-
-
-async def settle(app: ApplianceApp, pilot: Pilot[None]) -> None:
-    """Let pending messages run, then wait for the workers they started and their results."""
-    for _ in range(3):
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def press(app: ApplianceApp, pilot: Pilot[None], *keys: str) -> None:
-    await pilot.press(*keys)
-    await settle(app, pilot)
-
-
 def by_first_cell(app: ApplianceApp, selector: str) -> dict[str, list[str]]:
     """A DataTable's rows in order as {first cell: the other cells}."""
     widget = app.screen.query_one(selector, DataTable)
@@ -98,10 +59,6 @@ def by_first_cell(app: ApplianceApp, selector: str) -> dict[str, list[str]]:
 def columns(app: ApplianceApp, selector: str) -> list[str]:
     widget = app.screen.query_one(selector, DataTable)
     return [str(column.label) for column in widget.columns.values()]
-
-
-def errors(notes: Notes) -> list[str]:
-    return [message for severity, message in notes if severity == "error"]
 
 
 def test_the_versions_of_a_model_side_by_side(services: Services) -> None:
@@ -121,7 +78,7 @@ def test_the_versions_of_a_model_side_by_side(services: Services) -> None:
         assert versions["v1"][3:5] == ["photos@1", first["run_id"]]
         assert versions["v2"][3:5] == ["photos@1", second["run_id"]]
 
-    assert errors(drive(services, scenario)) == []
+    assert errors(drive(services, scenario, workspace="ads")) == []
 
 
 def test_p_promotes_through_the_gate_and_a_worse_version_is_refused(services: Services) -> None:
@@ -139,7 +96,7 @@ def test_p_promotes_through_the_gate_and_a_worse_version_is_refused(services: Se
         assert services.models.get("ads", "colour@production")["version"] == 1
         assert by_first_cell(app, "#versions")["v2"][0] == "–"
 
-    notes = drive(services, scenario)
+    notes = drive(services, scenario, workspace="ads")
     assert errors(notes) == []
     assert (
         "information",

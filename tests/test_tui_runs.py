@@ -6,16 +6,15 @@ pytest-asyncio is not installed, so each test runs its coroutine with `asyncio.r
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Select, Static
+from tui_pilot import Notes, drive, errors, press
 
 from appliance.cli.plots import sparkline
 from appliance.datasets.synthetic import generate
@@ -27,8 +26,6 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.run_form import RunFormScreen
 
 COLOUR = Path(__file__).parent / "recipes" / "colour"
-Notes = list[tuple[str, str]]  # (severity, message)
-Scenario = Callable[[ApplianceApp, Pilot[None], Notes], Awaitable[None]]
 
 
 @pytest.fixture(scope="module")
@@ -55,42 +52,6 @@ def services(trained: Path, isolated_home: Path) -> Iterator[Services]:
         yield opened
 
 
-def drive(services: Services, scenario: Scenario) -> Notes:
-    """Run `scenario` against a fresh app at 80×24 in workspace ads; returns every
-    notification shown."""
-    notes: Notes = []
-
-    async def main() -> None:
-        app = ApplianceApp(services, workspace="ads")
-        shown = app.notify
-
-        def notify(message: str, **kwargs: Any) -> None:
-            notes.append((kwargs.get("severity", "information"), str(message)))
-            shown(message, **kwargs)
-
-        app.notify = notify  # type: ignore[method-assign]
-        async with app.run_test(size=(80, 24)) as pilot:
-            await settle(app, pilot)
-            await scenario(app, pilot, notes)
-            assert app.is_running, "the app exited"
-
-    asyncio.run(main())
-    return notes
-
-
-async def settle(app: ApplianceApp, pilot: Pilot[None]) -> None:
-    """Let pending messages run, then wait for the workers they started and their results."""
-    for _ in range(2):
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def press(app: ApplianceApp, pilot: Pilot[None], *keys: str) -> None:
-    await pilot.press(*keys)
-    await settle(app, pilot)
-
-
 async def eventually(
     pilot: Pilot[None], check: Callable[[], bool], what: str, timeout: float = 30
 ) -> None:
@@ -113,10 +74,6 @@ def text(app: ApplianceApp, selector: str) -> str:
     return str(app.screen.query_one(selector, Static).render())
 
 
-def errors(notes: Notes) -> list[str]:
-    return [message for severity, message in notes if severity == "error"]
-
-
 def test_a_finished_run_is_listed_with_its_params_loss_curve_and_log(services: Services) -> None:
     (run,) = services.runs.list("ads")
 
@@ -134,7 +91,7 @@ def test_a_finished_run_is_listed_with_its_params_loss_curve_and_log(services: S
         assert sparkline([1.0, 1 / 2, 1 / 3], 40) in summary and "1 → 0.333" in summary
         assert "registered colour@1" in text(app, "#run-log")
 
-    assert errors(drive(services, scenario)) == []
+    assert errors(drive(services, scenario, workspace="ads")) == []
 
 
 def test_the_form_starts_a_run_that_trains_on_its_own(services: Services) -> None:
@@ -169,7 +126,7 @@ def test_the_form_starts_a_run_that_trains_on_its_own(services: Services) -> Non
         assert run["params"]["steps"] == 2 and run["seed"] == 7
         await eventually(pilot, lambda: rows(app)[new["id"]][2] == "succeeded", "the table")
 
-    assert errors(drive(services, scenario)) == []
+    assert errors(drive(services, scenario, workspace="ads")) == []
 
 
 def test_c_cancels_a_running_run_once_confirmed(services: Services) -> None:
@@ -196,7 +153,7 @@ def test_c_cancels_a_running_run_once_confirmed(services: Services) -> None:
         await eventually(pilot, lambda: rows(app)[launch.run_id][2] == "cancelled", "the table")
 
     try:
-        notes = drive(services, scenario)
+        notes = drive(services, scenario, workspace="ads")
     finally:
         if launch.process.poll() is None:
             launch.process.kill()
