@@ -7,7 +7,6 @@ Only Click's own metadata is read (names, help, parameters): nothing imports tor
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import sys
 from collections.abc import Iterator
@@ -142,18 +141,9 @@ def render() -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="Fail if the page is out of date.")
-    args = parser.parse_args()
-    text = render()
-    if args.check:
-        if not PAGE.exists() or PAGE.read_text() != text:
-            print(f"{PAGE} is out of date: run python scripts/docs_cli.py", file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(text)
-    print(f"wrote {PAGE}")
-    return 0
+    from generated_page import write_or_check  # beside this script, on sys.path when it runs
+
+    return write_or_check(PAGE, render, "docs_cli.py", __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ it reads no model and starts nothing. A running server serves the same schema at
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -39,18 +38,9 @@ def render() -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="Fail if the file is out of date.")
-    args = parser.parse_args()
-    text = render()
-    if args.check:
-        if not PAGE.exists() or PAGE.read_text() != text:
-            print(f"{PAGE} is out of date: run python scripts/docs_openapi.py", file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(text)
-    print(f"wrote {PAGE}")
-    return 0
+    from generated_page import write_or_check  # beside this script, on sys.path when it runs
+
+    return write_or_check(PAGE, render, "docs_openapi.py", __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

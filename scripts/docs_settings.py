@@ -5,7 +5,6 @@ Usage: python scripts/docs_settings.py [--check]   (--check exits 1 when the pag
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -43,18 +42,9 @@ def render() -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="Fail if the page is out of date.")
-    args = parser.parse_args()
-    text = render()
-    if args.check:
-        if PAGE.read_text() != text:
-            print(f"{PAGE} is out of date: run python scripts/docs_settings.py", file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(text)
-    print(f"wrote {PAGE}")
-    return 0
+    from generated_page import write_or_check  # beside this script, on sys.path when it runs
+
+    return write_or_check(PAGE, render, "docs_settings.py", __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":
