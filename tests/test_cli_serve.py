@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from click.testing import CliRunner
-from serving_harness import free_port
+from serving_harness import free_port, wait_until_up
 
 from appliance.cli import cli
 from appliance.datasets.synthetic import generate
@@ -59,15 +58,7 @@ def test_deploy_without_a_server_then_serve_then_hot_swap(trained: Path) -> None
     )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.time() < deadline and server.poll() is None, "the server did not start"
-            time.sleep(0.1)
+        wait_until_up(server, f"{base}/v2/health/ready")
         models = httpx.get(f"{base}/v2/models/captions").json()
         assert models["versions"] == ["1"]
         code, out, err = invoke(
@@ -101,15 +92,7 @@ def test_feedback_survives_kill_9_right_after_its_2xx(trained: Path, tmp_path: P
     photos = generate(tmp_path / "traffic", count=12, seed=5).path
     acknowledged = []
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.time() < deadline and server.poll() is None, "the server did not start"
-            time.sleep(0.1)
+        wait_until_up(server, f"{base}/v2/health/ready")
         with httpx.Client(base_url=base, timeout=30) as client:
             for i, image in enumerate(sorted(photos.glob("*.png"))):
                 answer = client.post(

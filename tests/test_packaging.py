@@ -7,12 +7,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from serving_harness import free_port
+from serving_harness import free_port, wait_until_up
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,17 +63,7 @@ def test_the_bundle_installs_offline_and_serves(installed: Path, tmp_path: Path)
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.time() < deadline and server.poll() is None, (
-                "the installed server did not start"
-            )
-            time.sleep(0.2)
+        wait_until_up(server, f"{base}/v2/health/ready", 120, what="the installed server")
         photo = next((tmp_path / "photos").glob("*.png")).read_bytes()
         answer = httpx.post(f"{base}/v1/endpoints/captions/predict", content=photo,
                             headers={"content-type": "image/png"}, timeout=60)  # fmt: skip

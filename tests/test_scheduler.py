@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from serving_harness import free_port, running_server, wait_ready
+from serving_harness import free_port, running_server, wait_ready, wait_until_up
 
 from appliance.datasets.synthetic import generate
 from appliance.models.promotion import promote
@@ -243,15 +243,8 @@ def _serve(home: Path, port: int) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(
         [sys.executable, "-m", "appliance", "serve", "--log-level", "warning"], env=env
     )
-    deadline = time.time() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v2/health/live").status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        assert time.time() < deadline and server.poll() is None, "the server did not start"
-        time.sleep(0.1)
+    wait_until_up(server, f"http://127.0.0.1:{port}/v2/health/live")
+    return server
 
 
 def test_kill_9_during_training_then_restart_fails_the_run_and_goes_on(
