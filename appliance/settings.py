@@ -135,6 +135,14 @@ class Settings:
             "How often, in seconds, the server samples system metrics and evaluates alert rules."
         ),
     )
+    monitor_sample_rows: int = field(
+        default=10_000,
+        metadata=_help(
+            "The most recent predictions per endpoint that each periodic alert evaluation reads "
+            "(older traffic in the window is left out, so an evaluation costs the same at any "
+            "request rate)."
+        ),
+    )
     system_metrics_max_rows: int = field(
         default=10_080,
         metadata=_help("System metric samples kept (the oldest go first)."),

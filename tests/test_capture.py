@@ -7,7 +7,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from appliance.monitoring.capture import Capture, CaptureRecord
+from appliance.monitoring.capture import LINGER_S, Capture, CaptureRecord
 from appliance.registry import utcnow
 from appliance.services import Services
 from appliance.settings import Settings
@@ -30,8 +30,11 @@ def test_a_full_queue_drops_and_counts_but_never_blocks(isolated_home: Path) -> 
         locker = sqlite3.connect(settings.registry_path, isolation_level=None)
         locker.execute("BEGIN IMMEDIATE")
         try:
+            # The first capture reaches the writer (after the batch's linger) and waits there.
+            accepted = [capture.record(record(0))]
+            time.sleep(LINGER_S * 5)
             started = time.perf_counter()
-            accepted = [capture.record(record(i)) for i in range(200)]
+            accepted += [capture.record(record(i)) for i in range(1, 200)]
             elapsed = time.perf_counter() - started
         finally:
             locker.execute("ROLLBACK")
@@ -41,7 +44,7 @@ def test_a_full_queue_drops_and_counts_but_never_blocks(isolated_home: Path) -> 
         stored = services.registry.query("SELECT id FROM predictions ORDER BY id")
     assert elapsed < 1.0  # 200 hand-overs while the disk is locked: no waiting
     assert capture.recorded + capture.dropped == 200
-    assert capture.dropped >= 200 - 5 - 1 - 1  # queue size, one in the writer, one in flight
+    assert capture.dropped >= 200 - 5 - 1 - 1  # queue size, one in the writer, one in hand
     assert capture.written == capture.recorded == sum(accepted)
     assert [r["id"] for r in stored] == [f"p{i:05d}" for i, ok in enumerate(accepted) if ok]
 
@@ -70,3 +73,38 @@ def test_retention_by_age_and_rows(services: Services) -> None:
     assert services.predictions.prune(retention_days=30, max_rows=4) == 7
     kept = services.registry.query("SELECT id FROM predictions ORDER BY id")
     assert [r["id"] for r in kept] == ["p00006", "p00007", "p00008", "p00009"]
+
+
+def test_captures_are_batched_and_a_flush_does_not_wait_for_the_linger(
+    services: Services,
+) -> None:
+    services.workspaces.create("ads")
+    capture = Capture(services.registry, services.settings)
+    transactions = []
+    write = services.registry.write
+    services.registry.write = lambda job: (transactions.append(1), write(job))[1]  # type: ignore
+    for i in range(20):  # a trickle: one every millisecond
+        capture.record(record(i))
+        time.sleep(0.001)
+    started = time.perf_counter()
+    capture.flush()
+    flushed_in = time.perf_counter() - started
+    capture.close()
+    assert services.registry.query("SELECT COUNT(*) AS n FROM predictions")[0]["n"] == 20
+    assert len(transactions) <= 5  # one per linger, not one per prediction
+    assert flushed_in < LINGER_S * 10
+
+
+def test_a_limited_window_holds_the_newest_predictions_oldest_first(services: Services) -> None:
+    services.workspaces.create("ads")
+    capture = Capture(services.registry, services.settings)
+    for i in range(10):
+        item = record(i)
+        item.created_at = f"2026-01-01T00:00:{i:02d}.000000Z"
+        capture.record(item)
+    capture.flush()
+    capture.close()
+    rows = services.predictions.window("ads", "captions", since="2026-01-01", limit=4)
+    assert [r["id"] for r in rows] == ["p00006", "p00007", "p00008", "p00009"]
+    assert "seq" not in rows[0]
+    assert [r["id"] for r in services.predictions.recent("ads", limit=2)] == ["p00008", "p00009"]

@@ -80,16 +80,16 @@ def evaluate(services: Services, on_drift: DriftCallback | None = None) -> list[
     """Evaluate every rule on every deployed endpoint; record and return the state changes.
     `on_drift(endpoint, features)` receives each endpoint's drift scores as they are computed."""
     settings = services.settings
-    window = settings.drift_window_s
+    window, sample = settings.drift_window_s, settings.monitor_sample_rows
     transitions = []
     for deployment in services.deployments.list():
         workspace, endpoint = deployment["workspace"], deployment["endpoint"]
-        summary = report.summary(services, workspace, endpoint, window)["endpoints"][0]
+        summary = report.summary(services, workspace, endpoint, window, sample)["endpoints"][0]
         if summary["predictions"] < settings.drift_min_samples:
             values: dict[str, float | None] = {rule.name: None for rule in RULES}
             drift = None
         else:
-            drift = report.drift(services, workspace, endpoint, window)
+            drift = report.drift(services, workspace, endpoint, window, sample)
             if on_drift is not None:
                 on_drift(endpoint, drift["features"])
             values = {rule.name: rule.value(summary, drift) for rule in RULES}

@@ -14,6 +14,7 @@ import logging
 import queue
 import random
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,8 @@ from appliance.settings import Settings
 log = logging.getLogger("appliance.monitoring")
 
 BATCH_ROWS = 1000
+LINGER_S = 0.02
+"""How long the capture thread waits to fill a batch after the first prediction arrives."""
 FEATURE_COLUMNS = ("width", "height", "brightness", "brightness_p99", "contrast", "sharpness")
 
 
@@ -106,10 +109,13 @@ class Capture:
     def _serve(self) -> None:
         stopping = False
         while not stopping:
-            first = self._queue.get()
+            item: CaptureRecord | Future[None] | None = self._queue.get()
             batch: list[CaptureRecord] = []
             markers: list[Future[None]] = []
-            item: CaptureRecord | Future[None] | None = first
+            # Linger a moment for company: one transaction per trickle of predictions instead
+            # of one per prediction keeps this thread (and the GIL) off the request path. A
+            # flush marker or the stop signal ends the wait at once.
+            deadline = time.monotonic() + LINGER_S
             while True:
                 if item is None:
                     stopping = True
@@ -117,16 +123,34 @@ class Capture:
                     markers.append(item)
                 else:
                     batch.append(item)
-                if stopping or len(batch) >= BATCH_ROWS:
+                if stopping or markers or len(batch) >= BATCH_ROWS:
                     break
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
+            if markers and not stopping:  # what was queued with the marker goes in this batch
+                more, stopping = self._take_queued(markers)
+                batch += more
             if batch:
                 self._write(batch)
             for marker in markers:
                 marker.set_result(None)
+
+    def _take_queued(self, markers: list[Future[None]]) -> tuple[list[CaptureRecord], bool]:
+        """What is queued now, without waiting; and whether the stop signal was among it."""
+        taken: list[CaptureRecord] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return taken, False
+            if item is None:
+                return taken, True
+            if isinstance(item, Future):
+                markers.append(item)
+            else:
+                taken.append(item)
 
     def _write(self, batch: list[CaptureRecord]) -> None:
         try:
@@ -181,4 +205,8 @@ class Capture:
 
 
 def _insert(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> None:
-    db.table("predictions").insert_all(rows, batch_size=len(rows))
+    # One prepared statement for the batch: sqlite-utils' insert_all would look the table up
+    # and rebuild its statement for every batch.
+    columns = list(rows[0])
+    sql = f"INSERT INTO predictions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    db.conn.executemany(sql, [[row[c] for c in columns] for row in rows])

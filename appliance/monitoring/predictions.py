@@ -41,13 +41,14 @@ class Predictions:
     def window(
         self, workspace: str, endpoint: str | None = None, since: str = "", limit: int = 100_000
     ) -> Rows:
-        """Predictions since `since` (ISO text), oldest first, with their mean rating."""
+        """The newest `limit` predictions since `since` (ISO text), oldest first, with their
+        mean rating."""
         ws = self._workspaces.get(workspace)
         sql = (
             "SELECT p.id, p.endpoint, p.model_version_id, p.created_at, p.latency_ms,"
             " p.queue_ms, p.inference_ms, p.batch_size, p.width, p.height, p.brightness,"
             " p.brightness_p99, p.contrast, p.sharpness, p.keywords, p.description,"
-            " p.confidence, p.warnings, p.error,"
+            " p.confidence, p.warnings, p.error, p.rowid AS seq,"
             " (SELECT AVG(f.rating) FROM feedback f WHERE f.prediction_id = p.id) AS rating"
             " FROM predictions p WHERE p.workspace_id = ? AND p.created_at >= ?"
         )
@@ -55,13 +56,17 @@ class Predictions:
         if endpoint is not None:
             sql += " AND p.endpoint = ?"
             params.append(endpoint)
-        sql += " ORDER BY p.created_at, p.rowid LIMIT ?"
+        sql += " ORDER BY p.created_at DESC, p.rowid DESC LIMIT ?"
         params.append(limit)
-        return [_decode(r) for r in self._registry.query(sql, tuple(params))]
+        rows = self._registry.query(
+            f"SELECT * FROM ({sql}) ORDER BY created_at, seq", tuple(params)
+        )
+        for row in rows:
+            del row["seq"]
+        return [_decode(r) for r in rows]
 
     def recent(self, workspace: str, endpoint: str | None = None, limit: int = 20) -> Rows:
-        rows = self.window(workspace, endpoint, since="")
-        return rows[-limit:]
+        return self.window(workspace, endpoint, since="", limit=limit)
 
     def thumbnail(self, prediction_id: str) -> bytes | None:
         rows = self._registry.query(

@@ -87,12 +87,14 @@ def trends(
 
 
 def summary(
-    services: Services, workspace: str, endpoint: str | None = None, window_s: float = 3600
-) -> dict[str, Any]:
-    """Each endpoint's figures over the last `window_s` seconds, with trends."""
+    services: Services, workspace: str, endpoint: str | None = None, window_s: float = 3600,
+    limit: int = 100_000,
+) -> dict[str, Any]:  # fmt: skip
+    """Each endpoint's figures over the last `window_s` seconds (at most its newest `limit`
+    predictions), with trends."""
     now = datetime.now(UTC)
     start = now - timedelta(seconds=window_s)
-    rows = services.predictions.window(workspace, endpoint, since_text(window_s, now))
+    rows = services.predictions.window(workspace, endpoint, since_text(window_s, now), limit)
     endpoints = sorted({r["endpoint"] for r in rows} | _deployed(services, workspace, endpoint))
     out = []
     for name in endpoints:
@@ -104,15 +106,17 @@ def summary(
 
 
 def drift(
-    services: Services, workspace: str, endpoint: str, window_s: float = 3600
-) -> dict[str, Any]:
-    """Recent traffic of `endpoint` against the reference profile of the version it serves."""
+    services: Services, workspace: str, endpoint: str, window_s: float = 3600,
+    limit: int = 100_000,
+) -> dict[str, Any]:  # fmt: skip
+    """Recent traffic of `endpoint` (at most its newest `limit` predictions) against the
+    reference profile of the version it serves."""
     settings = services.settings
     deployment = services.deployments.get(workspace, endpoint)
     version = _version(services, deployment["model_version_id"])
     now = datetime.now(UTC)
     start = now - timedelta(seconds=window_s)
-    rows = services.predictions.window(workspace, endpoint, since_text(window_s, now))
+    rows = services.predictions.window(workspace, endpoint, since_text(window_s, now), limit)
     ok = [r for r in rows if r["error"] is None]
     profile = ensure_profile(services, version)
     features = []

@@ -17,7 +17,8 @@ from appliance.settings import Settings
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def require_token(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+async def require_token(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    # async on purpose: Litestar runs a sync guard on its thread pool, a hop per request.
     settings: Settings = connection.app.state.settings
     if not settings.token or connection.scope.get("method", "GET") in READ_METHODS:
         return

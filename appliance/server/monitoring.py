@@ -3,9 +3,10 @@ summaries, drift, alerts and DORA figures, and Prometheus `/metrics`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from litestar import Controller, Request, Response, get, post
@@ -17,6 +18,7 @@ from appliance.monitoring.predictions import parse_window
 from appliance.services import Services
 
 AnyRequest = Request[Any, Any, Any]
+T = TypeVar("T")
 
 
 @dataclass
@@ -53,7 +55,19 @@ class FeedbackController(Controller):
     async def prediction(self, request: AnyRequest, prediction_id: FromPath[str]) -> dict[str, Any]:
         """A captured prediction: features, output, latency split, warnings."""
         services: Services = request.app.state.services
-        return await anyio.to_thread.run_sync(services.predictions.get, prediction_id)
+        return await _settled(request, services.predictions.get, prediction_id)
+
+
+async def _settled(request: AnyRequest, read: Callable[..., T], *args: Any) -> T:
+    """`read(*args)` on a worker thread once the predictions answered so far are written: the
+    capture batches its writes, and a client reading right after predicting expects its own."""
+    monitor: Monitor = request.app.state.monitor
+
+    def flushed() -> T:
+        monitor.capture.flush()
+        return read(*args)
+
+    return await anyio.to_thread.run_sync(flushed)
 
 
 class MonitoringController(Controller):
@@ -72,9 +86,7 @@ class MonitoringController(Controller):
         ratings, and their trends over the window (e.g. 15m, 1h, 7d)."""
         services: Services = request.app.state.services
         seconds = parse_window(window)
-        return await anyio.to_thread.run_sync(
-            report.summary, services, workspace, endpoint, seconds
-        )
+        return await _settled(request, report.summary, services, workspace, endpoint, seconds)
 
     @get("/drift")
     async def drift(
@@ -88,7 +100,7 @@ class MonitoringController(Controller):
         data of the version it serves."""
         services: Services = request.app.state.services
         seconds = parse_window(window)
-        return await anyio.to_thread.run_sync(report.drift, services, workspace, endpoint, seconds)
+        return await _settled(request, report.drift, services, workspace, endpoint, seconds)
 
     @get("/alerts")
     async def alerts(self, request: AnyRequest, workspace: FromPath[str]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 from litestar import Controller, Request, post
@@ -41,6 +41,8 @@ class PredictController(Controller):
 
 
 def _public(result: PredictionResult) -> dict[str, Any]:
-    data = asdict(result)
-    data.pop("features")
-    return data
+    # Field by field, not dataclasses.asdict: that deep-copies every value, on every request.
+    return {name: getattr(result, name) for name in PUBLIC_FIELDS}
+
+
+PUBLIC_FIELDS = tuple(f.name for f in fields(PredictionResult) if f.name != "features")

@@ -5,9 +5,12 @@ give their first frame, and every mode (CMYK, palette, 16-bit, alpha) becomes RG
 from __future__ import annotations
 
 import io
+import itertools
+import math
+import operator
 import warnings
 
-from PIL import Image, ImageFilter, ImageOps, ImageStat, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from appliance.errors import TooLarge, Unprocessable, UnsupportedMedia
 
@@ -59,27 +62,43 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 def image_features(image: Image.Image) -> dict[str, float]:
     """Cheap input features, computed on a 128-pixel greyscale copy: size, brightness (mean and
     99th percentile of luminance), contrast (its standard deviation) and sharpness (the standard
-    deviation of its Laplacian: blurred photos score low)."""
+    deviation of its Laplacian: blurred photos score low). It runs for every request, so the
+    statistics come from the two 256-bin histograms rather than ImageStat's per-bin Python loops
+    (same formulas, about a third of the time)."""
     grey = image.convert("L")
     grey.thumbnail((128, 128))
     histogram = grey.histogram()
-    total = sum(histogram)
-    running, p99 = 0, 255
-    for value, count in enumerate(histogram):
-        running += count
-        if running >= 0.99 * total:
-            p99 = value
-            break
-    stat = ImageStat.Stat(grey)
-    edges = ImageStat.Stat(grey.filter(_LAPLACIAN))
+    mean, stddev = _mean_stddev(histogram)
     return {
         "width": float(image.width),
         "height": float(image.height),
-        "brightness": round(stat.mean[0], 2),
-        "brightness_p99": float(p99),
-        "contrast": round(stat.stddev[0], 2),
-        "sharpness": round(edges.stddev[0], 2),
+        "brightness": round(mean, 2),
+        "brightness_p99": float(_percentile(histogram, 0.99)),
+        "contrast": round(stddev, 2),
+        "sharpness": round(_mean_stddev(grey.filter(_LAPLACIAN).histogram())[1], 2),
     }
+
+
+_LEVELS = range(256)
+_SQUARES = [v * v for v in _LEVELS]
+
+
+def _mean_stddev(histogram: list[int]) -> tuple[float, float]:
+    """Mean and population standard deviation of the values a 256-bin histogram counts."""
+    count = sum(histogram)
+    total = sum(map(operator.mul, histogram, _LEVELS))
+    squares = sum(map(operator.mul, histogram, _SQUARES))
+    mean = total / count
+    return mean, math.sqrt(max(0.0, squares / count - mean * mean))
+
+
+def _percentile(histogram: list[int], share: float) -> int:
+    """The smallest value at or below which `share` of the counted values lie."""
+    limit = share * sum(histogram)
+    for value, running in enumerate(itertools.accumulate(histogram)):
+        if running >= limit:
+            return value
+    return 255
 
 
 # offset 128 keeps negative responses inside 0..255 so the spread measures edges both ways.

@@ -4,6 +4,7 @@ old one, so requests in flight finish on the model they started on and none fail
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -96,6 +97,7 @@ class ModelPool:
             self._loading.discard(key)
         if old is not None:
             _retire(old)
+        _freeze_long_lived()
         return new
 
     def undeploy(self, workspace: str, endpoint: str) -> None:
@@ -106,6 +108,16 @@ class ModelPool:
     def close(self) -> None:
         for key in list(self._live):
             self.undeploy(*key)
+
+
+def _freeze_long_lived() -> None:
+    """Move what exists now (a model is tens of thousands of objects) out of the collector's
+    sight: otherwise every full collection walks them all again, on whichever thread of the
+    request path happened to allocate last. A retired model's objects stay frozen until the
+    next deploy unfreezes them for one collection."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _retire(old: LiveModel) -> None:
