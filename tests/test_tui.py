@@ -1,6 +1,7 @@
 """The terminal UI driven through Textual's pilot at 80×24 over a real registry: what each screen
 lists, that keys do what the footer says (switch workspace, create one, pause a job), that a
-failing read becomes an error notification, and that importing the UI leaves torch unloaded.
+failing read becomes an error notification, and that importing the UI leaves torch (and
+textual-image, which asks the terminal questions) unloaded.
 
 pytest-asyncio is not installed, so each test runs its coroutine with `asyncio.run`."""
 
@@ -237,9 +238,11 @@ def test_a_failing_read_is_an_error_notification(services: Services) -> None:
 
 
 def test_importing_the_tui_leaves_torch_unloaded() -> None:
+    # textual_image asks the terminal what it shows when imported: only `run_tui` may do that.
     code = (
         "import sys, tui; assert 'textual' not in sys.modules, 'tui loads textual';"
-        " import tui.app; assert 'torch' not in sys.modules, 'tui.app loads torch'"
+        " import tui.app; assert 'torch' not in sys.modules, 'tui.app loads torch';"
+        " assert 'textual_image' not in sys.modules, 'tui.app loads textual_image'"
     )
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run(

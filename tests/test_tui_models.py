@@ -1,6 +1,7 @@
 """The models screen at 80×24 over a real registry: two versions of the tiny colour recipe side
-by side with their metrics and lineage, and `p` promoting through the evaluation gate, which
-moves production to the good version and refuses the worse one with its numbers.
+by side with their metrics and lineage (the recipe's gate metric first), and `p` promoting
+through the evaluation gate, which moves production to the good version and refuses the worse
+one with its numbers.
 
 pytest-asyncio is not installed, so each test runs its coroutine with `asyncio.run`."""
 
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_tui import model_folder
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 from tui_pilot import Notes, drive, errors, press
@@ -20,6 +22,7 @@ from appliance.runs.launcher import start_run, wait_run
 from appliance.services import Services
 from tui.app import ApplianceApp
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.models import metric_columns
 
 COLOUR = Path(__file__).parent / "recipes" / "colour"
 
@@ -105,3 +108,26 @@ def test_p_promotes_through_the_gate_and_a_worse_version_is_refused(services: Se
     (refused,) = [message for severity, message in notes if severity == "warning"]
     assert "colour@2 is worse than production (colour@1)" in refused
     assert "exact_match 0.0000 vs 0.2500" in refused and "--force" not in refused
+
+
+def test_the_gate_metric_comes_first_so_80_columns_show_it(
+    services: Services, tmp_path: Path
+) -> None:
+    metrics = {"acc_a": 0.1, "acc_b": 0.2, "acc_c": 0.3, "acc_d": 0.4, "exact_match": 0.5}
+    folder = model_folder(tmp_path)
+    services.models.register("ads", "captioner", folder, metrics=metrics, recipe="captioner")
+
+    async def scenario(app: ApplianceApp, pilot: Pilot[None], notes: Notes) -> None:
+        await press(app, pilot, "4")
+        assert list(by_first_cell(app, "#models")) == ["captioner", "colour"]  # the first shows
+        assert columns(app, "#versions")[2:6] == ["exact_match", "acc_a", "acc_b", "acc_c"]
+        assert by_first_cell(app, "#versions")["v1"][1:3] == ["0.500", "0.100"]
+
+    assert errors(drive(services, scenario, workspace="ads")) == []
+
+
+def test_metric_columns_put_the_gate_first_then_the_rest_by_name() -> None:
+    rows = [{"metrics": {"b": 1, "a": 2, "z": 3}}, {"metrics": {"c": 4}}]
+    assert metric_columns(rows, []) == ["a", "b", "c", "z"]
+    assert metric_columns(rows, ["z"]) == ["z", "a", "b", "c"]
+    assert metric_columns(rows, ["missing", "c", "z", "c"], limit=3) == ["c", "z", "a"]

@@ -15,6 +15,7 @@ from textual.worker import Worker
 
 from appliance.services import Services
 from tui.errors import report_failure
+from tui.graphics import HALFBLOCKS
 from tui.palette import ApplianceCommands
 from tui.screens.datasets import DatasetsScreen
 from tui.screens.deployments import DeploymentsScreen
@@ -66,12 +67,19 @@ class ApplianceApp(App[None]):
     """The workspace the screens show; None until one exists."""
 
     def __init__(
-        self, services: Services, server_url: str | None = None, workspace: str | None = None
+        self,
+        services: Services,
+        server_url: str | None = None,
+        workspace: str | None = None,
+        image_protocol: str = HALFBLOCKS,
     ) -> None:
         super().__init__()
         self.services = services
         self.server_url = server_url
         self._initial_workspace = workspace
+        self.image_protocol = image_protocol
+        """How image previews draw: `tui.graphics` protocols; half blocks unless `run_tui`
+        found the terminal shows pixels (tests and snapshots keep half blocks)."""
         self.theme = DARK
 
     def server(self) -> ServerClient | None:

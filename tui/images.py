@@ -1,32 +1,45 @@
-"""Pictures in the terminal with half blocks: each cell shows two pixels, one above the other, as
-"▀" drawn in the top pixel's colour on the bottom pixel's colour. That works in every terminal
-with true colour (Textual downgrades it elsewhere); real-pixel protocols are not used.
+"""Pictures in the terminal: real pixels where the terminal speaks the Terminal Graphics Protocol
+or Sixel (textual-image draws them; `tui.graphics` says which, if any), else half blocks: each
+cell shows two pixels, one above the other, as "▀" drawn in the top pixel's colour on the bottom
+pixel's colour. Half blocks work in every terminal with true colour (Textual downgrades them
+elsewhere), and are what tests and snapshots see.
 
 `half_blocks` is the pure conversion; `ImagePreview` is a Static that shows one image (or a
 placeholder line) at a fixed width in cells, keeping the image's aspect ratio."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PIL import Image
 from rich.color import Color
 from rich.style import Style
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.widgets import Static
+
+from tui.graphics import HALFBLOCKS, SIXEL, TGP, cell_ratio, pixel_widget
+
+if TYPE_CHECKING:
+    from textual_image.widget import SixelImage, TGPImage
 
 UPPER_HALF = "▀"
 MATTE = (32, 32, 36)
 """What shows through transparent pixels."""
 
 
-def cells_for(size: tuple[int, int], width: int, max_rows: int | None = None) -> tuple[int, int]:
+def cells_for(
+    size: tuple[int, int], width: int, max_rows: int | None = None, cell_ratio: float = 2.0
+) -> tuple[int, int]:
     """(columns, rows) of cells showing an image of `size` pixels `width` cells wide, keeping
-    its aspect ratio (a cell is two pixels tall); narrower when `max_rows` would be exceeded."""
+    its aspect ratio (a cell is `cell_ratio` times as tall as wide: two half blocks); narrower
+    when `max_rows` would be exceeded."""
     pixels_wide, pixels_high = max(1, size[0]), max(1, size[1])
     width = max(1, width)
-    rows = max(1, round(pixels_high * width / pixels_wide / 2))
+    rows = max(1, round(pixels_high * width / pixels_wide / cell_ratio))
     if max_rows is not None and rows > max_rows:
         rows = max(1, max_rows)
-        width = max(1, min(width, round(rows * 2 * pixels_wide / pixels_high)))
+        width = max(1, min(width, round(rows * cell_ratio * pixels_wide / pixels_high)))
     return width, rows
 
 
@@ -67,8 +80,9 @@ def _opaque(image: Image.Image) -> Image.Image:
 
 
 class ImagePreview(Static):
-    """One image drawn with half blocks `cells` wide (at most `max_rows` tall), or a line of
-    placeholder text while there is none."""
+    """One image `cells` wide (at most `max_rows` tall), or a line of placeholder text while
+    there is none. Drawn with half blocks, unless the app's `image_protocol` is TGP or Sixel:
+    then the preview holds the placeholder and a textual-image widget, one of them shown."""
 
     DEFAULT_CSS = """
     ImagePreview {
@@ -92,12 +106,36 @@ class ImagePreview(Static):
         self.max_rows = max_rows
         self.placeholder = placeholder
         self.image: Image.Image | None = None
+        self._pixels: TGPImage | SixelImage | None = None
+        self._placeholder: Static | None = None
         self.show(image)
+
+    def compose(self) -> ComposeResult:
+        protocol = getattr(self.app, "image_protocol", HALFBLOCKS)
+        if protocol not in (TGP, SIXEL):
+            return
+        self.update("")
+        self._placeholder = placeholder = Static(self._placeholder_text())
+        self._pixels = pixels = pixel_widget(protocol)
+        self.show(self.image)
+        yield placeholder
+        yield pixels
 
     def show(self, image: Image.Image | None) -> None:
         """Draw `image` (None: the placeholder)."""
         self.image = image
-        if image is None:
-            self.update(Text(self.placeholder, no_wrap=True, overflow="ellipsis"))
-        else:
-            self.update(half_blocks(image, self.cells, self.max_rows))
+        if self._pixels is None or self._placeholder is None:
+            if image is None:
+                self.update(self._placeholder_text())
+            else:
+                self.update(half_blocks(image, self.cells, self.max_rows))
+            return
+        if image is not None:
+            columns, rows = cells_for(image.size, self.cells, self.max_rows, cell_ratio())
+            self._pixels.styles.width, self._pixels.styles.height = columns, rows
+        self._pixels.image = image
+        self._pixels.display = image is not None
+        self._placeholder.display = image is None
+
+    def _placeholder_text(self) -> Text:
+        return Text(self.placeholder, no_wrap=True, overflow="ellipsis")

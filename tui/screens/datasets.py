@@ -1,7 +1,8 @@
 """The datasets screen: every version of the current workspace's datasets (rows, files, size,
-when and from where), and for the highlighted version a grid of sample photos drawn with half
-blocks, each with its description. `f` marks a version to diff from; `f` on another version
-shows what changed between them (added, removed, changed and relabelled files)."""
+when and from where), and for the highlighted version a grid of sample photos (in real pixels
+where the terminal shows them, else half blocks), each with its description. `f` marks a
+version to diff from; `f` on another version shows what changed between them (added, removed,
+changed and relabelled files)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from tui.tables import fill, key_at_cursor
 SAMPLES = 9
 THUMB_CELLS = 16
 THUMB_ROWS = 8
-THUMB_PIXELS = 96  # samples are shrunk to this in the worker; half blocks need far fewer
+THUMB_PIXELS = 160  # shrunk to this in the worker: 16 cells of real pixels (half blocks: fewer)
 FIRST_NAMES = 3  # file names listed per kind of change in the diff panel
 MARK = "◆"
 

@@ -1,8 +1,9 @@
 """The models screen: the current workspace's models, and for the highlighted one its versions
-side by side (aliases, metrics as columns, the dataset version and run they came from). `p`
-promotes the highlighted version to production after a confirmation: the evaluation gate runs
-in a worker (it may load the models, so torch only ever loads there) and its numbers come back
-as a notification, whether it moved the alias or refused a worse candidate."""
+side by side (aliases, metrics as columns with the recipe's gate metric first, the dataset
+version and run they came from). `p` promotes the highlighted version to production after a
+confirmation: the evaluation gate runs in a worker (it may load the models, so torch only ever
+loads there) and its numbers come back as a notification, whether it moved the alias or refused
+a worse candidate."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
-from appliance.errors import NotFound
+from appliance.errors import ApplianceError, NotFound
 from tui import figures
 from tui.screens.base import ApplianceScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.tables import fill, key_at_cursor
 
 PRODUCTION = "production"
-METRIC_COLUMNS = 4  # at most this many metrics, by name, so the table fits at 80 columns
+METRIC_COLUMNS = 4  # at most this many metrics, so the table fits at 80 columns
 MODEL_COLUMNS = ("model", "versions", "latest", PRODUCTION)
 LEAD_COLUMNS = ("version", "aliases")
 TRAIL_COLUMNS = ("dataset", "run", "created")
@@ -32,6 +33,7 @@ class Versions:
     model: str
     rows: list[dict[str, Any]]
     datasets: dict[str, str]  # version id → "dataset@version" it was trained on
+    gates: list[str]  # the gate metrics of the recipes behind the versions, the newest's first
 
 
 class ModelsScreen(ApplianceScreen):
@@ -58,6 +60,7 @@ class ModelsScreen(ApplianceScreen):
         self._model: str | None = None  # the model whose versions are shown
         self._versions: dict[str, dict[str, Any]] = {}  # version id → row
         self._lineage: dict[str, str] = {}  # version id → "dataset@version" (never changes)
+        self._gate_metric: dict[str, str | None] = {}  # recipe → its gate metric
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -141,7 +144,17 @@ class ModelsScreen(ApplianceScreen):
             if row["id"] not in self._lineage:
                 self._lineage[row["id"]] = self._dataset_of(row)
         datasets = {row["id"]: self._lineage[row["id"]] for row in rows}
-        self.deliver(self._show_versions, Versions(model, rows, datasets))
+        recipes = dict.fromkeys(row["recipe"] for row in reversed(rows) if row.get("recipe"))
+        gates = [gate for recipe in recipes if (gate := self._gate(workspace, recipe))]
+        self.deliver(self._show_versions, Versions(model, rows, datasets, gates))
+
+    def _gate(self, workspace: str, recipe: str) -> str | None:
+        if recipe not in self._gate_metric:
+            try:
+                self._gate_metric[recipe] = self.services.recipes.get(workspace, recipe).gate.metric
+            except ApplianceError:  # the recipe is gone: its metrics stay in name order
+                self._gate_metric[recipe] = None
+        return self._gate_metric[recipe]
 
     def _dataset_of(self, version: dict[str, Any]) -> str:
         if not version["dataset_id"] or not version["dataset_digest"]:
@@ -158,8 +171,7 @@ class ModelsScreen(ApplianceScreen):
         if versions.model != self._model:
             return  # another model was highlighted meanwhile
         self._versions = {row["id"]: row for row in versions.rows}
-        metrics = sorted({key for row in versions.rows for key in row["metrics"]})
-        metrics = metrics[:METRIC_COLUMNS]
+        metrics = metric_columns(versions.rows, versions.gates)
         columns = [*LEAD_COLUMNS, *metrics, *TRAIL_COLUMNS]
         table = self.query_one("#versions", DataTable)
         if [str(key.value) for key in table.columns] != columns:
@@ -234,6 +246,16 @@ class ModelsScreen(ApplianceScreen):
         message = message.replace("; pass --force to promote anyway", "")
         self.notify(message, title="Promotion refused", severity="warning", timeout=15)
         self.reload()
+
+
+def metric_columns(
+    rows: list[dict[str, Any]], gates: list[str], limit: int = METRIC_COLUMNS
+) -> list[str]:
+    """The metrics shown as columns: the gate metrics first (what promotion compares, never cut
+    off at 80 columns), then the others by name; `limit` in all."""
+    names = {key for row in rows for key in row["metrics"]}
+    first = [gate for gate in dict.fromkeys(gates) if gate in names]
+    return [*first, *sorted(names - set(first))][:limit]
 
 
 def _version(number: int | None) -> str:

@@ -33,7 +33,7 @@ from tui.server import ServerClient
 NO_SERVER = "Start `appliance up` with its server to predict (this UI runs without one)."
 PREVIEW_CELLS = 36
 PREVIEW_ROWS = 9
-PREVIEW_PIXELS = 128  # the image is shrunk to this in the worker before it is drawn
+PREVIEW_PIXELS = 192  # shrunk to this in the worker before it is drawn (9 rows of real pixels)
 HIGHLIGHTED_WARNINGS = {"low_light"}
 
 
