@@ -1,7 +1,8 @@
 """Serving benchmark: a model's offline throughput (batch 1 and 32, the limit) against the same
 model behind `appliance serve` at concurrency 1 and 32, and optionally behind `mlflow models serve`.
 
-Load comes from a separate process on loopback, bounded in requests and seconds. Usage:
+Load comes from a separate process on loopback, bounded in requests and seconds: wrk (C, one
+event-loop thread) when it is installed (`apt-get install wrk`), else a Python client. Usage:
   python scripts/bench_serving.py --model-dir FOLDER [--recipe captioner] [--mlflow-python PY]
 """
 
@@ -12,6 +13,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -64,29 +66,12 @@ def _load(
 ) -> dict[str, Any]:
     """Closed-loop load: `concurrency` keep-alive connections, each sending its next request as
     soon as the last is answered. Plain http.client keeps the client's own overhead small."""
-    import base64
     import http.client
     import threading
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    if kind == "appliance":
-        bodies = [(image, "image/png") for image in data]
-    else:
-        bodies = [
-            (
-                json.dumps(
-                    {
-                        "dataframe_split": {
-                            "columns": ["image"],
-                            "data": [[base64.b64encode(i).decode()]],
-                        }
-                    }
-                ).encode(),
-                "application/json",
-            )
-            for i in data
-        ]
+    bodies = _bodies(kind, data)
     latencies: list[float] = []
     errors = [0]
     counter = iter(range(requests))
@@ -131,12 +116,96 @@ def _load(
         "p95_ms": statistics.quantiles(latencies, n=20)[-1] if len(latencies) > 20 else None,
         "ok": len(latencies),
         "errors": errors[0],
+        "client": "python",
     }
+
+
+WRK_SCRIPT = """
+local paths = {PATHS}
+local bodies, sent, answered = {}, 0, 0
+function init(args)
+  for i, path in ipairs(paths) do
+    local f = io.open(path, "rb"); bodies[i] = f:read("*all"); f:close()
+  end
+end
+function request()
+  sent = sent + 1
+  return wrk.format("POST", nil, {["Content-Type"] = "CTYPE"}, bodies[sent % #bodies + 1])
+end
+function response(status, headers, body)
+  answered = answered + 1
+  if answered >= LIMIT then wrk.thread:stop() end
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "duration_us": %d, "status_errors": %d, "socket_errors": %d, '
+    .. '"p50_us": %d, "p95_us": %d}\\n', summary.requests, summary.duration, e.status,
+    e.connect + e.read + e.write + e.timeout, latency:percentile(50), latency:percentile(95)))
+end
+"""
+
+
+def _load_wrk(
+    url: str, kind: str, data: list[bytes], concurrency: int, requests: int, seconds: float
+) -> dict[str, Any]:
+    """The same closed loop from wrk: `concurrency` keep-alive connections on one thread, the
+    bodies taken in turn, stopped after `requests` answers or `seconds`."""
+    bodies = _bodies(kind, data)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, (body, _) in enumerate(bodies):
+            path = Path(tmp) / f"{i}.body"
+            path.write_bytes(body)
+            paths.append(f'"{path}"')
+        script = Path(tmp) / "load.lua"
+        script.write_text(
+            WRK_SCRIPT.replace("PATHS", ", ".join(paths))
+            .replace("CTYPE", bodies[0][1])
+            .replace("LIMIT", str(requests))
+        )
+        command = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s"]
+        command += ["--timeout", "60s", "-s", str(script), url]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    errors = result["status_errors"] + result["socket_errors"]
+    ok = result["requests"] - result["status_errors"]
+    return {
+        "ips": ok / (result["duration_us"] / 1e6),
+        "p50_ms": result["p50_us"] / 1000,
+        "p95_ms": result["p95_us"] / 1000,
+        "ok": ok,
+        "errors": errors,
+        "client": "wrk",
+    }
+
+
+def _bodies(kind: str, data: list[bytes]) -> list[tuple[bytes, str]]:
+    import base64
+
+    if kind == "appliance":
+        return [(image, "image/png") for image in data]
+    return [
+        (
+            json.dumps(
+                {
+                    "dataframe_split": {
+                        "columns": ["image"],
+                        "data": [[base64.b64encode(i).decode()]],
+                    }
+                }
+            ).encode(),
+            "application/json",
+        )
+        for i in data
+    ]
 
 
 def load_from_another_process(
     url: str, kind: str, concurrency: int, requests: int, seconds: float
 ) -> dict[str, Any]:
+    if shutil.which("wrk"):
+        return _load_wrk(url, kind, images(), concurrency, requests, seconds)
     command = [sys.executable, __file__, "--load", url, "--kind", kind]
     command += ["--concurrency", str(concurrency), "--requests", str(requests)]
     command += ["--seconds", str(seconds)]
@@ -172,8 +241,9 @@ def wait_http(url: str, seconds: float = 120) -> None:
 
 
 def appliance_server(
-    model_dir: Path, recipe: str, quantization: str, home: Path, env_extra: dict[str, str]
-) -> tuple[subprocess.Popen[bytes], str]:
+    model_dir: Path, recipe: str, quantization: str, home: Path, env_extra: dict[str, str],
+    wait_ms: int = 25,
+) -> tuple[subprocess.Popen[bytes], str]:  # fmt: skip
     from appliance.services import Services
     from appliance.serving.options import DeployOptions
     from appliance.serving.service import Serving
@@ -185,7 +255,7 @@ def appliance_server(
         if not services.models.list("bench"):
             services.models.register("bench", "model", model_dir, recipe=recipe)
         options = DeployOptions(
-            quantization=quantization, device="cpu", max_batch_size=32, max_batch_wait_ms=2
+            quantization=quantization, device="cpu", max_batch_size=32, max_batch_wait_ms=wait_ms
         )
         serving = Serving(services)
         serving.deploy("bench", "bench", "model@1", options)
@@ -199,12 +269,48 @@ def appliance_server(
     return server, f"http://127.0.0.1:{port}/v1/endpoints/bench/predict"
 
 
+def _now() -> str:
+    from appliance.registry import utcnow
+
+    return utcnow()
+
+
+def _mean_batch(url: str, home: Path, since: str) -> str:
+    """The mean batch size of the predictions captured since `since` (the server flushes its
+    capture for the monitoring read first)."""
+    import sqlite3
+
+    import httpx
+
+    base = url.split("/v1/")[0]
+    httpx.get(f"{base}/v1/workspaces/bench/monitoring/summary", timeout=60)
+    with sqlite3.connect(home / "registry.db") as db:
+        (mean,) = db.execute(
+            "SELECT AVG(batch_size) FROM predictions WHERE created_at >= ?", (since,)
+        ).fetchone()
+    return f"{mean:.1f}" if mean is not None else "?"
+
+
+def _redeploy(url: str, quantization: str, wait_ms: int) -> None:
+    import httpx
+
+    base = url.split("/v1/")[0]
+    body = {
+        "workspace": "bench", "endpoint": "bench", "model": "model@1",
+        "quantization": quantization, "device": "cpu", "max_batch_size": 32,
+        "max_batch_wait_ms": wait_ms,
+    }  # fmt: skip
+    httpx.post(f"{base}/v1/deployments", json=body, timeout=300).raise_for_status()
+
+
 def capture_cost(args: argparse.Namespace, home: Path) -> tuple[float, float]:
     """Mean c=32 throughput with capture off and on, alternating rounds to share the noise."""
     results: dict[str, list[float]] = {"false": [], "true": []}
     for enabled in ("false", "true", "false", "true"):
         env = {"APPLIANCE_CAPTURE_ENABLED": enabled}
-        server, url = appliance_server(args.model_dir, args.recipe, args.quantization, home, env)
+        server, url = appliance_server(
+            args.model_dir, args.recipe, args.quantization, home, env, args.max_batch_wait_ms
+        )
         try:
             result = load_from_another_process(url, "appliance", 32, args.requests, args.seconds)
         finally:
@@ -233,6 +339,18 @@ def main() -> int:
         action="store_true",
         help="Also measure c=32 with prediction capture off and on (alternating, 2 rounds each).",
     )
+    parser.add_argument(
+        "--max-batch-wait-ms",
+        type=int,
+        default=25,
+        help="The deployment's batch wait (a lone request never waits; see the batcher).",
+    )
+    parser.add_argument(
+        "--compare-wait",
+        type=int,
+        metavar="MS",
+        help="Also measure c=32 with this batch wait instead (e.g. 2), on the same server.",
+    )
     parser.add_argument("--markdown-out", type=Path)
     # internal: the load generator's own process
     parser.add_argument("--load", help=argparse.SUPPRESS)
@@ -240,7 +358,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
-        data = images(32)
+        data = images()
         print(
             json.dumps(
                 _load(args.load, args.kind, data, args.concurrency, args.requests, args.seconds)
@@ -261,16 +379,36 @@ def main() -> int:
     rows.append(("offline, batch 32", f"{limit['b32_ips']:.1f} img/s"))
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
-        server, url = appliance_server(args.model_dir, args.recipe, args.quantization, home, {})
+        server, url = appliance_server(
+            args.model_dir, args.recipe, args.quantization, home, {}, args.max_batch_wait_ms
+        )
+        other = None
         try:
             c1 = load_from_another_process(url, "appliance", 1, args.requests, args.seconds)
+            c32_from = _now()
             c32 = load_from_another_process(url, "appliance", 32, args.requests, args.seconds)
+            c32_batch = _mean_batch(url, home, c32_from)
+            if args.compare_wait is not None:
+                _redeploy(url, args.quantization, args.compare_wait)
+                other_from = _now()
+                other = load_from_another_process(url, "appliance", 32, args.requests, args.seconds)
+                other_batch = _mean_batch(url, home, other_from)
         finally:
             server.terminate()
             server.wait(30)
         capture = capture_cost(args, home) if args.capture else None
     rows.append(("appliance serve, c=1", _served(c1)))
-    rows.append(("appliance serve, c=32", _served(c32)))
+    wait = args.max_batch_wait_ms
+    rows.append(
+        (f"appliance serve, c=32 (batch wait {wait} ms)", f"{_served(c32)}, mean batch {c32_batch}")
+    )
+    if other is not None:
+        rows.append(
+            (
+                f"appliance serve, c=32 (batch wait {args.compare_wait} ms)",
+                f"{_served(other)}, mean batch {other_batch}",
+            )
+        )
     rows.append(("c=32 ÷ offline batch 32", f"{c32['ips'] / limit['b32_ips']:.2f} (target ≥ 0.90)"))
     rows.append(
         ("c=1 p50 − offline batch-1", f"{c1['p50_ms'] - limit['b1_ms']:+.2f} ms (target ≤ +1 ms)")
@@ -297,7 +435,8 @@ def main() -> int:
     table = "\n".join(
         ["| measurement | result |", "| --- | --- |", *(f"| {a} | {b} |" for a, b in rows)]
     )
-    model = f"model {args.model_dir.name}, quantization {args.quantization}"
+    client = "wrk" if shutil.which("wrk") else "a Python client"
+    model = f"model {args.model_dir.name}, quantization {args.quantization}, load from {client}"
     text = f"Machine: {machine}; {model}\n\n{table}\n"
     print(text)
     if args.markdown_out:

@@ -9,13 +9,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 from litestar import Request
 from litestar.datastructures import UploadFile
 
 from appliance.errors import ApplianceError, InvalidInput, UnsupportedMedia
 from appliance.serving.images import decode_image, image_features
 from appliance.serving.runtime import PredictInput
+from appliance.serving.service import Serving
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -32,7 +32,9 @@ class PredictRequest:
     batch: bool
 
 
-async def read_predict_request(request: AnyRequest, max_pixels: int) -> PredictRequest:
+async def read_predict_request(
+    request: AnyRequest, max_pixels: int, serving: Serving
+) -> PredictRequest:
     content_type, _ = request.content_type
     if content_type == "multipart/form-data":
         raw, batch = await _from_multipart(request)
@@ -48,7 +50,7 @@ async def read_predict_request(request: AnyRequest, max_pixels: int) -> PredictR
         raise InvalidInput(f"no image in the request: {FORMS_HINT}")
     if len(raw) > MAX_BATCH:
         raise InvalidInput(f"a batch holds at most {MAX_BATCH} images, got {len(raw)}")
-    inputs = await anyio.to_thread.run_sync(_decode_all, raw, max_pixels)
+    inputs = await serving.off_loop(_decode_all, raw, max_pixels)
     return PredictRequest(inputs, batch)
 
 

@@ -9,7 +9,6 @@ import json
 import struct
 from typing import Any
 
-import anyio
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath
 
@@ -108,8 +107,8 @@ class OipController(Controller):
                 inputs.append(PredictInput(image, words, image_features(image)))
             return inputs
 
-        inputs = await anyio.to_thread.run_sync(decode)
         serving: Serving = request.app.state.serving
+        inputs = await serving.off_loop(decode)
         results = await serving.predict(name, inputs)
         answer: dict[str, Any] = {
             "model_name": name,

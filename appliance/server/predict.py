@@ -27,7 +27,7 @@ class PredictController(Controller):
         serving: Serving = request.app.state.serving
         max_pixels = request.app.state.settings.max_image_pixels
         try:
-            parsed = await read_predict_request(request, max_pixels)
+            parsed = await read_predict_request(request, max_pixels, serving)
             results = await serving.predict(name, parsed.inputs)
         except ApplianceError as exc:
             # Unknown names share one label: a label per name a caller makes up grows without end.

@@ -4,11 +4,13 @@ answer predictions with their id, latency split and warnings."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from PIL import Image
 
@@ -24,6 +26,7 @@ from appliance.serving.pool import ModelPool
 from appliance.serving.runtime import ModelRuntime, PredictInput, RecipeRuntime
 
 WARMUP_SIZE = 64
+T = TypeVar("T")
 
 
 @dataclass
@@ -69,6 +72,16 @@ class Serving:
         self.observer = observer or Unobserved()
         self.pool = ModelPool(self._make_runtime, _warmup)
         self.restoring = False
+        # Request bodies become images here, off the loop. A plain executor rather than
+        # anyio's to_thread: this runs for every request, and anyio's capacity limiter and
+        # cancel scope cost the loop more than the hand-over itself.
+        self._decoders = ThreadPoolExecutor(
+            max_workers=max(2, os.cpu_count() or 1), thread_name_prefix="decode"
+        )
+
+    async def off_loop(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(*args)` on a decode thread (image decoding and input features)."""
+        return await asyncio.get_running_loop().run_in_executor(self._decoders, work, *args)
 
     # -- deployments -------------------------------------------------------------------------
 
@@ -218,6 +231,7 @@ class Serving:
 
     def close(self) -> None:
         self.pool.close()
+        self._decoders.shutdown(wait=True)
 
 
 def _options_of(row: dict[str, Any]) -> DeployOptions:
