@@ -64,7 +64,7 @@ def image_features(image: Image.Image) -> dict[str, float]:
     99th percentile of luminance), contrast (its standard deviation) and sharpness (the standard
     deviation of its Laplacian: blurred photos score low). It runs for every request, so the
     statistics come from the two 256-bin histograms rather than ImageStat's per-bin Python loops
-    (same formulas, about a third of the time)."""
+    (same formulas, about half the time)."""
     grey = image.convert("L")
     grey.thumbnail((128, 128))
     histogram = grey.histogram()
