@@ -145,12 +145,12 @@ def _deploy_and_watch(ctx: JobContext, ref: str) -> dict[str, Any]:
     serving = ctx.serving or Serving(services)
     try:
         before = since_text(0)
-        serving.deploy(workspace, endpoint, ref, options)
+        deployed = serving.deploy(workspace, endpoint, ref, options)
         detail: dict[str, Any] = {"deployed": True, "endpoint": endpoint}
         watch_s = float(job["params"].get("watch_s", 0))
         if watch_s <= 0 or ctx.serving is None:
             return detail  # nothing serves traffic to watch without a server
-        verdict = _watch(ctx, workspace, endpoint, before, watch_s)
+        verdict = _watch(ctx, workspace, endpoint, deployed["model_version_id"], before, watch_s)
         detail["watch"] = verdict
         if verdict["failed"]:
             _event(services, job, "watch_failed", endpoint, version=ref, **verdict)
@@ -163,10 +163,11 @@ def _deploy_and_watch(ctx: JobContext, ref: str) -> dict[str, Any]:
 
 
 def _watch(
-    ctx: JobContext, workspace: str, endpoint: str, since: str, watch_s: float
+    ctx: JobContext, workspace: str, endpoint: str, version_id: str, since: str, watch_s: float
 ) -> dict[str, Any]:
     """Compare the new version's live traffic with the previous version's, for `watch_s`
-    seconds or until it clearly fails: error rate, p95 latency and mean confidence."""
+    seconds or until it clearly fails: error rate, p95 latency and mean confidence. Only the
+    new version's answers count: requests the old one finished during the swap are not its."""
     from appliance.monitoring.report import summarize
 
     services = ctx.services
@@ -180,7 +181,7 @@ def _watch(
     while time.monotonic() < deadline and not ctx.should_stop():
         time.sleep(WATCH_POLL_S)
         rows = services.predictions.window(workspace, endpoint, since)
-        current = summarize(rows, watch_s)
+        current = summarize([r for r in rows if r["model_version_id"] == version_id], watch_s)
         reasons = _worse(current, baseline, settings.alert_error_rate)
         if reasons and current["predictions"] >= WATCH_MIN_PREDICTIONS:
             break
