@@ -123,34 +123,18 @@ class Capture:
                     markers.append(item)
                 else:
                     batch.append(item)
-                if stopping or markers or len(batch) >= BATCH_ROWS:
+                if stopping or len(batch) >= BATCH_ROWS:
                     break
+                # After a flush marker, only what is already queued goes with it: no more wait.
+                wait = 0.0 if markers else max(0.0, deadline - time.monotonic())
                 try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    item = self._queue.get(timeout=wait)
                 except queue.Empty:
                     break
-            if markers and not stopping:  # what was queued with the marker goes in this batch
-                more, stopping = self._take_queued(markers)
-                batch += more
             if batch:
                 self._write(batch)
             for marker in markers:
                 marker.set_result(None)
-
-    def _take_queued(self, markers: list[Future[None]]) -> tuple[list[CaptureRecord], bool]:
-        """What is queued now, without waiting; and whether the stop signal was among it."""
-        taken: list[CaptureRecord] = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return taken, False
-            if item is None:
-                return taken, True
-            if isinstance(item, Future):
-                markers.append(item)
-            else:
-                taken.append(item)
 
     def _write(self, batch: list[CaptureRecord]) -> None:
         try:

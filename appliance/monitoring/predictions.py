@@ -48,7 +48,7 @@ class Predictions:
             "SELECT p.id, p.endpoint, p.model_version_id, p.created_at, p.latency_ms,"
             " p.queue_ms, p.inference_ms, p.batch_size, p.width, p.height, p.brightness,"
             " p.brightness_p99, p.contrast, p.sharpness, p.keywords, p.description,"
-            " p.confidence, p.warnings, p.error, p.rowid AS seq,"
+            " p.confidence, p.warnings, p.error,"
             " (SELECT AVG(f.rating) FROM feedback f WHERE f.prediction_id = p.id) AS rating"
             " FROM predictions p WHERE p.workspace_id = ? AND p.created_at >= ?"
         )
@@ -58,11 +58,8 @@ class Predictions:
             params.append(endpoint)
         sql += " ORDER BY p.created_at DESC, p.rowid DESC LIMIT ?"
         params.append(limit)
-        rows = self._registry.query(
-            f"SELECT * FROM ({sql}) ORDER BY created_at, seq", tuple(params)
-        )
-        for row in rows:
-            del row["seq"]
+        rows = self._registry.query(sql, tuple(params))
+        rows.reverse()  # newest first to take the newest `limit`; oldest first to return
         return [_decode(r) for r in rows]
 
     def recent(self, workspace: str, endpoint: str | None = None, limit: int = 20) -> Rows:

@@ -13,6 +13,7 @@ from appliance.server.inputs import read_predict_request
 from appliance.serving.service import PredictionResult, Serving
 
 AnyRequest = Request[Any, Any, Any]
+PUBLIC_FIELDS = tuple(f.name for f in fields(PredictionResult) if f.name != "features")
 
 
 class PredictController(Controller):
@@ -43,6 +44,3 @@ class PredictController(Controller):
 def _public(result: PredictionResult) -> dict[str, Any]:
     # Field by field, not dataclasses.asdict: that deep-copies every value, on every request.
     return {name: getattr(result, name) for name in PUBLIC_FIELDS}
-
-
-PUBLIC_FIELDS = tuple(f.name for f in fields(PredictionResult) if f.name != "features")
