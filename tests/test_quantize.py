@@ -19,6 +19,7 @@ from transformers import (
 from transformers.pytorch_utils import Conv1D
 
 from appliance.errors import InvalidInput
+from appliance.serving.int8_rows import Int8RowsEmbedding, Int8RowsLinear
 from appliance.serving.quantize import (
     MODES,
     QuantizationUnsupported,
@@ -156,17 +157,18 @@ def test_weight_bytes_counts_tied_weights_once() -> None:
     assert weight_bytes(model) == 4 * sum(p.numel() for p in unique) + buffers
 
 
-def test_nf4_keeps_the_tied_output_head_and_quantizes_the_rest(
+def test_nf4_stores_the_tied_output_head_once_as_int8_rows_and_the_rest_nf4(
     tiny: VisionEncoderDecoderModel,
 ) -> None:
     import bitsandbytes as bnb
 
     model = prepare_model(copy.deepcopy(tiny), "cpu", "nf4")
     head, wte = model.decoder.lm_head, model.decoder.transformer.wte
-    assert type(head) is nn.Linear and type(wte) is nn.Embedding
-    assert head.weight is wte.weight
+    assert type(head) is Int8RowsLinear and type(wte) is Int8RowsEmbedding
+    assert head.weight is wte.weight and head.weight.dtype == torch.int8
+    assert head.scale is wte.scale
     assert isinstance(model.decoder.transformer.wpe, bnb.nn.Embedding4bit)
-    linear = [m for m in model.modules() if isinstance(m, nn.Linear) and m is not head]
+    linear = [m for m in model.modules() if isinstance(m, nn.Linear)]
     assert linear and all(isinstance(m, bnb.nn.Linear4bit) for m in linear)
 
 
@@ -243,6 +245,7 @@ def test_cuda_mode_runs_close_to_float32(tiny: VisionEncoderDecoderModel, mode: 
     ref = captions_logits(tiny)
     model = prepare_model(copy.deepcopy(tiny), "cuda", mode)
     assert next(model.parameters()).device.type == "cuda"
+    assert not torch.backends.cuda.cudnn_sdp_enabled()
     out = captions_logits(model, "cuda")
     assert relative_error(out, ref) < max(TOLERANCE[mode], 5e-3)  # TF32 convolutions on GPUs
     if mode in ("int8", "nf4"):

@@ -13,11 +13,13 @@ A mode the device cannot honour raises `QuantizationUnsupported`: never a silent
 | nf4 | bitsandbytes nf4, bfloat16 compute | bitsandbytes nf4, bfloat16 compute |
 
 int8 and nf4 store every `nn.Linear` and `nn.Embedding` weight quantized (the embedding of a
-GPT-2 decoder is a sixth of the model), except that the bitsandbytes modes (int8 on CUDA, nf4)
-keep the output head and the embedding tied to it in the compute dtype. GPT-2's `Conv1D`
+GPT-2 decoder is a sixth of the model). The bitsandbytes modes (int8 on CUDA, nf4) store the output
+head and the embedding tied to it as one int8 table with a scale per row (`int8_rows`), in plain
+torch rather than through bitsandbytes. GPT-2's `Conv1D`
 layers, Linears with the weight stored transposed, become `nn.Linear` first so that the
 quantizers see them. A model cast to a half dtype gets forward pre-hooks that cast floating
-inputs (float32 `pixel_values`) to that dtype.
+inputs (float32 `pixel_values`) to that dtype. On CUDA, PyTorch's cuDNN attention backend is
+turned off (`avoid_cudnn_attention`).
 docs/benchmarks.md ("Quantization") has the measurements behind these choices.
 """
 
@@ -153,6 +155,8 @@ def prepare_model(model: torch.nn.Module, device: str, mode: str) -> torch.nn.Mo
     import torch
 
     check_supported(device, mode)
+    if device == "cuda":
+        avoid_cudnn_attention()
     model.eval()
     if mode == "none":
         return model.to(device)
@@ -165,6 +169,16 @@ def prepare_model(model: torch.nn.Module, device: str, mode: str) -> torch.nn.Mo
     if mode == "int8" and device == "cpu":
         return _int8_cpu(model)
     return _bitsandbytes(model, device, four_bit=mode == "nf4")
+
+
+def avoid_cudnn_attention() -> None:
+    """Turn off PyTorch's cuDNN backend for scaled-dot-product attention (process-wide; SDPA
+    then uses its flash, memory-efficient or math kernels). On an H200 the real-size nf4
+    captioner failed inside it with `mha_graph.execute(...).is_good()`, the assertion of a
+    known shape-dependent cuDNN bug (pytorch/pytorch#134001, #190321), whose workaround is this."""
+    import torch
+
+    torch.backends.cuda.enable_cudnn_sdp(False)
 
 
 def _int8_cpu(model: torch.nn.Module) -> torch.nn.Module:
@@ -200,6 +214,8 @@ def _bitsandbytes(model: torch.nn.Module, device: str, *, four_bit: bool) -> tor
         import bitsandbytes as bnb
         from bitsandbytes.functional import has_avx512bf16
 
+    from appliance.serving.int8_rows import int8_output_head
+
     if not four_bit:
         dtype = torch.float16  # LLM.int8's kernels compute in float16
     elif device == "cuda":
@@ -208,12 +224,11 @@ def _bitsandbytes(model: torch.nn.Module, device: str, *, four_bit: bool) -> tor
     else:
         dtype = torch.bfloat16 if has_avx512bf16() else torch.float32
     model.to(dtype)
-    keep = _output_head(model)
+    # The output head and its tied embedding: int8 rows in plain torch, not bitsandbytes.
+    int8_output_head(model, dtype)
 
     def swap(parent: nn.Module) -> None:
         for name, child in parent.named_children():
-            if id(child) in keep:
-                continue
             if type(child) is nn.Linear:
                 setattr(parent, name, _bnb_linear(bnb, child, dtype, four_bit))
             elif type(child) is nn.Embedding:
@@ -225,18 +240,6 @@ def _bitsandbytes(model: torch.nn.Module, device: str, *, four_bit: bool) -> tor
     model = model.to(device)
     cast_inputs(model, dtype)
     return model
-
-
-def _output_head(model: torch.nn.Module) -> set[int]:
-    """ids of the output head and of the embedding tied to it, which bitsandbytes modes leave in
-    the compute dtype (as transformers' bitsandbytes integration does). On an H200, LLM.int8's
-    cuBLASLt matmul failed on GPT-2's 50257-wide head (status 15, batch 32)."""
-    get = getattr(model, "get_output_embeddings", None)
-    head = get() if callable(get) else None
-    if head is None:
-        return set()
-    tied = [m for m in model.modules() if getattr(m, "weight", None) is head.weight]
-    return {id(head), *map(id, tied)}
 
 
 def _bnb_linear(bnb: Any, linear: torch.nn.Linear, dtype: torch.dtype, four_bit: bool) -> Any:
