@@ -13,13 +13,12 @@ A mode the device cannot honour raises `QuantizationUnsupported`: never a silent
 | nf4 | bitsandbytes nf4, bfloat16 compute | bitsandbytes nf4, bfloat16 compute |
 
 int8 and nf4 store every `nn.Linear` and `nn.Embedding` weight quantized (the embedding of a
-GPT-2 decoder is a sixth of the model). The bitsandbytes modes (int8 on CUDA, nf4) store the output
-head and the embedding tied to it as one int8 table with a scale per row (`int8_rows`), in plain
-torch rather than through bitsandbytes. GPT-2's `Conv1D`
-layers, Linears with the weight stored transposed, become `nn.Linear` first so that the
-quantizers see them. A model cast to a half dtype gets forward pre-hooks that cast floating
-inputs (float32 `pixel_values`) to that dtype. On CUDA, PyTorch's cuDNN attention backend is
-turned off (`avoid_cudnn_attention`).
+GPT-2 decoder is a sixth of the model). The bitsandbytes modes (int8 on CUDA, nf4) store the
+output head and the embedding tied to it as one int8 table with a scale per row (`int8_rows`), in
+plain torch rather than through bitsandbytes. GPT-2's `Conv1D` layers, Linears with the weight
+stored transposed, become `nn.Linear` first so that the quantizers see them. A model cast to a
+half dtype gets forward pre-hooks that cast floating inputs (float32 `pixel_values`) to that
+dtype. On CUDA, PyTorch's cuDNN attention backend is turned off (`avoid_cudnn_attention`).
 docs/benchmarks.md ("Quantization") has the measurements behind these choices.
 """
 
