@@ -91,7 +91,8 @@ def test_a_gpt2_keeps_its_answers_and_stores_the_tied_table_once() -> None:
 def test_the_tie_survives_moving_the_model() -> None:
     model = gpt2()
     int8_output_head(model, torch.float32)
-    nn.Module.to(model, "meta")  # a move that rebuilds parameters: plain tied weights come apart here
+    # a move that rebuilds parameters: plain tied weights come apart here
+    nn.Module.to(model, "meta")
     assert model.lm_head.weight is model.transformer.wte.weight
     assert model.lm_head.weight.device.type == "meta"
     assert model.lm_head.scale is model.transformer.wte.scale
