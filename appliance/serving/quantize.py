@@ -7,7 +7,7 @@ A mode the device cannot honour raises `QuantizationUnsupported`: never a silent
 | mode | cpu | cuda |
 |---|---|---|
 | none | float32 | float32 |
-| fp16 | refused: emulated on x86, slower than float32 | float16 |
+| fp16 | refused: slower than bf16 (emulated without AVX-512 FP16) | float16 |
 | bf16 | bfloat16 | bfloat16 (GPUs with native bfloat16) |
 | int8 | torch dynamic int8 (x86/fbgemm kernels) | bitsandbytes LLM.int8, float16 elsewhere |
 | nf4 | bitsandbytes nf4, bfloat16 compute | bitsandbytes nf4, bfloat16 compute |
@@ -72,8 +72,8 @@ def _check_cpu(mode: str) -> None:
         raise _refuse(
             "cpu",
             mode,
-            "torch has no fast float16 path on x86 CPUs without AVX-512 FP16: it runs emulated "
-            "and measured slower than float32",
+            "torch's float16 on CPU is slower than bfloat16 at the same memory (emulated on "
+            "CPUs without AVX-512 FP16, where it measured slower than float32)",
             "on CPU use bf16 (the same memory) or int8 (half of that, and faster)",
         )
     if mode == "int8":
