@@ -9,6 +9,7 @@ event-loop thread) when it is installed (`apt-get install wrk`), else a Python c
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -26,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@functools.cache  # the same photos for every measurement, generated once per process
 def images(count: int = 64) -> list[bytes]:
     from appliance.datasets.synthetic import generate
 
