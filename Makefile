@@ -19,7 +19,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/appliance demo
+	$(BIN)/appliance --home .demo-home demo
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check appliance tui models scripts tests

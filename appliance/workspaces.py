@@ -18,14 +18,15 @@ class Workspaces:
         self._registry = registry
         self._max = name_max_length
 
-    def create(self, name: str, description: str = "") -> dict[str, Any]:
+    def create(self, name: str, description: str = "", created_by: str = "") -> dict[str, Any]:
+        """Create `name`; `created_by` marks one a program made (the demo), '' one a person did."""
         validate_name(name, "workspace name", self._max)
 
         def insert(db: sqlite_utils.Database) -> dict[str, Any]:
             if _find(db, name):
                 raise Conflict(f"workspace '{name}' already exists")
             row = {"id": new_id(), "name": name, "description": description}
-            row["created_at"] = utcnow()
+            row |= {"created_by": created_by, "created_at": utcnow()}
             db.table("workspaces").insert(row)
             return row
 

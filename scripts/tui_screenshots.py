@@ -1,5 +1,5 @@
 """Export an SVG screenshot of every TUI screen over a home (for the README), e.g. after
-`appliance demo`:  python scripts/tui_screenshots.py --home ~/.local/share/appliance docs/tui
+`make demo`:  python scripts/tui_screenshots.py --home .demo-home docs/tui
 """
 
 from __future__ import annotations

@@ -121,9 +121,48 @@ def test_bad_imagefolder_lists_problems(photos: Path) -> None:
     assert "line 1: 'nope.png' does not exist" in err and "line 2: not valid JSON" in err
 
 
-def test_demo_fast_tells_the_story() -> None:
+def test_demo_refuses_a_workspace_it_did_not_make(photos: Path, tmp_path: Path) -> None:
+    other = str(tmp_path / "other")
+    invoke("--home", other, "workspace", "create", "classified-ads")
+    invoke("--home", other, "dataset", "add", "classified-ads", "product-photos", str(photos))
+    code, out, err = invoke("--home", other, "demo", "--fast")
+    assert code == 1 and out.startswith(f"demo home: {other} ")
+    assert err.splitlines() == [
+        f"error: the home {other} already has a workspace 'classified-ads' that the demo did not "
+        "create; the demo would delete it with all it holds (datasets 1, runs 0, models 0, "
+        "deployments 0). Use another --home, or --replace to delete it."
+    ]
+    code, out, _ = invoke("--home", other, "workspace", "show", "classified-ads", "--json")
+    assert code == 0 and json.loads(out)["datasets"] == 1
+
+
+def test_demo_fast_tells_the_story_in_its_own_home(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A newcomer following the README: their classified-ads is in the default home.
+    from appliance.demo.home import default_demo_home
+    from appliance.services import Services
+    from appliance.settings import default_home
+
+    monkeypatch.delenv("APPLIANCE_HOME")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    user_home, demo_home = default_home(), default_demo_home()
+    assert user_home.parent == demo_home.parent == tmp_path / "data"  # never the real ones
+    invoke("workspace", "create", "classified-ads")
+    invoke("dataset", "add", "classified-ads", "product-photos", str(photos))
+    mine = [("workspace", "show", "classified-ads", "--json"), ("workspace", "list", "--json")]
+    mine.append(("dataset", "versions", "classified-ads", "product-photos", "--json"))
+    before = [json.loads(invoke(*args)[1]) for args in mine]
+    # In the demo's home, someone made a classified-ads by hand: refused, then --replace.
+    invoke("--home", str(demo_home), "workspace", "create", "classified-ads")
     code, out, err = invoke("demo", "--fast")
+    assert code == 1 and "did not create" in err and "Use another --home, or --replace" in err
+    code, out, err = invoke("demo", "--fast", "--replace")
     assert code == 0, err
+    opener = f"APPLIANCE_HOME={demo_home} appliance"
+    assert out.startswith(f"demo home: {demo_home} (open it afterwards with {opener})")
+    assert "deleted the workspace classified-ads the demo had not made (--replace)" in out
+    assert out.rstrip().endswith(f"demo finished; {opener} opens it in the terminal UI")
     assert "added dataset product-photos@1" in out
     assert "the same version, nothing stored twice" in out
     assert "registered captioner@1" in out and "promoted captioner@1 to production" in out
@@ -146,6 +185,13 @@ def test_demo_fast_tells_the_story() -> None:
     assert re.search(r"rolled_back +captions v[12]", out)
     assert re.search(r"DORA over the demo: [34] deployment\(s\).*change failure rate \d+%", out)
     assert "diff @1 → @2: 40 added" in out
+    # The user's home is as they left it: their workspace, its dataset version and its files.
+    assert [json.loads(invoke(*args)[1]) for args in mine] == before
+    assert [w["name"] for w in before[1]] == ["classified-ads"] and before[0]["datasets"] == 1
+    with Services.open(home=user_home) as opened:
+        version = opened.datasets.get("classified-ads", "product-photos")
+        for entry in opened.datasets.manifest(version).values():
+            assert opened.store.read_bytes(entry["sha256"])  # every file still stored
 
 
 def test_up_is_contributed_by_the_tui_package_and_refuses_an_open_address() -> None:

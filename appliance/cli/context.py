@@ -4,6 +4,7 @@ lazily on first use (so `--help` and bad arguments never touch the registry)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -33,6 +34,13 @@ class CliState:
 def services() -> Services:
     """The Services of the running command."""
     return click.get_current_context().find_object(CliState).services()  # type: ignore[union-attr]
+
+
+def home_unless_chosen(home: Path) -> None:
+    """Open this command's Services in `home` unless --home or APPLIANCE_HOME chose one."""
+    state = click.get_current_context().find_object(CliState)
+    assert state is not None and state._services is None  # before the Services open
+    state.overrides.setdefault("home", home)
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")

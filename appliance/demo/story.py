@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.datasets.imagefolder import METADATA
+from appliance.demo.home import fresh_workspace
 from appliance.demo.http import post, post_json, wait_ready
 from appliance.demo.loop import closed_loop, sample_images
 from appliance.demo.monitoring import hours, rate, traffic_and_monitoring
@@ -47,7 +48,10 @@ def run_demo(
     options: DemoOptions,
     say: Callable[[str], None],
     on_poll: Callable[[dict[str, Any]], None] = lambda run: None,
+    replace: bool = False,
 ) -> dict[str, Any]:
+    """Tell the story in `services`' home; a `classified-ads` workspace the demo did not make
+    there is refused before anything is touched, unless `replace` (see demo/home.py)."""
     from appliance.datasets.synthetic import generate
 
     step = itertools.count(1)
@@ -55,11 +59,8 @@ def run_demo(
     def note(text: str) -> None:
         say(f"{next(step)}. {text}")
 
-    if any(w["name"] == WORKSPACE for w in services.workspaces.list()):
-        # The story starts from nothing each time (its jobs and versions would collide).
-        services.workspaces.delete(WORKSPACE, force=True)
-        say(f"removed the workspace {WORKSPACE} of an earlier demo run")
-    services.workspaces.ensure(WORKSPACE)
+    if (removed := fresh_workspace(services, replace)) is not None:
+        say(removed)
     say(f"workspace {WORKSPACE} at {services.settings.home}")
     datasets = services.datasets
     with tempfile.TemporaryDirectory(dir=services.settings.home, prefix=".demo-") as scratch:

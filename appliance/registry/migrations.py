@@ -324,3 +324,10 @@ def _jobs(db: sqlite_utils.Database) -> None:
         ALTER TABLE runs ADD COLUMN cause TEXT;
         """,
     )
+
+
+@MIGRATIONS(name="0006_workspace_created_by")
+def _workspace_created_by(db: sqlite_utils.Database) -> None:
+    # What made a workspace: '' for a person (CLI, TUI, Python client), 'demo' for
+    # `appliance demo`, which deletes and remakes only a workspace it made itself.
+    db.execute("ALTER TABLE workspaces ADD COLUMN created_by TEXT NOT NULL DEFAULT ''")
