@@ -99,6 +99,15 @@ class Settings:
         ),
     )
 
+    torch_threads: int = field(
+        default=0,
+        metadata=_help(
+            "Intra-op threads torch uses for inference, set once by the first model this "
+            "process loads; 0 keeps torch's default (one per physical core). Each deployment "
+            "records the count it runs with."
+        ),
+    )
+
     capture_enabled: bool = field(
         default=True,
         metadata=_help(

@@ -1,5 +1,5 @@
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -21,9 +21,18 @@ class GatedModel:
         return [i * 2 for i in items]
 
 
+def serving(
+    model: Callable[[Sequence[int]], list[int]], max_batch_size: int, max_batch_wait_ms: float
+) -> Batcher[int, int]:
+    """A batcher answered by `model` on a thread of its own (a model instance's job)."""
+    batcher: Batcher[int, int] = Batcher(max_batch_size, max_batch_wait_ms)
+    threading.Thread(target=batcher.serve, args=(model,), daemon=True).start()
+    return batcher
+
+
 def test_requests_that_queue_during_a_forward_pass_form_the_next_batch() -> None:
     model = GatedModel()
-    batcher = Batcher(model, max_batch_size=4, max_batch_wait_ms=50)
+    batcher = serving(model, max_batch_size=4, max_batch_wait_ms=50)
     first = batcher.submit(0)
     assert model.started.wait(5)
     rest = [batcher.submit(i) for i in range(1, 10)]
@@ -38,7 +47,7 @@ def test_requests_that_queue_during_a_forward_pass_form_the_next_batch() -> None
 def test_a_lone_request_does_not_wait_for_company() -> None:
     model = GatedModel()
     model.gate.set()
-    batcher = Batcher(model, max_batch_size=8, max_batch_wait_ms=1000)
+    batcher = serving(model, max_batch_size=8, max_batch_wait_ms=1000)
     output, timing = batcher.submit(21).result(5)
     assert output == 42 and timing.batch_size == 1
     assert timing.queue_ms < 500  # it did not sit out the 1000 ms wait
@@ -47,7 +56,7 @@ def test_a_lone_request_does_not_wait_for_company() -> None:
 
 def test_close_answers_what_is_queued_then_refuses() -> None:
     model = GatedModel()
-    batcher = Batcher(model, max_batch_size=2, max_batch_wait_ms=0)
+    batcher = serving(model, max_batch_size=2, max_batch_wait_ms=0)
     futures = [batcher.submit(i) for i in range(5)]
     model.gate.set()
     batcher.close()
@@ -60,7 +69,17 @@ def test_a_model_error_reaches_every_request_of_its_batch() -> None:
     def broken(items: Sequence[int]) -> list[int]:
         raise ValueError("bad weights")
 
-    batcher = Batcher(broken, max_batch_size=4, max_batch_wait_ms=0)
+    batcher = serving(broken, max_batch_size=4, max_batch_wait_ms=0)
     with pytest.raises(ValueError, match="bad weights"):
         batcher.submit(1).result(5)
     batcher.close()
+
+
+def test_serve_returns_once_closed_and_drained() -> None:
+    model = GatedModel()
+    model.gate.set()
+    batcher: Batcher[int, int] = Batcher(max_batch_size=4, max_batch_wait_ms=0)
+    futures = [batcher.submit(i) for i in range(6)]
+    batcher.close()
+    batcher.serve(model)  # on this thread: answers the six, then returns
+    assert [f.result(0)[0] for f in futures] == [0, 2, 4, 6, 8, 10]

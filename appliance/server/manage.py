@@ -39,9 +39,7 @@ class DeploymentController(Controller):
     @get("/")
     async def list_deployments(self, request: AnyRequest) -> list[dict[str, Any]]:
         serving: Serving = request.app.state.serving
-        loaded = {(m.workspace, m.endpoint) for m in serving.pool.live()}
-        rows = serving.services.deployments.list()
-        return [{**r, "loaded": (r["workspace"], r["endpoint"]) in loaded} for r in rows]
+        return [_with_live(serving, row) for row in serving.services.deployments.list()]
 
     @post("/", status_code=201)
     async def deploy(self, request: AnyRequest, data: JSONBody[DeployRequest]) -> dict[str, Any]:
@@ -70,4 +68,12 @@ class DeploymentController(Controller):
 
 def _shown(serving: Serving, workspace: str, endpoint: str) -> dict[str, Any]:
     rows = [r for r in serving.services.deployments.list(workspace) if r["endpoint"] == endpoint]
-    return rows[0]
+    return _with_live(serving, rows[0])
+
+
+def _with_live(serving: Serving, row: dict[str, Any]) -> dict[str, Any]:
+    """The record plus what the server holds for it: loaded or not, and its torch threads."""
+    live = {(m.workspace, m.endpoint): m for m in serving.pool.live()}
+    model = live.get((row["workspace"], row["endpoint"]))
+    threads = model.instance.torch_threads if model else None
+    return {**row, "loaded": model is not None, "torch_threads": threads}

@@ -1,6 +1,7 @@
-"""Dynamic batching: requests queue up; one inference thread takes up to `max_batch_size` of them
-(waiting at most `max_batch_wait_ms` after the first), runs one forward pass, and answers each
-request's future. The asyncio loop only awaits futures; it never runs the model."""
+"""Dynamic batching: requests queue up; the thread that serves the model (its instance, see
+instance.py) takes up to `max_batch_size` of them (waiting at most `max_batch_wait_ms` after the
+first), runs one forward pass, and answers each request's future. The asyncio loop only awaits
+futures; it never runs the model."""
 
 from __future__ import annotations
 
@@ -37,16 +38,12 @@ class BatchTiming:
 
 
 class Batcher(Generic[In, Out]):
-    def __init__(
-        self,
-        predict: Callable[[Sequence[In]], Sequence[Out]],
-        max_batch_size: int = 8,
-        max_batch_wait_ms: float = 5.0,
-        name: str = "batcher",
-    ):
+    """The queue in front of a model. It owns no thread: `serve` runs on the thread that owns
+    the model, so every torch call of a model happens on one thread."""
+
+    def __init__(self, max_batch_size: int = 8, max_batch_wait_ms: float = 5.0):
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
-        self._predict = predict
         self.max_batch_size = max_batch_size
         self.max_batch_wait = max_batch_wait_ms / 1000
         self._queue: queue.SimpleQueue[_Request[In] | None] = queue.SimpleQueue()
@@ -55,8 +52,6 @@ class Batcher(Generic[In, Out]):
         self.batches = 0
         self.requests = 0
         self._last_batch_size = 0
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
-        self._thread.start()
 
     def submit(self, item: In) -> Future[tuple[Out, BatchTiming]]:
         """Queue one request; the future gets (output, timing) or the model's exception."""
@@ -71,16 +66,16 @@ class Batcher(Generic[In, Out]):
     def depth(self) -> int:
         return self._queue.qsize()
 
-    def close(self, timeout: float | None = None) -> None:
-        """Stop taking requests, answer every queued one, then end the thread."""
+    def close(self) -> None:
+        """Stop taking requests; `serve` answers every queued one, then returns."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             self._queue.put(None)
-        self._thread.join(timeout)
 
-    def _serve(self) -> None:
+    def serve(self, predict: Callable[[Sequence[In]], Sequence[Out]]) -> None:
+        """Answer batches with `predict` on the calling thread until `close`, then the rest."""
         stopping = False
         while not stopping:
             first = self._queue.get()
@@ -104,10 +99,10 @@ class Batcher(Generic[In, Out]):
                     stopping = True  # answer what we hold, then drain the rest below
                     break
                 batch.append(nxt)
-            self._run(batch)
-        self._drain()
+            self._run(batch, predict)
+        self._drain(predict)
 
-    def _drain(self) -> None:
+    def _drain(self, predict: Callable[[Sequence[In]], Sequence[Out]]) -> None:
         pending = []
         while True:
             try:
@@ -117,15 +112,17 @@ class Batcher(Generic[In, Out]):
             if item is not None:
                 pending.append(item)
         for start in range(0, len(pending), self.max_batch_size):
-            self._run(pending[start : start + self.max_batch_size])
+            self._run(pending[start : start + self.max_batch_size], predict)
 
-    def _run(self, batch: list[_Request[In]]) -> None:
+    def _run(
+        self, batch: list[_Request[In]], predict: Callable[[Sequence[In]], Sequence[Out]]
+    ) -> None:
         live = [r for r in batch if r.future.set_running_or_notify_cancel()]
         if not live:
             return
         started = time.perf_counter()
         try:
-            outputs = self._predict([r.item for r in live])
+            outputs = predict([r.item for r in live])
             if len(outputs) != len(live):
                 raise RuntimeError(f"the model answered {len(outputs)} of {len(live)} inputs")
         except BaseException as exc:

@@ -31,8 +31,10 @@ class Deployments:
         version: dict[str, Any],
         options: DeployOptions,
         kind: str = "deployed",
+        torch_threads: int | None = None,
     ) -> dict[str, Any]:
-        """Point `endpoint` at `version` and append the event, in one transaction."""
+        """Point `endpoint` at `version` and append the event, in one transaction. The event
+        also records the torch threads the loaded model runs with, where known."""
         validate_name(endpoint, "endpoint name", self._max)
         ws = self._workspaces.get(workspace)
 
@@ -55,7 +57,7 @@ class Deployments:
                 model_version_id=version["id"], deployment_id=row["id"],
                 model=version["name"], version=version["version"],
                 previous_version_id=current["model_version_id"] if current else None,
-                **asdict(options),
+                **asdict(options), **({"torch_threads": torch_threads} if torch_threads else {}),
             )  # fmt: skip
             return row
 

@@ -1,6 +1,7 @@
-"""The live models: one runtime and one batcher per endpoint. A deploy loads and warms the new
-runtime beside the old one, swaps the reference in one assignment, then drains and unloads the
-old one, so requests in flight finish on the model they started on and none fail."""
+"""The live models: one instance (a runtime on its own thread, see instance.py) and one batcher
+per endpoint. A deploy loads and warms the new instance beside the old one, swaps the reference
+in one assignment, then drains and unloads the old one, so requests in flight finish on the
+model they started on and none fail."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from appliance.errors import ApplianceError, NotFound
 from appliance.serving.batcher import Batcher, BatcherClosed, BatchTiming
+from appliance.serving.instance import ModelInstance
 from appliance.serving.options import DeployOptions
 from appliance.serving.runtime import ModelRuntime, PredictInput, Prediction
 
@@ -33,15 +35,28 @@ class LiveModel:
     endpoint: str
     version: dict[str, Any]
     options: DeployOptions
-    runtime: ModelRuntime
-    batcher: Batcher[PredictInput, Prediction]
+    instance: ModelInstance
     loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def runtime(self) -> ModelRuntime:
+        return self.instance.runtime
+
+    @property
+    def batcher(self) -> Batcher[PredictInput, Prediction]:
+        return self.instance.batcher
 
 
 class ModelPool:
-    def __init__(self, make_runtime: RuntimeFactory, warmup: Callable[[ModelRuntime], None]):
+    def __init__(
+        self,
+        make_runtime: RuntimeFactory,
+        warmup: Callable[[ModelRuntime], None],
+        torch_threads: int = 0,
+    ):
         self._make_runtime = make_runtime
         self._warmup = warmup
+        self._torch_threads = torch_threads
         self._live: dict[Key, LiveModel] = {}
         self._loading: set[Key] = set()
         self._deploy_locks: dict[Key, threading.Lock] = {}
@@ -74,24 +89,27 @@ class ModelPool:
     def deploy(
         self, workspace: str, endpoint: str, version: dict[str, Any], options: DeployOptions
     ) -> LiveModel:
-        """Blocking: load + warm the new model, swap it in, retire the old one."""
+        """Blocking: load + warm the new model on its own thread, swap it in, retire the old
+        one. Every path that loads a model (start, hot swap, rollback, the scheduler) comes
+        here, so none of them leaves torch work on the caller's thread."""
         key = (workspace, endpoint)
         with self._guard:
             lock = self._deploy_locks.setdefault(key, threading.Lock())
         with lock:  # one deploy per endpoint at a time; other endpoints go on
             self._loading.add(key)
             try:
-                runtime = self._make_runtime(version, options)
-                runtime.load()
-                self._warmup(runtime)
+                batcher: Batcher[PredictInput, Prediction] = Batcher(
+                    options.max_batch_size, options.max_batch_wait_ms
+                )
+                instance = ModelInstance(
+                    self._make_runtime(version, options), self._warmup, batcher,
+                    name=f"infer-{endpoint}", torch_threads=self._torch_threads,
+                )  # fmt: skip
+                instance.start()
             except BaseException:
                 self._loading.discard(key)
                 raise
-            batcher: Batcher[PredictInput, Prediction] = Batcher(
-                runtime.predict, options.max_batch_size, options.max_batch_wait_ms,
-                name=f"infer-{endpoint}",
-            )  # fmt: skip
-            new = LiveModel(workspace, endpoint, version, options, runtime, batcher)
+            new = LiveModel(workspace, endpoint, version, options, instance)
             old = self._live.get(key)
             self._live[key] = new  # the switch: one reference assignment
             self._loading.discard(key)
@@ -121,5 +139,4 @@ def _freeze_long_lived() -> None:
 
 
 def _retire(old: LiveModel) -> None:
-    old.batcher.close()  # answers everything already queued on the old model
-    old.runtime.unload()
+    old.instance.close()  # answers everything already queued on the old model, then unloads it

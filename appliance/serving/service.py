@@ -70,7 +70,7 @@ class Serving:
     def __init__(self, services: Services, observer: Observer | None = None):
         self.services = services
         self.observer = observer or Unobserved()
-        self.pool = ModelPool(self._make_runtime, _warmup)
+        self.pool = ModelPool(self._make_runtime, _warmup, services.settings.torch_threads)
         self.restoring = False
         # Request bodies become images here, off the loop. A plain executor rather than
         # anyio's to_thread: this runs for every request, and anyio's capacity limiter and
@@ -95,7 +95,7 @@ class Serving:
         version = self.services.models.get(workspace, model_ref)
         self._check_endpoint_free(workspace, endpoint)
         try:
-            self.pool.deploy(workspace, endpoint, version, options)
+            live = self.pool.deploy(workspace, endpoint, version, options)
         except ApplianceError as exc:
             self.services.deployments.record_failure(workspace, endpoint, version, str(exc))
             raise
@@ -103,7 +103,9 @@ class Serving:
             message = f"loading {version['name']}@{version['version']} failed: {exc}"
             self.services.deployments.record_failure(workspace, endpoint, version, message)
             raise ApplianceError(message) from exc
-        return self.services.deployments.record(workspace, endpoint, version, options, kind)
+        return self.services.deployments.record(
+            workspace, endpoint, version, options, kind, live.instance.torch_threads
+        )
 
     def rollback(self, workspace: str, endpoint: str) -> dict[str, Any]:
         deployment = self.services.deployments.get(workspace, endpoint)
