@@ -25,6 +25,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check appliance tui models scripts tests
 	$(BIN)/ruff format --check appliance tui models scripts tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 pytest: $(VENV)/.installed-test
 	$(BIN)/pytest -q

@@ -7,9 +7,10 @@ import sqlite3
 import time
 from pathlib import Path
 
-from appliance.monitoring.capture import LINGER_S, Capture, CaptureRecord
+from appliance.monitoring.capture import LINGER_S, Capture
 from appliance.registry import utcnow
 from appliance.services import Services
+from appliance.serving.observer import CaptureRecord
 from appliance.settings import Settings
 
 

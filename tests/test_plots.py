@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from appliance.cli.plots import bar, sparkline
+from appliance.plots import bar, sparkline
 
 
 @pytest.mark.parametrize(

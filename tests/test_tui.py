@@ -21,9 +21,10 @@ from textual.widgets import Static
 from tui_pilot import Notes, drive, errors, press, settle, table
 
 from appliance.monitoring import alerts
-from appliance.monitoring.capture import Capture, CaptureRecord
+from appliance.monitoring.capture import Capture
 from appliance.registry import new_id
 from appliance.services import Services
+from appliance.serving.observer import CaptureRecord
 from appliance.serving.options import DeployOptions
 from tui.app import ApplianceApp
 from tui.screens.help import HelpScreen

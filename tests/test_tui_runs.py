@@ -16,8 +16,8 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Select, Static
 from tui_pilot import Notes, drive, errors, press
 
-from appliance.cli.plots import sparkline
 from appliance.datasets.synthetic import generate
+from appliance.plots import sparkline
 from appliance.runs.launcher import start_run, wait_run
 from appliance.runs.tracking import FINISHED
 from appliance.services import Services

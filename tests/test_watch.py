@@ -7,10 +7,11 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-from appliance.monitoring.capture import Capture, CaptureRecord
+from appliance.monitoring.capture import Capture
 from appliance.registry import utcnow
 from appliance.scheduler import runner
 from appliance.services import Services
+from appliance.serving.observer import CaptureRecord
 
 
 def _record(n: int, version: str, latency_ms: float, confidence: float = 0.99) -> CaptureRecord:

@@ -13,7 +13,7 @@ import click
 
 from appliance.cli.context import json_option, services
 from appliance.cli.output import emit_json, emit_table
-from appliance.cli.plots import bar, sparkline
+from appliance.plots import bar, sparkline
 
 DASH = "–"
 SPARK_WIDTH = 24

@@ -16,12 +16,12 @@ import random
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
 
 from appliance.registry import Registry
+from appliance.serving.observer import CaptureRecord
 from appliance.settings import Settings
 
 log = logging.getLogger("appliance.monitoring")
@@ -30,30 +30,6 @@ BATCH_ROWS = 1000
 LINGER_S = 0.02
 """How long the capture thread waits to fill a batch after the first prediction arrives."""
 FEATURE_COLUMNS = ("width", "height", "brightness", "brightness_p99", "contrast", "sharpness")
-
-
-@dataclass
-class CaptureRecord:
-    """One prediction as serving saw it. `image` is set only when a thumbnail is to be kept."""
-
-    id: str
-    workspace: str
-    endpoint: str
-    model_version_id: str | None
-    created_at: str
-    latency_ms: float
-    model: str = ""
-    version: int = 0
-    queue_ms: float | None = None
-    inference_ms: float | None = None
-    batch_size: int | None = None
-    features: dict[str, float] = field(default_factory=dict)
-    keywords: str | None = None
-    description: str | None = None
-    confidence: float | None = None
-    warnings: list[str] = field(default_factory=list)
-    error: str | None = None
-    image: Any = None
 
 
 class Capture:

@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from appliance.monitoring import alerts
-from appliance.monitoring.capture import Capture, CaptureRecord
+from appliance.monitoring.capture import Capture
 from appliance.monitoring.metrics import ServingMetrics, StateCollector
 from appliance.monitoring.system import SystemMetrics, SystemSampler
 from appliance.services import Services
+from appliance.serving.observer import CaptureRecord
 
 log = logging.getLogger("appliance.monitoring")
 

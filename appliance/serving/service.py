@@ -10,17 +10,17 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from PIL import Image
 
 from appliance.errors import ApplianceError, Conflict, NotFound
 from appliance.models.lineage import recipe_of
-from appliance.monitoring.capture import CaptureRecord
 from appliance.names import validate_name
 from appliance.registry import utcnow
 from appliance.services import Services
 from appliance.serving.images import image_features
+from appliance.serving.observer import CaptureRecord, Observer, Unobserved
 from appliance.serving.options import DeployOptions
 from appliance.serving.pool import ModelPool
 from appliance.serving.runtime import ModelRuntime, PredictInput, RecipeRuntime
@@ -43,27 +43,6 @@ class PredictionResult:
     inference_ms: float
     batch_size: int
     features: dict[str, float] = field(default_factory=dict)
-
-
-class Observer(Protocol):
-    """What serving tells monitoring: each prediction as it is answered (or fails). Both calls
-    run on the request path, so they must only queue or count, never touch the disk."""
-
-    def keep_thumbnail(self) -> bool:
-        """Whether to hand over this prediction's input image for a thumbnail."""
-        ...
-
-    def observe(self, record: CaptureRecord) -> None:
-        """Called once per prediction."""
-        ...
-
-
-class Unobserved:
-    def keep_thumbnail(self) -> bool:
-        return False
-
-    def observe(self, record: CaptureRecord) -> None:
-        pass
 
 
 class Serving:

@@ -17,8 +17,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
-from appliance.cli.plots import sparkline
 from appliance.monitoring import report
+from appliance.plots import sparkline
 from tui import figures
 from tui.screens.base import ApplianceScreen
 from tui.screens.confirm import ConfirmScreen

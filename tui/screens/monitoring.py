@@ -16,10 +16,10 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.widgets import Footer, Header, Static
 
-from appliance.cli.plots import sparkline
 from appliance.errors import ApplianceError
 from appliance.monitoring import alerts, report
 from appliance.monitoring.system import SystemMetrics
+from appliance.plots import sparkline
 from tui import figures
 from tui.screens.base import ApplianceScreen
 

@@ -21,8 +21,8 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import DataTable, Footer, Header, Static
 
-from appliance.cli.plots import bar, sparkline
 from appliance.errors import ApplianceError
+from appliance.plots import bar, sparkline
 from appliance.runs.launcher import Launch, cancel_run, reap_runs
 from appliance.runs.tracking import FINISHED
 from tui import figures

@@ -1,0 +1,53 @@
+"""What serving tells whoever watches it (monitoring, in the server): each prediction as it is
+answered or fails, as a CaptureRecord. Declared on serving's side so that serving never imports
+monitoring; monitoring implements the Observer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass
+class CaptureRecord:
+    """One prediction as serving saw it. `image` is set only when a thumbnail is to be kept."""
+
+    id: str
+    workspace: str
+    endpoint: str
+    model_version_id: str | None
+    created_at: str
+    latency_ms: float
+    model: str = ""
+    version: int = 0
+    queue_ms: float | None = None
+    inference_ms: float | None = None
+    batch_size: int | None = None
+    features: dict[str, float] = field(default_factory=dict)
+    keywords: str | None = None
+    description: str | None = None
+    confidence: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    image: Any = None
+
+
+class Observer(Protocol):
+    """What serving tells monitoring: each prediction as it is answered (or fails). Both calls
+    run on the request path, so they must only queue or count, never touch the disk."""
+
+    def keep_thumbnail(self) -> bool:
+        """Whether to hand over this prediction's input image for a thumbnail."""
+        ...
+
+    def observe(self, record: CaptureRecord) -> None:
+        """Called once per prediction."""
+        ...
+
+
+class Unobserved:
+    def keep_thumbnail(self) -> bool:
+        return False
+
+    def observe(self, record: CaptureRecord) -> None:
+        pass
