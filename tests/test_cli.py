@@ -130,7 +130,7 @@ def test_demo_refuses_a_workspace_it_did_not_make(photos: Path, tmp_path: Path) 
     assert err.splitlines() == [
         f"error: the home {other} already has a workspace 'classified-ads' that the demo did not "
         "create; the demo would delete it with all it holds (datasets 1, runs 0, models 0, "
-        "deployments 0). Use another --home, or --replace to delete it."
+        "deployments 0). Use another home (appliance --home DIR demo), or add --replace to delete it."
     ]
     code, out, _ = invoke("--home", other, "workspace", "show", "classified-ads", "--json")
     assert code == 0 and json.loads(out)["datasets"] == 1
@@ -156,7 +156,7 @@ def test_demo_fast_tells_the_story_in_its_own_home(
     # In the demo's home, someone made a classified-ads by hand: refused, then --replace.
     invoke("--home", str(demo_home), "workspace", "create", "classified-ads")
     code, out, err = invoke("demo", "--fast")
-    assert code == 1 and "did not create" in err and "Use another --home, or --replace" in err
+    assert code == 1 and "did not create" in err and "or add --replace to delete it" in err
     code, out, err = invoke("demo", "--fast", "--replace")
     assert code == 0, err
     opener = f"APPLIANCE_HOME={demo_home} appliance"

@@ -37,7 +37,7 @@ def fresh_workspace(services: Services, replace: bool = False) -> str | None:
             raise Conflict(
                 f"the home {services.settings.home} already has a workspace '{WORKSPACE}' that "
                 f"the demo did not create; the demo would delete it with all it holds ({held}). "
-                "Use another --home, or --replace to delete it."
+                "Use another home (appliance --home DIR demo), or add --replace to delete it."
             )
         # The story starts from nothing each time (its jobs and versions would collide).
         workspaces.delete(WORKSPACE, force=True)
