@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib
 import os
 import platform
 import sys
@@ -150,10 +151,13 @@ def trained(args: argparse.Namespace, modes: list[str], sync: Callable) -> list[
     from PIL import Image
 
     from appliance.datasets.synthetic import generate
+    from appliance.recipes.catalog import load_package
+    from appliance.recipes.spec import read_recipe
     from appliance.serving import quantize as q
 
-    sys.path.insert(0, str(REPO / "models" / "captioner"))
-    from captioner_infer import Captioner
+    # Only the inference sibling: the recipe's module needs what training needs (sacrebleu).
+    package = load_package(read_recipe(REPO / "models" / "captioner")).__name__
+    Captioner = importlib.import_module(f"{package}.captioner_infer").Captioner
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = generate(Path(tmp) / "eval", count=200, seed=7, low_light_fraction=0.2).path

@@ -27,12 +27,16 @@ WRAPPER = textwrap.dedent(
 
     class RecipeModel(mlflow.pyfunc.PythonModel):
         def load_context(self, context):
+            import importlib
+            import importlib.machinery
             import importlib.util
-            recipe = context.artifacts["recipe"]
-            sys.path[:0] = [recipe, REPO]
-            spec = importlib.util.spec_from_file_location("recipe_module", f"{recipe}/MODULE")
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+            # The recipe folder as a package (its siblings import relatively), as the
+            # appliance's load_module does; the appliance itself is not installed here.
+            sys.path.insert(0, REPO)
+            package = importlib.machinery.ModuleSpec("appliance_recipe", None, is_package=True)
+            package.submodule_search_locations = [context.artifacts["recipe"]]
+            sys.modules["appliance_recipe"] = importlib.util.module_from_spec(package)
+            module = importlib.import_module("appliance_recipe.MODULE")
             from pathlib import Path
             model = Path(context.artifacts["model"])
             self.predictor = module.load(model, device="cpu", quantization="none")
@@ -50,7 +54,8 @@ WRAPPER = textwrap.dedent(
 
 def _save(python: str, model_dir: Path, recipe_dir: Path, module: str, out: Path) -> None:
     wrapper = out.parent / "wrapper.py"
-    wrapper.write_text(WRAPPER.replace("REPO", repr(str(ROOT))).replace("MODULE", module))
+    stem = Path(module).stem
+    wrapper.write_text(WRAPPER.replace("REPO", repr(str(ROOT))).replace("MODULE", stem))
     save = (
         "import mlflow, sys; mlflow.pyfunc.save_model(sys.argv[1], python_model=sys.argv[2], "
         "artifacts={'model': sys.argv[3], 'recipe': sys.argv[4]})"

@@ -8,6 +8,7 @@ Usage: python scripts/bench_training.py [--count 2000] [--short-epochs 3] [--ski
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import platform
 import random
@@ -22,12 +23,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def bare_loop(dataset_dir: Path, rows: list[dict[str, Any]], params: dict[str, Any]) -> float:
     """The same model, data, batches and optimizer as the recipe, with nothing around it."""
-    sys.path.insert(0, str(ROOT / "models" / "captioner"))
     import torch
     import torch.nn.functional as F
-    from captioner_build import build
-    from captioner_data import TrainImages
-    from captioner_text import IGNORE, Encoder
+
+    from appliance.recipes.catalog import load_package
+    from appliance.recipes.spec import read_recipe
+
+    package = load_package(read_recipe(ROOT / "models" / "captioner")).__name__
+    build = importlib.import_module(f"{package}.captioner_build").build
+    TrainImages = importlib.import_module(f"{package}.captioner_data").TrainImages
+    text_module = importlib.import_module(f"{package}.captioner_text")
+    IGNORE, Encoder = text_module.IGNORE, text_module.Encoder
 
     started = time.perf_counter()
     torch.manual_seed(params["seed"])

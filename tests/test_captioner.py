@@ -3,11 +3,9 @@ reproducibility, keywords, fine-tuning and metrics, on tiny models and a few gen
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -17,7 +15,9 @@ import torch
 from PIL import Image
 
 from appliance.datasets.synthetic import generate
+from appliance.recipes.catalog import load_module
 from appliance.recipes.context import EvalContext, TrainContext
+from appliance.recipes.spec import read_recipe
 
 RECIPE = Path(__file__).resolve().parents[1] / "models" / "captioner"
 TINY = {
@@ -53,15 +53,8 @@ class Recorder:
 
 
 def _load_recipe() -> ModuleType:
-    """The way the pipeline loads it: by file path, with the recipe folder on sys.path."""
-    sys.path.insert(0, str(RECIPE))
-    spec = importlib.util.spec_from_file_location(
-        "captioner_recipe_under_test", RECIPE / "captioner.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The way the pipeline loads it: the recipe folder as a package of its own."""
+    return load_module(read_recipe(RECIPE))
 
 
 @pytest.fixture(scope="module")

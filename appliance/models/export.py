@@ -26,9 +26,7 @@ WRAPPER = textwrap.dedent(
     '''
     """appliance export: an appliance model version as an MLflow pyfunc model."""
     import base64
-    import importlib.util
     import io
-    import sys
     from pathlib import Path
 
     import mlflow
@@ -37,11 +35,11 @@ WRAPPER = textwrap.dedent(
 
     class ApplianceModel(mlflow.pyfunc.PythonModel):
         def load_context(self, context):
-            recipe = Path(context.artifacts["recipe"])
-            sys.path.insert(0, str(recipe))
-            spec = importlib.util.spec_from_file_location("appliance_recipe", recipe / MODULE)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+            from appliance.recipes.catalog import load_module
+            from appliance.recipes.spec import read_recipe
+
+            # The recipe folder imports as a package of its own, as in the appliance.
+            module = load_module(read_recipe(Path(context.artifacts["recipe"])))
             self.predictor = module.load(
                 Path(context.artifacts["model"]), device="cpu", quantization="none"
             )
@@ -89,7 +87,7 @@ def export_model(
         out.rmdir()  # empty: save_model wants to create it
     with tempfile.TemporaryDirectory() as tmp:
         wrapper = Path(tmp) / "appliance_model.py"
-        wrapper.write_text(WRAPPER.replace("MODULE", repr(spec.module)))
+        wrapper.write_text(WRAPPER)
         mlflow.pyfunc.save_model(
             str(out),
             python_model=str(wrapper),

@@ -3,9 +3,14 @@ a user registered in a workspace with `appliance recipe add` (these win on a nam
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import importlib.machinery
 import importlib.util
+import re
 import shutil
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
 
@@ -21,6 +26,8 @@ BUILTIN_DIRS = (
     Path(__file__).resolve().parents[2] / "models",
     Path(sys.prefix) / "share" / "appliance" / "models",
 )
+# One recipe import at a time: two threads loading the same recipe must share one module.
+_LOADING = threading.RLock()
 
 
 def builtin_recipes() -> dict[str, RecipeSpec]:
@@ -102,18 +109,46 @@ def copy_recipe(spec: RecipeSpec, target: Path, name: str | None = None) -> Reci
 
 
 def load_module(spec: RecipeSpec) -> ModuleType:
-    """Import the recipe's module from its file, with its folder on sys.path for siblings."""
-    folder = str(spec.folder)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    module_name = f"appliance_recipe_{spec.name.replace('-', '_').replace('.', '_')}"
-    loader_spec = importlib.util.spec_from_file_location(module_name, spec.module_path)
-    if loader_spec is None or loader_spec.loader is None:
-        raise InvalidInput(f"cannot import {spec.module_path}")
-    module = importlib.util.module_from_spec(loader_spec)
-    sys.modules[module_name] = module
-    loader_spec.loader.exec_module(module)
+    """Import the recipe's module (recipe.toml's `module`) as a submodule of its package."""
+    package = load_package(spec)
+    with _LOADING:
+        module = importlib.import_module(f"{package.__name__}.{Path(spec.module).stem}")
     for required in ("train", "evaluate"):
         if not callable(getattr(module, required, None)):
             raise InvalidInput(f"{spec.module_path} does not define {required}(ctx)")
     return module
+
+
+def load_package(spec: RecipeSpec) -> ModuleType:
+    """The recipe folder imported as a package of its own, one per folder and code. Siblings
+    import each other relatively (`from .captioner_infer import Captioner`), so a copy of a
+    recipe (`appliance new`) served in the same process runs its own code, never the
+    original's, and a recipe changed on disk imports anew. The same folder and code import
+    once. Nothing goes on sys.path: the folder is the package's only search location."""
+    key = hashlib.sha256(f"{spec.folder}\0{spec.code_hash()}".encode()).hexdigest()[:12]
+    name = f"appliance_recipe_{re.sub(r'[^0-9a-zA-Z_]', '_', spec.name)}_{key}"
+    with _LOADING:
+        if name in sys.modules:
+            return sys.modules[name]
+        init = spec.folder / "__init__.py"
+        locations = [str(spec.folder)]
+        package_spec: importlib.machinery.ModuleSpec | None
+        if init.is_file():
+            package_spec = importlib.util.spec_from_file_location(
+                name, init, submodule_search_locations=locations
+            )
+        else:
+            package_spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+            package_spec.submodule_search_locations = locations
+        if package_spec is None:
+            raise InvalidInput(f"cannot import the recipe folder {spec.folder}")
+        importlib.invalidate_caches()  # files that appeared since the last import
+        package = importlib.util.module_from_spec(package_spec)
+        sys.modules[name] = package
+        try:
+            if package_spec.loader is not None:
+                package_spec.loader.exec_module(package)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        return package

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 import time
 import tomllib
 from pathlib import Path
@@ -15,16 +14,16 @@ import sacrebleu
 import torch
 import torch.nn.functional as F
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:  # the siblings below, also when this file is loaded by hand
-    sys.path.insert(0, _HERE)
+from appliance.recipes.context import EvalContext, TrainContext
 
-from captioner_build import build, load_base  # noqa: E402
-from captioner_data import TrainImages, open_rgb  # noqa: E402
-from captioner_infer import Captioner  # noqa: E402
-from captioner_text import IGNORE, Encoder, attribute_hits  # noqa: E402
+# The appliance imports this folder as a package of its own (load_module), so the siblings are
+# imported relatively: a copy of this recipe runs its own siblings, never these.
+from .captioner_build import build, load_base
+from .captioner_data import TrainImages, open_rgb
+from .captioner_infer import Captioner
+from .captioner_text import IGNORE, Encoder, attribute_hits
 
-from appliance.recipes.context import EvalContext, TrainContext  # noqa: E402
+_HERE = Path(__file__).resolve().parent
 
 ATTRIBUTES = ("category", "color", "pattern", "background")
 REPORT_EVERY = 5  # steps between progress reports
@@ -32,7 +31,7 @@ REPORT_EVERY = 5  # steps between progress reports
 
 def defaults() -> dict[str, Any]:
     """recipe.toml's param defaults, so a hand-made context may give only what it changes."""
-    toml = tomllib.loads((Path(_HERE) / "recipe.toml").read_text("utf-8"))
+    toml = tomllib.loads((_HERE / "recipe.toml").read_text("utf-8"))
     return {name: spec["default"] for name, spec in toml["params"].items()}
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from captioner_text import MAX_KEYWORDS, build_tokenizer, extend_tokenizer
 from transformers import (
     AutoTokenizer,
     BitConfig,
@@ -18,6 +17,8 @@ from transformers import (
     VisionEncoderDecoderModel,
     ViTImageProcessor,
 )
+
+from .captioner_text import MAX_KEYWORDS, build_tokenizer, extend_tokenizer
 
 # The conv stem downsamples 16x: a 64 px photo becomes 4 x 4 tokens (+ a CLS token).
 STRIDE = 16

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from captioner_text import Encoder
 from PIL import Image
 from transformers import AutoTokenizer, VisionEncoderDecoderModel, ViTImageProcessor
+
+from .captioner_text import Encoder
 
 MAX_NEW_TOKENS = 32
 
