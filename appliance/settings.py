@@ -48,7 +48,13 @@ class Settings:
             "Address the HTTP server listens on. Anything beyond loopback requires `token`."
         ),
     )
-    port: int = field(default=8765, metadata=_help("TCP port of the HTTP server."))
+    port: int = field(
+        default=8765,
+        metadata=_help(
+            "TCP port the HTTP server listens on (0: any free one). The CLI does not read it to "
+            "find a running server: it reads the address the server records in the home."
+        ),
+    )
     token: str = field(
         default="",
         metadata=_help(

@@ -5,7 +5,7 @@ everything it reads goes through them, and live changes go through the server (`
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
 from textual.app import App
@@ -26,7 +26,9 @@ from tui.screens.monitoring import MonitoringScreen
 from tui.screens.playground import PlaygroundScreen
 from tui.screens.runs import RunsScreen
 from tui.screens.workspaces import WorkspacesScreen
-from tui.server import ServerClient
+
+if TYPE_CHECKING:
+    from appliance.server.client import ServerClient
 
 DARK, LIGHT = "textual-dark", "textual-light"
 
@@ -76,6 +78,7 @@ class ApplianceApp(App[None]):
         super().__init__()
         self.services = services
         self.server_url = server_url
+        self._server: ServerClient | None = None
         self._initial_workspace = workspace
         self.image_protocol = image_protocol
         """How image previews draw: `tui.graphics` protocols; half blocks unless `run_tui`
@@ -83,10 +86,19 @@ class ApplianceApp(App[None]):
         self.theme = DARK
 
     def server(self) -> ServerClient | None:
-        """The HTTP server's client, or None when the UI runs without one (--no-server)."""
+        """The HTTP server's client (one, shared by the workers), or None when the UI runs
+        without one (--no-server)."""
         if self.server_url is None:
             return None
-        return ServerClient(self.server_url, self.services.settings.token)
+        if self._server is None:
+            from appliance.server.client import ServerClient  # httpx: not before it is needed
+
+            self._server = ServerClient(self.server_url, self.services.settings)
+        return self._server
+
+    def on_unmount(self) -> None:
+        if self._server is not None:
+            self._server.close()
 
     def on_mount(self) -> None:
         self.switch_mode("workspaces")

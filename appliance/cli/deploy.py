@@ -1,16 +1,14 @@
-"""`appliance deploy …`: through the running server when there is one (a hot swap), otherwise
-loaded and checked here and recorded, for the server to load when it starts."""
+"""`appliance deploy …`: through this home's running server when there is one (a hot swap),
+otherwise loaded and checked here and recorded, for the server to load when it starts."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from appliance.cli.context import json_option, services
 from appliance.cli.output import emit_json, emit_table
-from appliance.errors import ApplianceError
 from appliance.serving.options import DEVICES, QUANTIZATIONS
 
 
@@ -81,7 +79,7 @@ def create(
 
     options = DeployOptions(quantization, device, max_batch_size, max_batch_wait_ms)
     body = {"workspace": workspace, "endpoint": endpoint, "model": model, **vars(options)}
-    row = _via_server("POST", "/v1/deployments", body)
+    row = _via_server("/v1/deployments", body)
     where = "the running server switched to it"
     if row is None:
         from appliance.serving.service import Serving
@@ -102,7 +100,7 @@ def create(
 @json_option
 def rollback(workspace: str, endpoint: str, as_json: bool) -> None:
     """Return ENDPOINT to the version it served before."""
-    row = _via_server("POST", f"/v1/deployments/{endpoint}/rollback", {"workspace": workspace})
+    row = _via_server(f"/v1/deployments/{endpoint}/rollback", {"workspace": workspace})
     where = "the running server switched back"
     if row is None:
         from appliance.serving.service import Serving
@@ -144,28 +142,13 @@ def _report(row: dict[str, Any], as_json: bool, where: str) -> None:
         )
 
 
-def _via_server(method: str, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
-    """Send the change to the running server; None when no server answers."""
-    import urllib.error
-    import urllib.request
+def _via_server(path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """POST the change to the server running for this home (found through the address it
+    records there, whatever its port); None when none runs."""
+    from appliance.server.client import ServerClient
 
-    settings = services().settings
-    base = f"http://{settings.host}:{settings.port}"
-    try:
-        urllib.request.urlopen(f"{base}/v2/health/live", timeout=0.5).close()
-    except (urllib.error.URLError, OSError):
+    server = ServerClient.find(services().settings)
+    if server is None:
         return None
-    request = urllib.request.Request(
-        base + path, data=json.dumps(body).encode(), method=method,
-        headers={"content-type": "application/json",
-                 **({"authorization": f"Bearer {settings.token}"} if settings.token else {})},
-    )  # fmt: skip
-    try:
-        with urllib.request.urlopen(request, timeout=600) as response:
-            return dict(json.loads(response.read()))
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("error", exc.reason)
-        except ValueError:
-            message = exc.reason
-        raise ApplianceError(f"the server refused: {message}") from None
+    with server:
+        return dict(server.post_json(path, body))

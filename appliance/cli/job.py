@@ -176,7 +176,7 @@ def run_now(workspace: str, name: str) -> None:
     it ends."""
     svc = services()
     record = svc.jobs.get(workspace, name)
-    answer = _via_server("POST", f"/v1/workspaces/{workspace}/jobs/{name}/run", {})
+    answer = _via_server(f"/v1/workspaces/{workspace}/jobs/{name}/run", {})
     if answer is not None:
         click.echo(
             f"started in the server: job run {answer['job_run']}; "
@@ -201,7 +201,7 @@ def approve(workspace: str, job_run_id: str) -> None:
     svc = services()
     if not any(r["id"] == job_run_id for r in svc.jobs.awaiting_approval(workspace)):
         raise NotFound(f"no job run {job_run_id} awaits approval in workspace '{workspace}'")
-    row = _via_server("POST", f"/v1/job-runs/{job_run_id}/approve", {})
+    row = _via_server(f"/v1/job-runs/{job_run_id}/approve", {})
     where = "the running server deployed it"
     if row is None:
         from appliance.scheduler.runner import approve as approve_here

@@ -24,22 +24,24 @@ def serve(
     Runs a dead process left running are marked failed first. SIGTERM or Ctrl-C stops taking
     requests, finishes those in flight, stops the scheduler and its training runs, and writes
     the last captured predictions. Listening beyond loopback requires a token.
-    """
-    import uvicorn
 
+    While it runs, the server records its address in the home (server.json): the CLI on this
+    home finds it there, whatever the port, and a server refuses the CLI of another home.
+    """
     from appliance.server.app import create_app
     from appliance.server.auth import check_listen_address
+    from appliance.server.listen import HomeServer
 
     state = ctx.find_object(CliState)
     assert state is not None
     state.overrides.update(
-        {k: v for k, v in (("host", host), ("port", port), ("token", token)) if v}
+        {k: v for k, v in (("host", host), ("port", port), ("token", token)) if v is not None}
     )
     services = state.services()
     settings = services.settings
     check_listen_address(settings)
     click.echo(f"serving {settings.home} on http://{settings.host}:{settings.port}", err=True)
-    uvicorn.run(
-        create_app(services), host=settings.host, port=settings.port, log_level=log_level,
-        timeout_graceful_shutdown=30,
-    )  # fmt: skip
+    HomeServer(
+        create_app(services), settings.home, host=settings.host, port=settings.port,
+        log_level=log_level, timeout_graceful_shutdown=30,
+    ).run()  # fmt: skip

@@ -11,12 +11,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from appliance.demo.http import post, post_json
 from appliance.demo.options import DATASET, ENDPOINT, RECIPE, WORKSPACE, DemoOptions, rows_of
 from appliance.errors import ApplianceError
 from appliance.services import Services
+
+if TYPE_CHECKING:
+    from appliance.server.client import ServerClient
 
 RETRAIN = "retrain-captioner"
 WATCH = "watch-photos"
@@ -25,7 +27,7 @@ EXPERIMENT = "experiment"
 
 def closed_loop(
     services: Services,
-    base: str,
+    server: ServerClient,
     photos: Path,
     traffic: list[bytes],
     options: DemoOptions,
@@ -33,16 +35,16 @@ def closed_loop(
     say: Callable[[str], None],
     on_poll: Callable[[dict[str, Any]], None],
 ) -> dict[str, Any]:
-    jobs = f"{base}/v1/workspaces/{WORKSPACE}/jobs"
+    jobs = f"/v1/workspaces/{WORKSPACE}/jobs"
     watch_s = options.watch_seconds
-    post_json(jobs, {
+    server.post_json(jobs, {
         "name": RETRAIN, "kind": "retrain", "trigger": "cron 0 3 * * *", "target": RECIPE,
         "params": {
             "recipe": RECIPE, "dataset": DATASET, "endpoint": ENDPOINT, "policy": "auto",
             "watch_s": watch_s, "train": {**options.train_params, "low_light_fraction": "0.5"},
         },
     })  # fmt: skip
-    post_json(jobs, {
+    server.post_json(jobs, {
         "name": WATCH, "kind": "dataset_watch", "trigger": "every 2s", "target": DATASET,
         "params": {"source": str(photos), "retrain": RETRAIN},
     })  # fmt: skip
@@ -51,7 +53,7 @@ def closed_loop(
         f"03:00 and on every trigger; low-light augmentation on; gate, auto-deploy, then a "
         f"{watch_s:g} s watch) — through POST /v1/workspaces/{WORKSPACE}/jobs"
     )
-    retrain = _wait_for_job(services, RETRAIN, on_poll, base, traffic)
+    retrain = _wait_for_job(services, RETRAIN, on_poll, server, traffic)
     detail = retrain["detail"]
     note(
         f"{WATCH} saw the change → {detail.get('dataset')}; {RETRAIN} ran "
@@ -64,19 +66,19 @@ def closed_loop(
             f"   deployed at {ENDPOINT}; watched {verdict.get('predictions', 0)} live predictions "
             f"for {watch_s:g} s: {'failed' if verdict.get('failed') else 'healthy'}"
         )
-    post_json(jobs, {
+    server.post_json(jobs, {
         "name": EXPERIMENT, "kind": "retrain", "trigger": "cron 0 3 1 1 *", "target": RECIPE,
         "params": {
             "recipe": RECIPE, "dataset": DATASET, "endpoint": ENDPOINT, "gate": "off",
             "watch_s": watch_s * 2, "train": {**options.train_params, "epochs": "1", "lr": "0"},
         },
     })  # fmt: skip
-    post(f"{jobs}/{EXPERIMENT}/run", b"", "application/json")
+    server.post_json(f"{jobs}/{EXPERIMENT}/run")
     note(
         f"a deliberately degraded experiment: {EXPERIMENT} trains with a learning rate of 0 and "
         "deploys without the gate (run-now), leaving it to the watch"
     )
-    experiment = _wait_for_job(services, EXPERIMENT, on_poll, base, traffic)
+    experiment = _wait_for_job(services, EXPERIMENT, on_poll, server, traffic)
     detail = experiment["detail"]
     verdict = detail.get("watch", {})
     if detail.get("rolled_back"):
@@ -93,7 +95,7 @@ def closed_loop(
 
 
 @contextmanager
-def sellers(base: str, images: list[bytes]) -> Iterator[None]:
+def sellers(server: ServerClient, images: list[bytes]) -> Iterator[None]:
     """Steady traffic on a background thread while the block runs (errors are the watch's
     business, not the sender's)."""
     stop = threading.Event()
@@ -102,8 +104,8 @@ def sellers(base: str, images: list[bytes]) -> Iterator[None]:
         i = 0
         while not stop.is_set():
             try:
-                post(
-                    f"{base}/v1/endpoints/{ENDPOINT}/predict", images[i % len(images)], "image/png"
+                server.post_bytes(
+                    f"/v1/endpoints/{ENDPOINT}/predict", images[i % len(images)], "image/png"
                 )
             except (ApplianceError, OSError):
                 pass
@@ -123,7 +125,7 @@ def _wait_for_job(
     services: Services,
     name: str,
     on_poll: Callable[[dict[str, Any]], None],
-    base: str,
+    server: ServerClient,
     traffic: list[bytes],
     timeout_s: float = 1800,
 ) -> dict[str, Any]:
@@ -146,7 +148,7 @@ def _wait_for_job(
                 run = services.runs.get(training[0]["id"])
                 on_poll(run)
                 if not selling and run["status"] not in ("queued", "running"):
-                    stack.enter_context(sellers(base, traffic))
+                    stack.enter_context(sellers(server, traffic))
                     selling = True
             time.sleep(0.5)
     raise ApplianceError(f"job {name} did not finish within {timeout_s:.0f} s")

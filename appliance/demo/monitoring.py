@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from appliance.demo.http import get, post, post_json
 from appliance.demo.options import ENDPOINT, WORKSPACE, DemoOptions, rows_of
 from appliance.services import Services
+
+if TYPE_CHECKING:
+    from appliance.server.client import ServerClient
 
 
 def traffic_and_monitoring(
     services: Services,
-    base: str,
+    server: ServerClient,
     scratch: Path,
     options: DemoOptions,
     note: Callable[[str], None],
@@ -43,19 +45,19 @@ def traffic_and_monitoring(
         right = warned = 0
         rows = rows_of(folder)
         for row in rows:
-            answer = post(
-                f"{base}/v1/endpoints/{ENDPOINT}/predict",
+            answer = server.post_bytes(
+                f"/v1/endpoints/{ENDPOINT}/predict",
                 (folder / row["file_name"]).read_bytes(), "image/png",
             )  # fmt: skip
             correct = answer["description"] == row["text"]
             right += correct
             warned += "low_light" in answer["warnings"]
-            post_json(
-                f"{base}/v1/predictions/{answer['id']}/feedback", {"rating": 5 if correct else 2}
+            server.post_json(
+                f"/v1/predictions/{answer['id']}/feedback", {"rating": 5 if correct else 2}
             )
         counts[lighting] = {"photos": len(rows), "right": right, "low_light_warnings": warned}
         say(f"   {lighting:<6} {right}/{len(rows)} described exactly, {warned} low_light warnings")
-    drift = get(f"{base}/v1/workspaces/{WORKSPACE}/monitoring/drift?endpoint={ENDPOINT}")
+    drift = server.get(f"/v1/workspaces/{WORKSPACE}/monitoring/drift?endpoint={ENDPOINT}")
     shown = ", ".join(
         f"{f['feature']} psi {f['psi']:.2f} ks {f['ks']:.2f}{' DRIFT' if f['drifted'] else ''}"
         for f in drift["features"]
@@ -68,15 +70,15 @@ def traffic_and_monitoring(
         for a in alerts.current(services, WORKSPACE, firing_only=True)
     ]
     note(f"alerts firing on {ENDPOINT}: {', '.join(firing) or 'none'}")
-    feedback = get(f"{base}/v1/workspaces/{WORKSPACE}/monitoring/feedback")["summary"]
-    summary = get(f"{base}/v1/workspaces/{WORKSPACE}/monitoring/summary")["endpoints"][0]
+    feedback = server.get(f"/v1/workspaces/{WORKSPACE}/monitoring/feedback")["summary"]
+    summary = server.get(f"/v1/workspaces/{WORKSPACE}/monitoring/summary")["endpoints"][0]
     latency = summary["latency_ms"]
     note(
         f"{summary['predictions']} predictions captured: p50 {latency['p50']:.1f} ms, "
         f"p95 {latency['p95']:.1f} ms; {feedback['count']} ratings, mean "
         f"{feedback['mean_rating']:.2f}"
     )
-    dora = get(f"{base}/v1/workspaces/{WORKSPACE}/monitoring/dora")
+    dora = server.get(f"/v1/workspaces/{WORKSPACE}/monitoring/dora")
     note(
         f"DORA: {dora['deployments']} deployment(s), lead time "
         f"{hours(dora['lead_time_hours'])}, change failure rate "

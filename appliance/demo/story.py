@@ -23,7 +23,6 @@ from typing import Any
 
 from appliance.datasets.imagefolder import METADATA
 from appliance.demo.home import fresh_workspace
-from appliance.demo.http import post, post_json, wait_ready
 from appliance.demo.loop import closed_loop, sample_images
 from appliance.demo.monitoring import hours, rate, traffic_and_monitoring
 from appliance.demo.options import (
@@ -40,6 +39,7 @@ from appliance.models.promotion import promote
 from appliance.monitoring import report
 from appliance.runs.launcher import start_run, wait_run
 from appliance.server.background import serving_in_background
+from appliance.server.client import ServerClient
 from appliance.services import Services
 
 
@@ -107,22 +107,25 @@ def run_demo(
         samples = generate(
             Path(scratch) / "requests", count=6, seed=options.seed + 2, low_light_fraction=0.5
         )
-        with serving_in_background(services) as base:
-            wait_ready(base)
+        with (
+            serving_in_background(services) as base,
+            ServerClient(base, services.settings) as server,
+        ):
+            server.wait_ready()
             deployment = {
                 "workspace": WORKSPACE, "endpoint": ENDPOINT,
                 "model": f"{model['name']}@production",
                 "quantization": options.quantization, "device": "cpu",
             }  # fmt: skip
-            post_json(f"{base}/v1/deployments", deployment)
+            server.post_json("/v1/deployments", deployment)
             note(
                 f"deployed {model['name']}@{production['version']} (production) at endpoint "
                 f"{ENDPOINT}: {options.quantization} on CPU, through POST /v1/deployments"
             )
             note(f"six sellers' photos through POST /v1/endpoints/{ENDPOINT}/predict:")
             for row in rows_of(samples.path):
-                answer = post(
-                    f"{base}/v1/endpoints/{ENDPOINT}/predict",
+                answer = server.post_bytes(
+                    f"/v1/endpoints/{ENDPOINT}/predict",
                     (samples.path / row["file_name"]).read_bytes(), "image/png",
                 )  # fmt: skip
                 mark = "✓" if answer["description"] == row["text"] else "✗"
@@ -131,7 +134,7 @@ def run_demo(
                     f"   {mark} {row['lighting']:<6} {answer['description']!r} "
                     f"conf {answer['confidence']:.2f} {answer['latency_ms']:.1f} ms{warn}"
                 )
-            monitoring = traffic_and_monitoring(services, base, Path(scratch), options, note, say)
+            monitoring = traffic_and_monitoring(services, server, Path(scratch), options, note, say)
 
             cars = Path(scratch) / "cars"
             generate(
@@ -142,7 +145,7 @@ def run_demo(
             note(f"a new category lands: {added} car photos are copied into {photos.name}/")
             traffic = sample_images(Path(scratch) / "traffic-normal")
             traffic += sample_images(Path(scratch) / "traffic-low")
-            loop = closed_loop(services, base, photos, traffic, options, note, say, on_poll)
+            loop = closed_loop(services, server, photos, traffic, options, note, say, on_poll)
         v2 = datasets.get(WORKSPACE, DATASET)
         diff = datasets.diff(WORKSPACE, f"{DATASET}@{v1['digest']}", f"{DATASET}@{v2['digest']}")
         note(

@@ -19,12 +19,13 @@ from appliance.errors import ApplianceError
 from appliance.monitoring.monitor import Monitor
 from appliance.runs.launcher import reap_runs
 from appliance.scheduler.service import Scheduler
-from appliance.server.auth import require_token
+from appliance.server.auth import HomeCheck, require_token
 from appliance.server.jobs import JobController, JobRunController
 from appliance.server.manage import DeploymentController
 from appliance.server.monitoring import FeedbackController, MonitoringController, metrics
 from appliance.server.oip import OipController
 from appliance.server.predict import PredictController
+from appliance.server.record import home_id, new_instance
 from appliance.services import Services
 from appliance.serving.service import Serving
 
@@ -39,6 +40,8 @@ def create_app(services: Services, restore: bool = True, schedule: bool = True) 
     serving = Serving(services, monitor)
     scheduler = Scheduler(services, serving)
     monitor.bind(lambda: [(m.endpoint, m.batcher.depth) for m in serving.pool.live()])
+    # Who this server is: the home it serves, and this run of it (`appliance/server/record.py`).
+    this_home, instance = home_id(services.settings.home), new_instance()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -74,6 +77,7 @@ def create_app(services: Services, restore: bool = True, schedule: bool = True) 
         ],
         lifespan=[lifespan],
         guards=[require_token],
+        middleware=[HomeCheck(services.settings.home, this_home, instance)],
         state=State(
             {
                 "services": services,
@@ -81,6 +85,8 @@ def create_app(services: Services, restore: bool = True, schedule: bool = True) 
                 "monitor": monitor,
                 "scheduler": scheduler,
                 "settings": services.settings,
+                "home_id": this_home,
+                "instance": instance,
             }
         ),
         request_max_body_size=services.settings.max_body_bytes,

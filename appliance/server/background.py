@@ -1,5 +1,6 @@
-"""The HTTP server on a background thread of this process (the demo, tests, and later the TUI):
-uvicorn on loopback with the real app, started and stopped around a block."""
+"""The HTTP server on a background thread of this process (`appliance up`, the demo, tests):
+uvicorn with the real app, recorded in its home while it runs, started and stopped around a
+block."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import uvicorn
-
 from appliance.server.app import create_app
+from appliance.server.listen import HomeServer
 from appliance.services import Services
 
 START_SECONDS = 30
@@ -27,23 +27,22 @@ def free_port(host: str = "127.0.0.1") -> int:
 def serving_in_background(
     services: Services, port: int | None = None, restore: bool = True, host: str = "127.0.0.1"
 ) -> Iterator[str]:
-    """Run the server for the duration of the block; yields its base URL."""
-    port = port or free_port(host)
-    config = uvicorn.Config(
-        create_app(services, restore=restore), host=host, port=port,
+    """Run the server for the duration of the block; yields its base URL. Without `port`, the
+    system picks a free one."""
+    server = HomeServer(
+        create_app(services, restore=restore), services.settings.home, host=host, port=port or 0,
         log_level="warning", lifespan="on", timeout_graceful_shutdown=30,
     )  # fmt: skip
-    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="http", daemon=True)
     thread.start()
     deadline = time.time() + START_SECONDS
-    while not server.started:
+    while not server.url:  # set once it listens and its home records it
         if time.time() > deadline or not thread.is_alive():
             server.should_exit = True
-            raise RuntimeError(f"the HTTP server did not start on port {port}")
+            raise RuntimeError(f"the HTTP server did not start on {host} port {port or 'any'}")
         time.sleep(0.02)
     try:
-        yield f"http://{host}:{port}"
+        yield server.url
     finally:
         server.should_exit = True
         thread.join(START_SECONDS)

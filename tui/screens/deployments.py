@@ -9,7 +9,7 @@ options (quantization, device), `b` rolls the highlighted endpoint back after a 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from textual import work
@@ -23,8 +23,10 @@ from tui import figures
 from tui.screens.base import ApplianceScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.deploy_form import DeployFormScreen, DeployRequest, model_choices
-from tui.server import ServerClient
 from tui.tables import fill, key_at_cursor
+
+if TYPE_CHECKING:
+    from appliance.server.client import ServerClient
 
 WINDOW_S = 3600
 SPARK_WIDTH = 12

@@ -6,7 +6,7 @@ highlighted job through the jobs service (the scheduler re-reads the row); `g` r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from textual import work
@@ -17,8 +17,10 @@ from textual.widgets import DataTable, Footer, Header, Static
 from appliance.scheduler.jobs import describe_trigger, next_run_at
 from tui import figures
 from tui.screens.base import ApplianceScreen
-from tui.server import ServerClient
 from tui.tables import fill, key_at_cursor
+
+if TYPE_CHECKING:
+    from appliance.server.client import ServerClient
 
 NO_SERVER = "start `appliance up` with its server to {}"
 PENDING_SHOWN = 3

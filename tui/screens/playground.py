@@ -13,7 +13,7 @@ import random
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 from rich.text import Text
@@ -28,7 +28,9 @@ from appliance.errors import InvalidInput, NotFound
 from tui import figures
 from tui.images import ImagePreview
 from tui.screens.base import ApplianceScreen
-from tui.server import ServerClient
+
+if TYPE_CHECKING:
+    from appliance.server.client import ServerClient
 
 NO_SERVER = "Start `appliance up` with its server to predict (this UI runs without one)."
 PREVIEW_CELLS = 36
