@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from appliance.cli.context import json_option, services
 from appliance.cli.output import emit_json, emit_table, human_bytes
+from appliance.errors import InvalidInput
 
 
 @click.group()
@@ -16,22 +18,36 @@ def dataset() -> None:
     """Generate, add, list and compare versioned datasets."""
 
 
+KINDS = ("photos", "ad-text")
+_PHOTO_ONLY = ("low_light_fraction", "size")
+
+
 @dataset.command()
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--count", type=int, default=2000, show_default=True, help="Number of images.")
+@click.option(
+    "--kind", type=click.Choice(KINDS), default="photos", show_default=True,
+    help="photos: product photos with descriptions (an imagefolder); ad-text: classified-ad "
+    "titles and texts with their category (metadata.jsonl only).",
+)  # fmt: skip
+@click.option("--count", type=int, default=2000, show_default=True, help="Number of images or ads.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same files.")
 @click.option(
     "--low-light-fraction", type=float, default=0.0, show_default=True,
-    help="Share of images rendered as dark, noisy low-light photos (0 to 1).",
+    help="Share of images rendered as dark, noisy low-light photos (0 to 1); photos only.",
 )  # fmt: skip
 @click.option(
     "--categories",
     help="Comma-separated categories; default: all but 'car' (the story's new category).",
 )
-@click.option("--size", type=int, default=64, show_default=True, help="Image side in pixels.")
+@click.option(
+    "--size", type=int, default=64, show_default=True, help="Image side in pixels; photos only."
+)
 @json_option
+@click.pass_context
 def generate(
+    ctx: click.Context,
     out: Path,
+    kind: str,
     count: int,
     seed: int,
     low_light_fraction: float,
@@ -39,10 +55,19 @@ def generate(
     size: int,
     as_json: bool,
 ) -> None:
-    """Write a synthetic product-photo imagefolder (images + metadata.jsonl) to OUT."""
+    """Write a synthetic dataset to OUT: product photos (images + metadata.jsonl) or ad texts."""
+    chosen = [c.strip() for c in categories.split(",") if c.strip()] if categories else None
+    if kind == "ad-text":
+        given = [
+            n for n in _PHOTO_ONLY if ctx.get_parameter_source(n) is ParameterSource.COMMANDLINE
+        ]
+        if given:
+            flags = ", ".join("--" + n.replace("_", "-") for n in given)
+            raise InvalidInput(f"{flags} only applies to --kind photos")
+        _generate_ads(out, count, seed, chosen, as_json)
+        return
     from appliance.datasets.synthetic import generate as run_generate
 
-    chosen = [c.strip() for c in categories.split(",") if c.strip()] if categories else None
     summary = run_generate(
         out, count=count, seed=seed, low_light_fraction=low_light_fraction,
         categories=chosen, size=size,
@@ -53,6 +78,22 @@ def generate(
     else:
         click.echo(
             f"wrote {summary.count} images ({summary.low_light} low-light) to {summary.path}: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(summary.categories.items()))
+        )
+
+
+def _generate_ads(
+    out: Path, count: int, seed: int, categories: list[str] | None, as_json: bool
+) -> None:
+    from appliance.datasets.ad_text import generate as run_generate
+
+    summary = run_generate(out, count=count, seed=seed, categories=categories)
+    if as_json:
+        emit_json({"path": str(summary.path), "count": summary.count,
+                   "categories": summary.categories, "ambiguous": summary.ambiguous})  # fmt: skip
+    else:
+        click.echo(
+            f"wrote {summary.count} ads ({summary.ambiguous} ambiguous) to {summary.path}: "
             + ", ".join(f"{k} {v}" for k, v in sorted(summary.categories.items()))
         )
 
