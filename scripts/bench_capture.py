@@ -23,8 +23,8 @@ from appliance.monitoring.monitor import Monitor
 from appliance.services import Services
 from appliance.serving.options import DeployOptions
 from appliance.serving.pool import ModelPool
-from appliance.serving.runtime import PredictInput, Prediction
 from appliance.serving.service import Serving
+from appliance.tasks import PredictInput, Prediction, get_task
 
 FEATURES = {"width": 64.0, "height": 64.0, "brightness": 120.0, "brightness_p99": 200.0,
             "contrast": 40.0, "sharpness": 30.0}  # fmt: skip
@@ -35,12 +35,13 @@ class Trivial:
 
     ready = True
     device = "cpu"
+    task = get_task("image-to-text")
 
     def load(self) -> None:
         pass
 
     def predict(self, inputs: Sequence[PredictInput]) -> list[Prediction]:
-        return [Prediction("red mug", 0.99) for _ in inputs]
+        return [Prediction({"description": "red mug"}, 0.99) for _ in inputs]
 
     def unload(self) -> None:
         pass
@@ -48,7 +49,7 @@ class Trivial:
 
 async def drive(serving: Serving, rate: int, seconds: float) -> tuple[int, float]:
     image = Image.new("RGB", (64, 64), "white")
-    item = PredictInput(image, None, FEATURES)
+    item = PredictInput({"image": image, "keywords": None}, FEATURES)
     tick = 0.01
     per_tick = max(1, round(rate * tick))
     sent = 0

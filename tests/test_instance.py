@@ -10,7 +10,8 @@ from appliance.serving.batcher import Batcher
 from appliance.serving.instance import ModelInstance
 from appliance.serving.options import DeployOptions
 from appliance.serving.pool import ModelPool
-from appliance.serving.runtime import ModelRuntime, PredictInput, Prediction
+from appliance.serving.runtime import ModelRuntime
+from appliance.tasks import PredictInput, Prediction
 
 
 class ThreadRecordingRuntime:
@@ -30,7 +31,7 @@ class ThreadRecordingRuntime:
 
     def predict(self, inputs: Sequence[PredictInput]) -> list[Prediction]:
         self.calls.append(("predict", threading.current_thread()))
-        return [Prediction(threading.current_thread().name, 1.0) for _ in inputs]
+        return [Prediction({"description": threading.current_thread().name}, 1.0) for _ in inputs]
 
     def unload(self) -> None:
         self.calls.append(("unload", threading.current_thread()))
@@ -38,7 +39,7 @@ class ThreadRecordingRuntime:
 
 
 def warm(runtime: ModelRuntime) -> None:
-    runtime.predict([PredictInput(image=None)])
+    runtime.predict([PredictInput({})])
 
 
 def test_load_warmup_predict_and_unload_run_on_the_instance_thread() -> None:
@@ -46,8 +47,8 @@ def test_load_warmup_predict_and_unload_run_on_the_instance_thread() -> None:
     instance = ModelInstance(runtime, warm, Batcher(4, 0), name="infer-test")
     instance.start()
     assert runtime.ready
-    prediction, _ = instance.batcher.submit(PredictInput(image=None)).result(5)
-    assert prediction.text == "infer-test"
+    prediction, _ = instance.batcher.submit(PredictInput({})).result(5)
+    assert prediction.output["description"] == "infer-test"
     instance.close(5)
     kinds = [kind for kind, _ in runtime.calls]
     assert kinds == ["load", "predict", "predict", "unload"]
@@ -78,8 +79,8 @@ def test_a_swap_leaves_only_the_new_model_thread_alive() -> None:
     try:
         for number in (1, 2):
             pool.deploy("ws", "ep", {"id": str(number), "version": number}, options)
-        _, future = pool.submit("ws", "ep", PredictInput(image=None))
-        assert future.result(5)[0].text == "infer-ep"
+        _, future = pool.submit("ws", "ep", PredictInput({}))
+        assert future.result(5)[0].output["description"] == "infer-ep"
         first, second = (r.calls[0][1] for r in runtimes)
         assert not first.is_alive() and second.is_alive()
         assert [kind for kind, _ in runtimes[0].calls][-1] == "unload"

@@ -16,7 +16,7 @@ from PIL import Image
 from appliance.monitoring.drift import feature_profile, word_profile
 from appliance.registry import utcnow
 from appliance.services import Services
-from appliance.serving.images import image_features
+from appliance.tasks.images import image_features
 
 MAX_IMAGES = 1000
 

@@ -300,11 +300,9 @@ def _latest_event(services: Services, job: dict[str, Any]) -> int:
 
 
 def _batch_predict(ctx: JobContext) -> Outcome:
-    """Describe every image of a folder into a JSONL file, with the endpoint's deployed model;
-    one small batch at a time, so online requests keep their place in the queue."""
-    from appliance.serving.images import decode_image
-    from appliance.serving.runtime import PredictInput
-
+    """Answer every file of a folder (a photo, for image-to-text) into a JSONL file, with the
+    endpoint's deployed model and its task; one small batch at a time, so online requests keep
+    their place in the queue."""
     services, job = ctx.services, ctx.job
     source, output = Path(job["params"]["source"]), Path(job["params"]["output"])
     if not source.is_dir():
@@ -320,6 +318,7 @@ def _batch_predict(ctx: JobContext) -> Outcome:
             version = services.models.get(workspace, f"{row['model']}@{row['version']}")
             options = _options(services, workspace, endpoint, {})
             serving.pool.deploy(workspace, endpoint, version, options)
+        task = serving.task_of(endpoint)
         output.mkdir(parents=True, exist_ok=True)
         target = output / f"{job['name']}-{utcnow().replace(':', '')}.jsonl"
         partial = target.with_suffix(".partial")
@@ -329,8 +328,8 @@ def _batch_predict(ctx: JobContext) -> Outcome:
                 chunk, inputs = files[start : start + 8], []
                 for path in chunk:
                     try:
-                        image = decode_image(path.read_bytes(), services.settings.max_image_pixels)
-                        inputs.append((path, PredictInput(image)))
+                        raw = task.from_raw(path.read_bytes(), {})
+                        inputs.append((path, task.decode(raw, services.settings)))
                     except (ApplianceError, OSError) as exc:
                         out.write(json.dumps({"file": path.name, "error": str(exc)}) + "\n")
                         failures += 1
@@ -339,7 +338,7 @@ def _batch_predict(ctx: JobContext) -> Outcome:
                     prediction, _ = future.result()
                     out.write(
                         json.dumps(
-                            {"file": path.name, "description": prediction.text,
+                            {"file": path.name, **task.answer(prediction),
                              "confidence": round(prediction.confidence, 4),
                              "model": live.version["name"], "version": live.version["version"]}
                         ) + "\n"

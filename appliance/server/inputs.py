@@ -1,10 +1,9 @@
-"""Reading predict requests in their three forms (multipart upload, raw image bytes, base64 in
-JSON), single or batched, into decoded images. Decoding runs off the event loop."""
+"""Reading predict requests in their three forms (multipart upload, a raw body, JSON), single or
+batched (`{"instances": [...]}`), into the endpoint's task inputs. The task says which fields
+each form carries; decoding runs off the event loop."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -13,17 +12,12 @@ from litestar import Request
 from litestar.datastructures import UploadFile
 
 from appliance.errors import ApplianceError, InvalidInput, UnsupportedMedia
-from appliance.serving.images import decode_image, image_features
-from appliance.serving.runtime import PredictInput
-from appliance.serving.service import Serving
+from appliance.settings import Settings
+from appliance.tasks import PredictInput, RawInput, Task
 
 AnyRequest = Request[Any, Any, Any]
 
 MAX_BATCH = 64
-FORMS_HINT = (
-    "send multipart/form-data with an 'image' file, an image/* body, or JSON "
-    '{"image": "<base64>", "keywords": "..."} (batch: {"instances": [...]})'
-)
 
 
 @dataclass(frozen=True)
@@ -33,88 +27,60 @@ class PredictRequest:
 
 
 async def read_predict_request(
-    request: AnyRequest, max_pixels: int, serving: Serving
+    request: AnyRequest, task: Task, settings: Settings, off_loop: Any
 ) -> PredictRequest:
+    """`off_loop(work, *args)` runs the decoding on a decode thread (Serving.off_loop)."""
     content_type, _ = request.content_type
     if content_type == "multipart/form-data":
-        raw, batch = await _from_multipart(request)
-    elif content_type.startswith("image/") or content_type == "application/octet-stream":
-        raw, batch = [(await request.body(), request.query_params.get("keywords"))], False
+        raw = task.from_form(await _form(request))
+        batch = len(raw) > 1
+    elif task.accepts_raw(content_type):
+        raw, batch = [task.from_raw(await request.body(), request.query_params)], False
     elif content_type == "application/json":
-        raw, batch = _from_json(await request.body())
+        raw, batch = _from_json(await request.body(), task)
     else:
         raise UnsupportedMedia(
-            f"content type '{content_type or 'none'}' is not accepted: {FORMS_HINT}"
+            f"content type '{content_type or 'none'}' is not accepted: {task.hint}"
         )
     if not raw:
-        raise InvalidInput(f"no image in the request: {FORMS_HINT}")
+        raise InvalidInput(f"no {task.noun} in the request: {task.hint}")
     if len(raw) > MAX_BATCH:
-        raise InvalidInput(f"a batch holds at most {MAX_BATCH} images, got {len(raw)}")
-    inputs = await serving.off_loop(_decode_all, raw, max_pixels)
+        raise InvalidInput(f"a batch holds at most {MAX_BATCH} {task.noun}s, got {len(raw)}")
+    inputs = await off_loop(decode_all, task, raw, settings)
     return PredictRequest(inputs, batch)
 
 
-def _decode_all(raw: list[tuple[bytes, str | None]], max_pixels: int) -> list[PredictInput]:
+def decode_all(task: Task, raw: list[RawInput], settings: Settings) -> list[PredictInput]:
     decoded = []
-    for index, (data, keywords) in enumerate(raw):
+    for index, item in enumerate(raw):
         try:
-            image = decode_image(data, max_pixels)
-            decoded.append(PredictInput(image, _clean(keywords), image_features(image)))
+            decoded.append(task.decode(item, settings))
         except ApplianceError as exc:  # 413, 415 and 422 too, not only 400
-            raise type(exc)(f"image {index}: {exc}") if len(raw) > 1 else exc from None
+            raise type(exc)(f"{task.noun} {index}: {exc}") if len(raw) > 1 else exc from None
     return decoded
 
 
-async def _from_multipart(
-    request: AnyRequest,
-) -> tuple[list[tuple[bytes, str | None]], bool]:
+async def _form(request: AnyRequest) -> dict[str, list[bytes | str]]:
+    """The multipart form as plain values: each field's strings, files read as bytes."""
     form = await request.form()
-    files = (
-        [f for f in form.getall("image") if isinstance(f, UploadFile)] if "image" in form else []
-    )
-    keywords = form.get("keywords")
-    keyword_text = keywords if isinstance(keywords, str) else None
-    raw = [(await f.read(), keyword_text) for f in files]
-    return raw, len(raw) > 1
+    fields: dict[str, list[bytes | str]] = {}
+    for name in form:
+        for value in form.getall(name):
+            data = await value.read() if isinstance(value, UploadFile) else value
+            fields.setdefault(name, []).append(data)
+    return fields
 
 
-def _from_json(body: bytes) -> tuple[list[tuple[bytes, str | None]], bool]:
+def _from_json(body: bytes, task: Task) -> tuple[list[RawInput], bool]:
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # deep nesting recurses
         raise InvalidInput(f"the body is not valid JSON ({exc})") from None
     if not isinstance(payload, dict):
-        raise InvalidInput(f"the JSON body must be an object: {FORMS_HINT}")
+        raise InvalidInput(f"the JSON body must be an object: {task.hint}")
     if "instances" in payload:
         instances = payload["instances"]
         if not isinstance(instances, list):
-            raise InvalidInput('\'instances\' must be a list of {"image": "<base64>"} objects')
-        return [_instance(item, f"instances[{i}]") for i, item in enumerate(instances)], True
-    return [_instance(payload, "the body")], False
-
-
-def _instance(item: Any, where: str) -> tuple[bytes, str | None]:
-    if not isinstance(item, dict) or not isinstance(item.get("image"), str):
-        raise InvalidInput(f"{where} needs an 'image' field holding base64-encoded image bytes")
-    keywords = item.get("keywords")
-    if keywords is not None and not isinstance(keywords, str):
-        raise InvalidInput(f"{where}: 'keywords' must be a string")
-    return decode_base64(item["image"], where), keywords
-
-
-def decode_base64(text: str, where: str) -> bytes:
-    if text.startswith("data:") and "," in text:  # a data URL: data:image/png;base64,....
-        text = text.split(",", 1)[1]
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidInput(f"{where}: 'image' is not valid base64") from None
-
-
-def _clean(keywords: str | None) -> str | None:
-    if keywords is None:
-        return None
-    text = " ".join(keywords.replace(",", " ").split())
-    if len(text) > 200:
-        raise InvalidInput("keywords are limited to 200 characters")
-    return text or None
+            raise InvalidInput(f"'instances' must be a list of input objects: {task.hint}")
+        return [task.from_json(item, f"instances[{i}]") for i, item in enumerate(instances)], True
+    return [task.from_json(payload, "the body")], False

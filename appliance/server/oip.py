@@ -1,7 +1,7 @@
 """The Open Inference Protocol v2 subset (KServe/Triton), so their clients work unchanged: server
-and model health, model metadata, and `infer` with a BYTES input of encoded images (base64 in
-JSON, or raw with Triton's binary tensor extension) answering BYTES descriptions and FP32
-confidences."""
+and model health, model metadata, and `infer`. The inputs and outputs are the endpoint's task's
+(image-to-text: a BYTES input of encoded images, base64 in JSON or raw with Triton's binary tensor
+extension, answering BYTES descriptions and FP32 confidences)."""
 
 from __future__ import annotations
 
@@ -14,22 +14,14 @@ from litestar.params import FromPath
 
 from appliance import __version__
 from appliance.errors import InvalidInput, NotFound
-from appliance.server.inputs import MAX_BATCH, decode_base64
-from appliance.serving.images import decode_image, image_features
-from appliance.serving.runtime import PredictInput
+from appliance.server.inputs import MAX_BATCH, decode_all
 from appliance.serving.service import Serving
+from appliance.tasks import Field, Prediction, Task
+from appliance.tasks.contract import decode_base64
 
 AnyRequest = Request[Any, Any, Any]
 
 BINARY_HEADER = "inference-header-content-length"
-INPUTS = [
-    {"name": "image", "datatype": "BYTES", "shape": [-1]},
-    {"name": "keywords", "datatype": "BYTES", "shape": [-1]},
-]
-OUTPUTS = [
-    {"name": "description", "datatype": "BYTES", "shape": [-1]},
-    {"name": "confidence", "datatype": "FP32", "shape": [-1]},
-]
 
 
 class OipController(Controller):
@@ -60,12 +52,13 @@ class OipController(Controller):
         version: FromPath[str | None] = None,
     ) -> dict[str, Any]:
         live = _live(request, name, version)
+        task = live.runtime.task
         return {
             "name": name,
             "versions": [str(live.version["version"])],
             "platform": f"appliance/{live.version['name']}",
-            "inputs": INPUTS,
-            "outputs": OUTPUTS,
+            "inputs": [_metadata(f) for f in task.inputs],
+            "outputs": [_metadata(f) for f in task.outputs],
         }
 
     @get(["/models/{name:str}/ready", "/models/{name:str}/versions/{version:str}/ready"])
@@ -90,36 +83,21 @@ class OipController(Controller):
         version: FromPath[str | None] = None,
     ) -> dict[str, Any]:
         live = _live(request, name, version)
-        header, tensors = _parse_infer(await request.body(), request.headers.get(BINARY_HEADER))
-        images = tensors.get("image")
-        if not images:
-            raise InvalidInput("infer needs a BYTES input named 'image' holding encoded images")
-        if len(images) > MAX_BATCH:
-            raise InvalidInput(f"at most {MAX_BATCH} images per request, got {len(images)}")
-        keywords = tensors.get("keywords") or []
-        max_pixels = request.app.state.settings.max_image_pixels
-
-        def decode() -> list[PredictInput]:
-            inputs = []
-            for i, data in enumerate(images):
-                image = decode_image(data, max_pixels)
-                words = _text(keywords[i]) if i < len(keywords) and keywords[i] else None
-                inputs.append(PredictInput(image, words, image_features(image)))
-            return inputs
-
+        task = live.runtime.task
+        header, tensors = _parse_infer(
+            await request.body(), request.headers.get(BINARY_HEADER), task
+        )
+        raw = task.from_tensors(tensors)
+        if len(raw) > MAX_BATCH:
+            raise InvalidInput(f"at most {MAX_BATCH} {task.noun}s per request, got {len(raw)}")
         serving: Serving = request.app.state.serving
-        inputs = await serving.off_loop(decode)
+        inputs = await serving.off_loop(decode_all, task, raw, request.app.state.settings)
         results = await serving.predict(name, inputs)
         answer: dict[str, Any] = {
             "model_name": name,
             "model_version": str(live.version["version"]),
-            "outputs": [
-                {"name": "description", "datatype": "BYTES", "shape": [len(results)],
-                 "data": [r.description for r in results]},
-                {"name": "confidence", "datatype": "FP32", "shape": [len(results)],
-                 "data": [r.confidence for r in results]},
-            ],
-        }  # fmt: skip
+            "outputs": task.tensors([Prediction(r.output, r.confidence) for r in results]),
+        }
         if "id" in header:
             answer["id"] = header["id"]
         return answer
@@ -135,8 +113,12 @@ def _live(request: AnyRequest, name: str, version: str | None) -> Any:
     return live
 
 
+def _metadata(field: Field) -> dict[str, Any]:
+    return {"name": field.name, "datatype": field.datatype, "shape": [-1]}
+
+
 def _parse_infer(
-    body: bytes, binary_length: str | None
+    body: bytes, binary_length: str | None, task: Task
 ) -> tuple[dict[str, Any], dict[str, list[bytes]]]:
     """The JSON header and each input's elements as bytes."""
     try:
@@ -147,6 +129,7 @@ def _parse_infer(
     if not isinstance(header, dict) or not isinstance(header.get("inputs"), list):
         raise InvalidInput("an infer request is a JSON object with an 'inputs' list")
     binary = memoryview(body)[split:]
+    binary_fields = {f.name for f in task.inputs if f.binary}
     tensors: dict[str, list[bytes]] = {}
     for tensor in header["inputs"]:
         if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
@@ -167,7 +150,8 @@ def _parse_infer(
             if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
                 raise InvalidInput(f"input '{name}' needs 'data': a list of strings")
             tensors[name] = [
-                decode_base64(x, f"input '{name}'") if name == "image" else x.encode() for x in data
+                decode_base64(x, f"input '{name}'") if name in binary_fields else x.encode()
+                for x in data
             ]
     return header, tensors
 
@@ -185,10 +169,3 @@ def _unpack_bytes(raw: memoryview, name: str) -> list[bytes]:
         items.append(bytes(raw[offset : offset + length]))
         offset += length
     return items
-
-
-def _text(data: bytes) -> str:
-    try:
-        return data.decode()
-    except UnicodeDecodeError:
-        raise InvalidInput("input 'keywords' must be UTF-8 text") from None

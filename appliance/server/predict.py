@@ -1,4 +1,4 @@
-"""`POST /v1/endpoints/{name}/predict`: a description for one image, or for a batch."""
+"""`POST /v1/endpoints/{name}/predict`: the endpoint's task answers one input, or a batch."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from appliance.server.inputs import read_predict_request
 from appliance.serving.service import PredictionResult, Serving
 
 AnyRequest = Request[Any, Any, Any]
-PUBLIC_FIELDS = tuple(f.name for f in fields(PredictionResult) if f.name != "features")
+PUBLIC_FIELDS = tuple(
+    f.name for f in fields(PredictionResult) if f.name not in ("output", "features")
+)
 
 
 class PredictController(Controller):
@@ -22,13 +24,16 @@ class PredictController(Controller):
 
     @post("/{name:str}/predict", opt={"predict": True}, status_code=200)
     async def predict(self, request: AnyRequest, name: FromPath[str]) -> dict[str, Any]:
-        """Describe a product photo. Send it as multipart `image`, raw `image/*` bytes, or
-        base64 JSON; `keywords` (optional) condition the description. Several images (multipart
-        or JSON `instances`) answer `{"predictions": [...]}`."""
+        """Answer with the endpoint's model, by its task. image-to-text (a captioner): send a
+        photo as multipart `image`, raw `image/*` bytes, or base64 JSON `{"image": ...}`;
+        `keywords` (optional) condition the description. Several inputs (multipart or JSON
+        `instances`) answer `{"predictions": [...]}`."""
         serving: Serving = request.app.state.serving
-        max_pixels = request.app.state.settings.max_image_pixels
         try:
-            parsed = await read_predict_request(request, max_pixels, serving)
+            task = serving.task_of(name)
+            parsed = await read_predict_request(
+                request, task, request.app.state.settings, serving.off_loop
+            )
             results = await serving.predict(name, parsed.inputs)
         except ApplianceError as exc:
             # Unknown names share one label: a label per name a caller makes up grows without end.
@@ -43,4 +48,4 @@ class PredictController(Controller):
 
 def _public(result: PredictionResult) -> dict[str, Any]:
     # Field by field, not dataclasses.asdict: that deep-copies every value, on every request.
-    return {name: getattr(result, name) for name in PUBLIC_FIELDS}
+    return result.output | {name: getattr(result, name) for name in PUBLIC_FIELDS}

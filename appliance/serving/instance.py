@@ -17,7 +17,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from appliance.serving.batcher import Batcher
-from appliance.serving.runtime import ModelRuntime, PredictInput, Prediction
+from appliance.serving.runtime import ModelRuntime
+from appliance.tasks import PredictInput, Prediction
 
 _threads_lock = threading.Lock()
 _threads_set = False

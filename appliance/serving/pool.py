@@ -17,7 +17,8 @@ from appliance.errors import ApplianceError, NotFound
 from appliance.serving.batcher import Batcher, BatcherClosed, BatchTiming
 from appliance.serving.instance import ModelInstance
 from appliance.serving.options import DeployOptions
-from appliance.serving.runtime import ModelRuntime, PredictInput, Prediction
+from appliance.serving.runtime import ModelRuntime
+from appliance.tasks import PredictInput, Prediction
 
 Key = tuple[str, str]  # (workspace, endpoint)
 RuntimeFactory = Callable[[dict[str, Any], DeployOptions], ModelRuntime]

@@ -1,11 +1,11 @@
 """The model contract the server relies on (`load`, `predict`, `unload`, `ready`, after MLServer),
-and its implementation over a recipe's `load(model_dir, device=..., quantization=...)`."""
+and its implementation over a recipe's `load(model_dir, device=..., quantization=...)`. What a
+batch holds and answers is the model's task's business (appliance/tasks/)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -14,25 +14,13 @@ from appliance.models.loading import quiet_offline_transformers
 from appliance.recipes.catalog import load_module
 from appliance.recipes.spec import RecipeSpec
 from appliance.serving.options import DeployOptions
-
-
-@dataclass(frozen=True)
-class PredictInput:
-    image: Any  # a decoded RGB PIL image
-    keywords: str | None = None
-    features: dict[str, float] = field(default_factory=dict)
-    """Cheap input features (size, brightness, contrast), computed where the image is decoded."""
-
-
-@dataclass(frozen=True)
-class Prediction:
-    text: str
-    confidence: float
+from appliance.tasks import PredictInput, Prediction, Task
 
 
 class ModelRuntime(Protocol):
     ready: bool
     device: str
+    task: Task
 
     def load(self) -> None: ...
 
@@ -44,8 +32,9 @@ class ModelRuntime(Protocol):
 class RecipeRuntime:
     """Serves a model version with the `load` of the recipe that trained it."""
 
-    def __init__(self, spec: RecipeSpec, model_dir: Path, options: DeployOptions):
+    def __init__(self, spec: RecipeSpec, model_dir: Path, options: DeployOptions, task: Task):
         self.spec = spec
+        self.task = task
         self.model_dir = model_dir
         self.options = options
         self.ready = False
@@ -69,11 +58,8 @@ class RecipeRuntime:
         self.ready = True
 
     def predict(self, inputs: Sequence[PredictInput]) -> list[Prediction]:
-        images = [i.image for i in inputs]
-        keywords = [i.keywords for i in inputs]
         with self._lock:
-            answers = self._predictor.predict(images, keywords)
-        return [Prediction(text, float(confidence)) for text, confidence in answers]
+            return self.task.predict(self._predictor, inputs)
 
     def unload(self) -> None:
         self.ready = False

@@ -12,20 +12,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from PIL import Image
-
 from appliance.errors import ApplianceError, Conflict, NotFound
 from appliance.models.lineage import recipe_of
 from appliance.names import validate_name
 from appliance.registry import utcnow
 from appliance.services import Services
-from appliance.serving.images import image_features
 from appliance.serving.observer import CaptureRecord, Observer, Unobserved
 from appliance.serving.options import DeployOptions
 from appliance.serving.pool import ModelPool
-from appliance.serving.runtime import ModelRuntime, PredictInput, RecipeRuntime
+from appliance.serving.runtime import ModelRuntime, RecipeRuntime
+from appliance.tasks import PredictInput, Task, get_task
 
-WARMUP_SIZE = 64
 T = TypeVar("T")
 
 
@@ -35,7 +32,8 @@ class PredictionResult:
     endpoint: str
     model: str
     version: int
-    description: str
+    output: dict[str, Any]
+    """The task's answer fields (e.g. `description`), first in the predict answer."""
     confidence: float
     warnings: list[str]
     latency_ms: float
@@ -51,7 +49,7 @@ class Serving:
         self.observer = observer or Unobserved()
         self.pool = ModelPool(self._make_runtime, _warmup, services.settings.torch_threads)
         self.restoring = False
-        # Request bodies become images here, off the loop. A plain executor rather than
+        # Request bodies become model inputs here, off the loop. A plain executor rather than
         # anyio's to_thread: this runs for every request, and anyio's capacity limiter and
         # cancel scope cost the loop more than the hand-over itself.
         self._decoders = ThreadPoolExecutor(
@@ -59,7 +57,7 @@ class Serving:
         )
 
     async def off_loop(self, work: Callable[..., T], *args: Any) -> T:
-        """`work(*args)` on a decode thread (image decoding and input features)."""
+        """`work(*args)` on a decode thread (decoding inputs and their features)."""
         return await asyncio.get_running_loop().run_in_executor(self._decoders, work, *args)
 
     # -- deployments -------------------------------------------------------------------------
@@ -130,7 +128,12 @@ class Serving:
 
     def _make_runtime(self, version: dict[str, Any], options: DeployOptions) -> ModelRuntime:
         spec = recipe_of(self.services, version["workspace"], version, None)
-        return RecipeRuntime(spec, self.services.models.folder(version), options)
+        task = get_task(spec.task or "image-to-text")  # recipes before tasks were all captioners
+        return RecipeRuntime(spec, self.services.models.folder(version), options, task)
+
+    def task_of(self, endpoint: str) -> Task:
+        """The task of the model `endpoint` serves (it must be loaded)."""
+        return self.pool.get(self.find_endpoint(endpoint), endpoint).runtime.task
 
     # -- predictions -------------------------------------------------------------------------
 
@@ -159,7 +162,8 @@ class Serving:
         results = []
         failure: BaseException | None = None
         for (live, _), item, answer in zip(submitted, inputs, answers, strict=True):
-            features = item.features or image_features(item.image)
+            task = live.runtime.task
+            prediction = None if isinstance(answer, BaseException) else answer[0]
             record = CaptureRecord(
                 id=uuid.uuid4().hex,
                 workspace=workspace,
@@ -169,9 +173,9 @@ class Serving:
                 latency_ms=total_ms,
                 model=live.version["name"],
                 version=live.version["version"],
-                features=features,
-                keywords=item.keywords,
-                image=item.image if self.observer.keep_thumbnail() else None,
+                features=item.features,
+                image=task.thumbnail(item) if self.observer.keep_thumbnail() else None,
+                **task.capture(item, prediction),
             )
             if isinstance(answer, BaseException):
                 failure = failure or answer
@@ -179,11 +183,7 @@ class Serving:
                 self.observer.observe(record)
                 continue
             prediction, timing = answer
-            warnings = []
-            dark = features["brightness_p99"] < settings.low_light_brightness
-            if dark and prediction.confidence < settings.low_light_confidence:
-                warnings.append("low_light")
-            record.description = prediction.text
+            warnings = task.warnings(item, prediction, settings)
             record.confidence = round(prediction.confidence, 4)
             record.warnings = warnings
             record.queue_ms = round(timing.queue_ms, 3)
@@ -196,14 +196,14 @@ class Serving:
                     endpoint=endpoint,
                     model=live.version["name"],
                     version=live.version["version"],
-                    description=prediction.text,
+                    output=task.answer(prediction),
                     confidence=record.confidence,
                     warnings=warnings,
                     latency_ms=total_ms,
                     queue_ms=record.queue_ms,
                     inference_ms=record.inference_ms,
                     batch_size=timing.batch_size,
-                    features=features,
+                    features=item.features,
                 )
             )
         if failure is not None:
@@ -226,4 +226,4 @@ def _options_of(row: dict[str, Any]) -> DeployOptions:
 
 def _warmup(runtime: ModelRuntime) -> None:
     """One forward pass before taking traffic, so the first request pays no lazy set-up."""
-    runtime.predict([PredictInput(Image.new("RGB", (WARMUP_SIZE, WARMUP_SIZE), "white"))])
+    runtime.predict([runtime.task.warmup()])

@@ -21,9 +21,9 @@ from serving_harness import running_server, wait_ready
 from appliance.datasets.synthetic import generate
 from appliance.runs.launcher import start_run, wait_run
 from appliance.services import Services
-from appliance.serving.images import decode_image
 from appliance.serving.options import DeployOptions
 from appliance.serving.service import Serving
+from appliance.tasks.images import decode_image
 
 COLOUR = Path(__file__).parents[1] / "recipes" / "colour"
 PREDICT = "/v1/endpoints/captions/predict"

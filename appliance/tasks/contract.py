@@ -1,0 +1,126 @@
+"""The task contract: what a kind of model takes and answers, so that the server, serving and
+monitoring handle any task without knowing its content (after MLServer's codecs and LitServe's
+`decode_request` / `predict` / `encode_response`). A task works on plain bytes and dicts, never on
+Litestar types.
+
+A request goes: the server reads the body into one raw item per input (`from_raw`, `from_json`,
+`from_form`, `from_tensors`), `decode` turns each into a PredictInput with its cheap features off
+the event loop, `predict` runs the recipe's predictor on a batch, and `answer`, `tensors`,
+`warnings` and `capture` encode each Prediction for the predict answer, OIP v2 and monitoring.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from appliance.errors import InvalidInput
+from appliance.settings import Settings
+
+RawInput = dict[str, Any]
+"""One request item's fields as sent (bytes or str), not yet decoded."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One named input or output, as OIP v2 metadata describes it."""
+
+    name: str
+    datatype: str  # OIP v2: BYTES, FP32, INT64
+    help: str
+    required: bool = False
+    binary: bool = False
+    """Bytes that JSON carries as base64 (an image); otherwise UTF-8 text."""
+
+
+@dataclass(frozen=True)
+class PredictInput:
+    values: dict[str, Any]
+    """The decoded fields (an RGB image and optional keywords; a text)."""
+    features: dict[str, float] = field(default_factory=dict)
+    """Cheap numeric input features, computed where the input is decoded (capture, drift)."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    output: dict[str, Any]
+    """The task's answer fields (a description; a label and its scores)."""
+    confidence: float
+
+
+class Task(Protocol):
+    name: str
+    inputs: tuple[Field, ...]
+    outputs: tuple[Field, ...]
+    """What `tensors` answers in OIP v2, confidence included."""
+    features: tuple[str, ...]
+    """The names of the numeric features `decode` computes."""
+    hint: str
+    """How to send a predict request, for the error that says what to fix."""
+    noun: str
+    """What one input is called in errors ("image 2: ...")."""
+
+    def accepts_raw(self, content_type: str) -> bool:
+        """Whether a body of this content type is one raw input (e.g. `image/*`)."""
+        ...
+
+    def from_raw(self, body: bytes, query: Mapping[str, str]) -> RawInput: ...
+
+    def from_json(self, item: Any, where: str) -> RawInput:
+        """One JSON object of a request (`where` names it in errors)."""
+        ...
+
+    def from_form(self, form: Mapping[str, list[bytes | str]]) -> list[RawInput]:
+        """A multipart form: each field's values, files as bytes."""
+        ...
+
+    def from_tensors(self, tensors: Mapping[str, list[bytes]]) -> list[RawInput]:
+        """OIP v2 BYTES inputs by name, each element as bytes (binary fields decoded)."""
+        ...
+
+    def decode(self, raw: RawInput, settings: Settings) -> PredictInput:
+        """Validate and decode one input with the limits that apply; raises ApplianceError
+        (4xx) with what to fix. Runs off the event loop."""
+        ...
+
+    def predict(self, predictor: Any, inputs: Sequence[PredictInput]) -> list[Prediction]:
+        """Run the recipe's loaded predictor on a batch (on the model instance's thread)."""
+        ...
+
+    def warnings(
+        self, item: PredictInput, prediction: Prediction, settings: Settings
+    ) -> list[str]: ...
+
+    def answer(self, prediction: Prediction) -> dict[str, Any]:
+        """The task's fields of the predict answer."""
+        ...
+
+    def tensors(self, predictions: Sequence[Prediction]) -> list[dict[str, Any]]:
+        """The OIP v2 output tensors for a batch."""
+        ...
+
+    def capture(self, item: PredictInput, prediction: Prediction | None) -> dict[str, Any]:
+        """The capture row's task columns for one prediction (its input text fields and the
+        answer's summary); `prediction` is None for a failed one."""
+        ...
+
+    def thumbnail(self, item: PredictInput) -> Any:
+        """The input to keep a small thumbnail of, if the task has one (else None)."""
+        ...
+
+    def warmup(self) -> PredictInput:
+        """An input for the one forward pass before a model takes traffic."""
+        ...
+
+
+def decode_base64(text: str, what: str) -> bytes:
+    """Bytes a JSON body carries as base64 (or a `data:` URL); `what` names them in the error."""
+    if text.startswith("data:") and "," in text:  # a data URL: data:image/png;base64,....
+        text = text.split(",", 1)[1]
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput(f"{what} is not valid base64") from None

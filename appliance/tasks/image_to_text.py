@@ -1,0 +1,121 @@
+"""`image-to-text`: a product photo (and optional seller keywords) in, a description out. The
+recipe's predictor answers `predict(images, keywords) -> [(text, confidence)]`. A dark photo
+with an uncertain answer carries the `low_light` warning."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from PIL import Image
+
+from appliance.errors import InvalidInput
+from appliance.settings import Settings
+from appliance.tasks.contract import Field, PredictInput, Prediction, RawInput, decode_base64
+from appliance.tasks.images import decode_image, image_features
+
+MAX_KEYWORDS_CHARS = 200
+WARMUP_SIZE = 64
+
+
+class ImageToText:
+    name = "image-to-text"
+    inputs = (
+        Field("image", "BYTES", "The photo: PNG, JPEG, WebP, GIF, BMP or TIFF.", True, True),
+        Field("keywords", "BYTES", "Optional seller keywords to condition the description."),
+    )
+    outputs = (
+        Field("description", "BYTES", "The generated description."),
+        Field("confidence", "FP32", "The model's confidence in it."),
+    )
+    features = ("width", "height", "brightness", "brightness_p99", "contrast", "sharpness")
+    noun = "image"
+    hint = (
+        "send multipart/form-data with an 'image' file, an image/* body, or JSON "
+        '{"image": "<base64>", "keywords": "..."} (batch: {"instances": [...]})'
+    )
+
+    def accepts_raw(self, content_type: str) -> bool:
+        return content_type.startswith("image/") or content_type == "application/octet-stream"
+
+    def from_raw(self, body: bytes, query: Mapping[str, str]) -> RawInput:
+        return {"image": body, "keywords": query.get("keywords")}
+
+    def from_json(self, item: Any, where: str) -> RawInput:
+        if not isinstance(item, dict) or not isinstance(item.get("image"), str):
+            raise InvalidInput(f"{where} needs an 'image' field holding base64-encoded image bytes")
+        keywords = item.get("keywords")
+        if keywords is not None and not isinstance(keywords, str):
+            raise InvalidInput(f"{where}: 'keywords' must be a string")
+        return {"image": decode_base64(item["image"], f"{where}: 'image'"), "keywords": keywords}
+
+    def from_form(self, form: Mapping[str, list[bytes | str]]) -> list[RawInput]:
+        files = [f for f in form.get("image", []) if isinstance(f, bytes)]
+        keywords = next((k for k in form.get("keywords", []) if isinstance(k, str)), None)
+        return [{"image": data, "keywords": keywords} for data in files]
+
+    def from_tensors(self, tensors: Mapping[str, list[bytes]]) -> list[RawInput]:
+        images = tensors.get("image")
+        if not images:
+            raise InvalidInput("infer needs a BYTES input named 'image' holding encoded images")
+        keywords = tensors.get("keywords") or []
+        return [
+            {"image": data, "keywords": _utf8(keywords[i]) if i < len(keywords) else None}
+            for i, data in enumerate(images)
+        ]
+
+    def decode(self, raw: RawInput, settings: Settings) -> PredictInput:
+        image = decode_image(raw["image"], settings.max_image_pixels)
+        keywords = _clean(raw.get("keywords"))
+        return PredictInput({"image": image, "keywords": keywords}, image_features(image))
+
+    def predict(self, predictor: Any, inputs: Sequence[PredictInput]) -> list[Prediction]:
+        images = [i.values["image"] for i in inputs]
+        keywords = [i.values.get("keywords") for i in inputs]
+        answers = predictor.predict(images, keywords)
+        return [Prediction({"description": text}, float(conf)) for text, conf in answers]
+
+    def warnings(self, item: PredictInput, prediction: Prediction, settings: Settings) -> list[str]:
+        dark = item.features["brightness_p99"] < settings.low_light_brightness
+        if dark and prediction.confidence < settings.low_light_confidence:
+            return ["low_light"]
+        return []
+
+    def answer(self, prediction: Prediction) -> dict[str, Any]:
+        return {"description": prediction.output["description"]}
+
+    def tensors(self, predictions: Sequence[Prediction]) -> list[dict[str, Any]]:
+        n = len(predictions)
+        return [
+            {"name": "description", "datatype": "BYTES", "shape": [n],
+             "data": [p.output["description"] for p in predictions]},
+            {"name": "confidence", "datatype": "FP32", "shape": [n],
+             "data": [round(p.confidence, 4) for p in predictions]},
+        ]  # fmt: skip
+
+    def capture(self, item: PredictInput, prediction: Prediction | None) -> dict[str, Any]:
+        text = prediction.output["description"] if prediction is not None else None
+        return {"keywords": item.values.get("keywords"), "description": text}
+
+    def thumbnail(self, item: PredictInput) -> Any:
+        return item.values.get("image")
+
+    def warmup(self) -> PredictInput:
+        image = Image.new("RGB", (WARMUP_SIZE, WARMUP_SIZE), "white")
+        return PredictInput({"image": image, "keywords": None}, image_features(image))
+
+
+def _utf8(data: bytes) -> str | None:
+    try:
+        return data.decode() or None
+    except UnicodeDecodeError:
+        raise InvalidInput("input 'keywords' must be UTF-8 text") from None
+
+
+def _clean(keywords: str | None) -> str | None:
+    if keywords is None:
+        return None
+    text = " ".join(keywords.replace(",", " ").split())
+    if len(text) > MAX_KEYWORDS_CHARS:
+        raise InvalidInput(f"keywords are limited to {MAX_KEYWORDS_CHARS} characters")
+    return text or None
