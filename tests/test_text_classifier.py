@@ -13,6 +13,7 @@ from types import ModuleType
 import pytest
 import torch
 from click.testing import CliRunner
+from transformers import AutoTokenizer
 
 from appliance.cli import cli
 from appliance.datasets.ad_text import CATEGORIES, generate
@@ -76,7 +77,7 @@ def test_training_reaches_the_held_out_accuracy_bar(recipe, ads: Path, unseen: P
 
 
 def test_the_folder_is_plain_hugging_face(recipe, unseen: Path, trained: Path) -> None:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     assert (trained / "model.safetensors").is_file() and not list(trained.glob("*.bin"))
     model = AutoModelForSequenceClassification.from_pretrained(trained).eval()
@@ -131,12 +132,16 @@ def test_same_seed_same_weights_another_seed_not(recipe, ads: Path, tmp_path: Pa
 
 
 def test_fine_tuning_adds_a_new_category(recipe, trained: Path, tmp_path: Path) -> None:
-    data = generate(tmp_path / "cars", count=600, seed=5, categories=CATEGORIES).path
-    rows = _rows(data)
-    out = _train(recipe, data, rows[:450], tmp_path / "tuned", epochs=4, base_model=str(trained))
-    metrics = recipe.evaluate(EvalContext(out, data, rows[450:], {}, SilentReporter()))
-    assert metrics["acc_car"] >= 0.9 and metrics["accuracy"] >= 0.85, metrics
+    data = generate(tmp_path / "cars", count=450, seed=5, categories=CATEGORIES).path
+    out = _train(recipe, data, _rows(data), tmp_path / "tuned", epochs=4, base_model=str(trained))
+    fresh = generate(tmp_path / "more", count=450, seed=78, categories=CATEGORIES).path
+    metrics = recipe.evaluate(EvalContext(out, fresh, _rows(fresh), {}, SilentReporter()))
+    # The car row starts imprinted, not random: at random, this short a fine-tuning got 0-90%.
+    assert metrics["acc_car"] >= 0.8 and metrics["accuracy"] >= 0.9, metrics
     assert recipe.load(out).labels == sorted(CATEGORIES)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert "hatchback" in tokenizer.get_vocab()  # the new category's words joined the vocabulary
+    assert tokenizer.get_vocab()["mug"] == AutoTokenizer.from_pretrained(trained).get_vocab()["mug"]
 
 
 def test_score_counts_accuracy_macro_f1_and_per_label_accuracy(recipe) -> None:

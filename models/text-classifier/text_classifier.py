@@ -1,7 +1,5 @@
 """The text-classifier recipe: `train(ctx)`, `evaluate(ctx)` and `load(model_dir)` for an ad's
-title and text → its category, with a small BERT encoder and a WordPiece tokenizer trained here.
-
-One module on purpose: it works with any recipe loader (by file, or the folder as a package)."""
+title and text → its category, with a small BERT encoder and a WordPiece tokenizer built here."""
 
 from __future__ import annotations
 
@@ -9,24 +7,21 @@ import math
 import random
 import time
 import tomllib
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-from transformers import (
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    BertConfig,
-    PreTrainedTokenizerFast,
-)
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from appliance.recipes.context import EvalContext, TrainContext
 
+# The appliance imports this folder as a package of its own (load_module), so the siblings are
+# imported relatively: a copy of this recipe runs its own siblings, never these.
+from .text_classifier_build import build_model, build_tokenizer, load_base
+from .text_classifier_infer import TextClassifier
+
 _HERE = Path(__file__).resolve().parent
-SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 REPORT_EVERY = 10  # steps between progress reports
 
 
@@ -41,91 +36,6 @@ def ad_input(row: Mapping[str, Any], with_title: bool = True) -> str:
     title = str(row.get("title") or "").strip()
     text = str(row.get("text") or "").strip()
     return f"{title}\n{text}" if title and with_title else text
-
-
-def build_tokenizer(
-    texts: Sequence[str], vocab_size: int, max_length: int
-) -> PreTrainedTokenizerFast:
-    """A lower-casing WordPiece tokenizer over `texts`, BERT-style ([CLS] text [SEP]): every
-    character seen (alone and as a `##` continuation), then the most frequent words.
-
-    The vocabulary is counted here rather than by `tokenizers`' WordPieceTrainer: that one breaks
-    ties in hash-map order, so two processes given the same texts learn different vocabularies
-    (and the same seed would no longer give the same weights). A word outside the vocabulary (a
-    typo, a new brand) falls back to its characters.
-    """
-    normalizer = normalizers.BertNormalizer(lowercase=True)
-    splitter = pre_tokenizers.BertPreTokenizer()
-    counts = Counter(
-        word
-        for text in texts
-        for word, _ in splitter.pre_tokenize_str(normalizer.normalize_str(text))
-    )
-    chars = sorted({c for word in counts for c in word})
-    pieces = [*SPECIALS, *chars, *(f"##{c}" for c in chars)]
-    words = sorted(
-        (w for w, n in counts.items() if n >= 2 and len(w) > 1), key=lambda w: (-counts[w], w)
-    )
-    pieces += words[: max(0, vocab_size - len(pieces))]
-    core = Tokenizer(models.WordPiece({p: i for i, p in enumerate(pieces)}, unk_token="[UNK]"))
-    core.normalizer = normalizer
-    core.pre_tokenizer = splitter
-    core.decoder = decoders.WordPiece()
-    cls, sep = core.token_to_id("[CLS]"), core.token_to_id("[SEP]")
-    core.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=core,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=max_length,
-    )
-
-
-def build_model(params: dict[str, Any], tokenizer: Any, labels: Sequence[str]) -> Any:
-    width = params["hidden_size"]
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=width,
-        num_hidden_layers=params["layers"],
-        num_attention_heads=params["heads"],
-        intermediate_size=params["mlp_ratio"] * width,
-        max_position_embeddings=params["max_length"],
-        hidden_dropout_prob=params["dropout"],
-        attention_probs_dropout_prob=params["dropout"],
-        pad_token_id=tokenizer.pad_token_id,
-        id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)},
-    )
-    return AutoModelForSequenceClassification.from_config(config)
-
-
-def load_base(folder: Path, labels: Sequence[str]) -> tuple[Any, Any, list[str]]:
-    """A saved classifier to fine-tune; a label it lacks (a new category) gets a fresh row in
-    the head, the labels it knows keep theirs."""
-    model = AutoModelForSequenceClassification.from_pretrained(folder)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    old = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    merged = sorted({*old, *labels})
-    if merged != old:
-        head = model.classifier
-        new = torch.nn.Linear(head.in_features, len(merged))
-        with torch.no_grad():
-            for i, label in enumerate(merged):
-                if label in old:
-                    new.weight[i] = head.weight[old.index(label)]
-                    new.bias[i] = head.bias[old.index(label)]
-        model.classifier = new
-        model.num_labels = model.config.num_labels = len(merged)
-        model.config.id2label = dict(enumerate(merged))
-        model.config.label2id = {label: i for i, label in enumerate(merged)}
-    return model, tokenizer, merged
 
 
 def _schedule(step: int, warmup: int, total: int) -> float:
@@ -148,7 +58,7 @@ def train(ctx: TrainContext) -> None:
     threads = torch.get_num_threads()
     if params["threads"] > 0:
         # Tiny matrices: a second thread gains nothing and, on a busy machine, waits for its
-        # slowest member (1695 ads x 6 epochs: 10 s on two threads when the 2 cores were
+        # slowest member (1695 ads x 6 epochs: 8-10 s on two threads when the 2 cores were
         # idle, 25-57 s when others kept them busy; 8-14 s on one thread either way).
         torch.set_num_threads(params["threads"])
     try:
@@ -172,12 +82,12 @@ def _train(ctx: TrainContext, params: dict[str, Any]) -> None:
         raise ValueError("no training rows")
     labels = sorted({str(row["label"]) for row in rows})
     base = ctx.base_model or (Path(params["base_model"]) if params["base_model"] else None)
+    texts = [ad_input(row) for row in rows]
     if base is None:
-        texts = [ad_input(row) for row in rows]
         tokenizer = build_tokenizer(texts, params["vocab_size"], params["max_length"])
         model = build_model(params, tokenizer, labels)
     else:
-        model, tokenizer, labels = load_base(Path(base), labels)
+        model, tokenizer, labels = load_base(Path(base), texts, [str(row["label"]) for row in rows])
         ctx.report.log(f"fine-tuning {base}; labels: {', '.join(labels)}")
     label2id = {label: i for i, label in enumerate(labels)}
     device = torch.device(params["device"])
@@ -233,40 +143,6 @@ def _train(ctx: TrainContext, params: dict[str, Any]) -> None:
     model.save_pretrained(ctx.output_dir, safe_serialization=True)
     tokenizer.save_pretrained(ctx.output_dir)
     ctx.report.log(f"trained {step} steps in {time.perf_counter() - started:.1f}s")
-
-
-class TextClassifier:
-    """A loaded classifier: `predict` texts to (label, probability per label)."""
-
-    def __init__(self, model: Any, tokenizer: Any, device: str, batch_size: int = 64):
-        self.model = model
-        self.tokenizer = tokenizer
-        self.device = torch.device(device)
-        self.batch_size = batch_size
-        config = model.config
-        self.labels = [config.id2label[i] for i in range(config.num_labels)]
-        self.max_length = min(tokenizer.model_max_length, config.max_position_embeddings)
-
-    @torch.inference_mode()
-    def predict(self, texts: Sequence[str]) -> list[tuple[str, dict[str, float]]]:
-        results: list[tuple[str, dict[str, float]]] = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = self.tokenizer(
-                [str(t) for t in texts[start : start + self.batch_size]],
-                padding=True,
-                truncation=True,
-                max_length=self.max_length,
-                return_tensors="pt",
-            ).to(self.device)
-            # Given, not left to BERT's buffer: torch's int8 embedding refuses that buffer's
-            # non-contiguous expanded view.
-            types = torch.zeros_like(batch["input_ids"])
-            logits = self.model(**batch, token_type_ids=types).logits
-            probs = logits.float().softmax(-1).cpu().tolist()
-            for row in probs:
-                best = max(range(len(row)), key=row.__getitem__)
-                results.append((self.labels[best], dict(zip(self.labels, row, strict=True))))
-        return results
 
 
 def load(model_dir: Path, device: str = "cpu", quantization: str = "none") -> TextClassifier:
