@@ -32,12 +32,18 @@ def _insert(services: Services, table: str, rows: list[dict[str, Any]]) -> None:
     services.registry.write(lambda db: db.table(table).insert_all(rows))
 
 
+FEATURES = ("width", "height", "brightness", "brightness_p99", "contrast", "sharpness")
+
+
 def _prediction(ws_id: str, pid: str, endpoint: str, created_at: str, **values: Any) -> dict:
+    """A capture row; feature keywords (brightness=...) go into its features object."""
+    features = {k: values.pop(k) for k in FEATURES if values.get(k) is not None}
+    for name in FEATURES:
+        values.pop(name, None)
     row = {
         "id": pid, "workspace_id": ws_id, "endpoint": endpoint, "model_version_id": None,
         "created_at": created_at, "latency_ms": None, "queue_ms": 1.0, "inference_ms": 2.0,
-        "batch_size": 1, "width": None, "height": None, "brightness": None,
-        "brightness_p99": None, "contrast": None, "sharpness": None, "description": "a cat",
+        "batch_size": 1, "features": json.dumps(features), "description": "a cat",
         "confidence": None, "warnings": "[]", "error": None,
     }  # fmt: skip
     return {**row, **values}

@@ -129,3 +129,45 @@ def test_unknown_workspace_and_bad_names(services: Services, photos: Path) -> No
     services.workspaces.create("ads")
     with pytest.raises(InvalidInput, match="must not contain"):
         services.datasets.add("ads", "../escape", photos)
+
+
+def test_a_text_dataset_versions_splits_and_diffs_by_row(
+    services: Services, ws: str, tmp_path: Path
+) -> None:
+    from appliance.datasets.ad_text import generate
+    from appliance.recipes.split import split_rows
+
+    folder = generate(tmp_path / "ads", count=60, seed=3).path
+    first = services.datasets.add(ws, "ads", folder)
+    assert first.created and first.version["file_count"] == 1 and first.version["row_count"] == 60
+    rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
+    train, held_out = split_rows(rows)
+    assert held_out and train and split_rows(rows) == (train, held_out)
+    rows[0]["label"] = "lamp" if rows[0]["label"] != "lamp" else "mug"
+    rows.append({"id": "ad-new", "text": "A brand new bike, barely ridden.", "label": "bike"})
+    write_metadata(folder, rows)
+    second = services.datasets.add(ws, "ads", folder)
+    diff = services.datasets.diff(ws, "ads@1", "ads@2")
+    assert diff["added"] == ["ad-new"] and diff["removed"] == [] and diff["changed"] == []
+    assert diff["relabelled"] == [rows[0]["id"]] and second.version["version"] == 2
+    assert services.datasets.materialize(second.version).joinpath("metadata.jsonl").is_file()
+
+
+def test_a_bad_text_dataset_is_refused_whole(services: Services, ws: str, tmp_path: Path) -> None:
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    write_metadata(
+        folder,
+        [{"text": "fine", "label": "mug"}, {"text": "", "label": "mug"}, {"text": "x", "label": 3},
+         {"id": "a", "text": "y"}, {"id": "a", "text": "z"}, "[1, 2]"],
+    )  # fmt: skip
+    with pytest.raises(InvalidInput) as refused:
+        services.datasets.add(ws, "texts", folder)
+    message = str(refused.value)
+    assert "not a valid text dataset (4 problems)" in message
+    assert "line 2: 'text' must be a non-empty string" in message
+    assert "line 3: 'label' must be a string" in message
+    assert (
+        "line 5: id 'a' is listed twice" in message and "line 6: expected a JSON object" in message
+    )
+    assert services.datasets.list(ws) == []

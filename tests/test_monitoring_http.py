@@ -5,6 +5,7 @@ DORA figures. The tiny colour recipe is the model."""
 from __future__ import annotations
 
 import io
+import json
 import random
 import threading
 import time
@@ -114,7 +115,8 @@ def test_every_prediction_is_captured_exactly_once_under_load(home: Path) -> Non
         assert row["endpoint"] == "captions" and row["error"] is None
         assert row["description"].endswith("product") and 0 < row["confidence"] <= 1
         assert row["latency_ms"] >= row["inference_ms"] > 0 and row["batch_size"] >= 1
-        assert row["width"] == 64 and row["brightness"] > 0 and row["sharpness"] > 0
+        features = json.loads(row["features"])
+        assert features["width"] == 64 and features["brightness"] > 0 and features["sharpness"] > 0
         assert row["thumbnail"] is not None  # rate 1.0: every input kept as a thumbnail
 
 

@@ -116,12 +116,18 @@ def add(workspace: str, name: str, folder: Path, as_json: bool) -> None:
     label = f"{name}@{version['version']} ({version['digest'][:12]})"
     if result.created:
         click.echo(
-            f"added {label}: {version['row_count']} images, {human_bytes(version['total_bytes'])}"
+            f"added {label}: {version['row_count']} {_unit(version)}, "
+            f"{human_bytes(version['total_bytes'])}"
         )
     else:
         click.echo(f"unchanged: the content is already {label}")
     if result.ignored:
         click.echo(f"ignored {len(result.ignored)} files not named in metadata.jsonl")
+
+
+def _unit(version: dict[str, Any]) -> str:
+    """What a version's rows are: images, or (a text dataset: metadata.jsonl alone) rows."""
+    return "rows" if version["file_count"] == 1 else "images"
 
 
 @dataset.command("list")

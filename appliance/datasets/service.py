@@ -14,7 +14,8 @@ from typing import Any
 import sqlite_utils
 
 from appliance.artifacts import ArtifactStore
-from appliance.datasets.imagefolder import METADATA, read_imagefolder
+from appliance.datasets.imagefolder import METADATA, ImageFolder, read_imagefolder
+from appliance.datasets.textrows import TextRows, is_text_rows, read_text_rows, row_key
 from appliance.errors import InvalidInput, NotFound
 from appliance.names import split_ref, validate_name
 from appliance.registry import Registry, Rows, first_row, new_id, utcnow
@@ -52,7 +53,7 @@ class Datasets:
         """Validate `folder`, store its files and record a version (or find the same one)."""
         validate_name(name, "dataset name", self._max)
         ws = self._workspaces.get(workspace)
-        imagefolder = read_imagefolder(folder, self._max_pixels)
+        imagefolder = read_dataset_folder(folder, self._max_pixels)
         files = [
             {"path": rel, **vars(self._store.put_file(folder / rel))} for rel in imagefolder.files
         ]
@@ -158,24 +159,31 @@ class Datasets:
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
     def diff(self, workspace: str, ref_a: str, ref_b: str) -> dict[str, Any]:
+        """Images added, removed and changed, and rows relabelled (their `text` changed); for a
+        text dataset, rows added, removed and relabelled (their `label` or `text` changed),
+        named by id (else by text)."""
         a, b = self.get(workspace, ref_a), self.get(workspace, ref_b)
         files_a, files_b = self.manifest(a), self.manifest(b)
-        texts_a = {r["file_name"]: r.get("text") for r in self.rows(a)}
-        texts_b = {r["file_name"]: r.get("text") for r in self.rows(b)}
+        rows_a = {row_key(r): r for r in self.rows(a)}
+        rows_b = {row_key(r): r for r in self.rows(b)}
+        fields: tuple[str, ...]
+        if files_a.keys() == files_b.keys() == {METADATA}:  # text rows
+            names_a, names_b, changed = rows_a.keys(), rows_b.keys(), set()
+            fields = ("label", "text")
+        else:
+            names_a, names_b, fields = files_a.keys(), files_b.keys(), ("text",)
+            changed = {p for p in names_a & names_b if files_a[p]["sha256"] != files_b[p]["sha256"]}
         return {
             "from": {"name": a["name"], "version": a["version"], "digest": a["digest"]},
             "to": {"name": b["name"], "version": b["version"], "digest": b["digest"]},
-            "added": sorted(files_b.keys() - files_a.keys()),
-            "removed": sorted(files_a.keys() - files_b.keys()),
-            "changed": sorted(
-                p
-                for p in files_a.keys() & files_b.keys()
-                if files_a[p]["sha256"] != files_b[p]["sha256"] and p != METADATA
-            ),
+            "added": sorted(names_b - names_a),
+            "removed": sorted(names_a - names_b),
+            "changed": sorted(changed - {METADATA}),
             "relabelled": sorted(
-                f for f in texts_a.keys() & texts_b.keys() if texts_a[f] != texts_b[f]
+                k for k in rows_a.keys() & rows_b.keys()
+                if any(rows_a[k].get(f) != rows_b[k].get(f) for f in fields)
             ),
-        }
+        }  # fmt: skip
 
     def materialize(self, version: dict[str, Any]) -> Path:
         """The version laid out as an imagefolder under the home (built once, then reused)."""
@@ -206,3 +214,11 @@ class Datasets:
 
 def _find_dataset(db: sqlite_utils.Database, workspace_id: str, name: str) -> dict[str, Any] | None:
     return first_row(db, "datasets", "workspace_id = ? AND name = ?", [workspace_id, name])
+
+
+def read_dataset_folder(folder: Path, max_image_pixels: int) -> ImageFolder | TextRows:
+    """An imagefolder (images named by `metadata.jsonl`), or a text dataset (its rows hold the
+    text), told apart by the first row."""
+    if folder.is_dir() and is_text_rows(folder):
+        return read_text_rows(folder)
+    return read_imagefolder(folder, max_image_pixels)

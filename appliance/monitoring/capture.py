@@ -29,7 +29,6 @@ log = logging.getLogger("appliance.monitoring")
 BATCH_ROWS = 1000
 LINGER_S = 0.02
 """How long the capture thread waits to fill a batch after the first prediction arrives."""
-FEATURE_COLUMNS = ("width", "height", "brightness", "brightness_p99", "contrast", "sharpness")
 
 
 class Capture:
@@ -137,13 +136,13 @@ class Capture:
             "batch_size": item.batch_size,
             "keywords": item.keywords or "",
             "description": item.description,
+            "output": json.dumps(item.output) if item.output is not None else None,
+            "features": json.dumps(item.features),
             "confidence": item.confidence,
             "warnings": json.dumps(item.warnings),
             "error": item.error,
             "thumbnail": self._thumbnail(item.image) if item.image is not None else None,
         }
-        for name in FEATURE_COLUMNS:
-            row[name] = item.features.get(name)
         return row
 
     def _workspace_id(self, name: str) -> str:

@@ -1,7 +1,8 @@
 """Drift: how far the inputs an endpoint sees now have moved from the data its model was trained on.
 
-A model version keeps a *profile* of its training data: for each image feature (size, brightness,
-contrast, sharpness) an evenly spaced sample of the sorted values, small enough to store as JSON
+A model version keeps a *profile* of its training data: for each numeric input feature its task
+declares (for photos: size, brightness, contrast, sharpness; for texts: length, digits, capitals)
+an evenly spaced sample of the sorted values, small enough to store as JSON
 yet shaped like the full distribution. Live inputs are compared with that profile by two
 statistics: the Population Stability Index (how much mass moved between quantile bins) and the
 two-sample Kolmogorov-Smirnov distance (the largest gap between the two empirical CDFs). A feature
@@ -20,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 FEATURES = ("width", "height", "brightness", "brightness_p99", "contrast", "sharpness")
+"""The image-to-text task's features: what a profile holds when no task's names are given."""
 
 # Floor for bin proportions: an empty bin would otherwise make ln(p / q) infinite.
 EPSILON = 1e-4
@@ -131,10 +133,12 @@ def _values(
 
 
 def feature_profile(
-    rows: Iterable[Mapping[str, float | None]], limit: int = 1000
+    rows: Iterable[Mapping[str, float | None]],
+    limit: int = 1000,
+    features: Sequence[str] = FEATURES,
 ) -> dict[str, list[float]]:
-    """For each feature in FEATURES that has values in `rows`, a `sample` of those values."""
-    collected = _values(rows, FEATURES)
+    """For each of `features` (a task's) that has values in `rows`, a `sample` of them."""
+    collected = _values(rows, features)
     return {feature: sample(values, limit) for feature, values in collected.items() if values}
 
 
@@ -172,12 +176,13 @@ def compare(
     ks_threshold: float,
     min_samples: int,
 ) -> list[FeatureDrift]:
-    """Compare live feature rows with a stored profile, feature by feature in FEATURES order.
+    """Compare live feature rows with a stored profile, feature by feature in the profile's
+    order (the task's).
 
     A feature is skipped when the profile or the live rows have no value for it. It has drifted
     when at least `min_samples` live values were compared and PSI or KS reaches its threshold.
     """
-    features = [feature for feature in FEATURES if profile.get(feature)]
+    features = [feature for feature, values in profile.items() if values]
     collected = _values(current, features)
     results: list[FeatureDrift] = []
     for feature in features:

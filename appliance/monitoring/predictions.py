@@ -46,8 +46,8 @@ class Predictions:
         ws = self._workspaces.get(workspace)
         sql = (
             "SELECT p.id, p.endpoint, p.model_version_id, p.created_at, p.latency_ms,"
-            " p.queue_ms, p.inference_ms, p.batch_size, p.width, p.height, p.brightness,"
-            " p.brightness_p99, p.contrast, p.sharpness, p.keywords, p.description,"
+            " p.queue_ms, p.inference_ms, p.batch_size, p.features, p.keywords, p.description,"
+            " p.output,"
             " p.confidence, p.warnings, p.error,"
             " (SELECT AVG(f.rating) FROM feedback f WHERE f.prediction_id = p.id) AS rating"
             " FROM predictions p WHERE p.workspace_id = ? AND p.created_at >= ?"
@@ -177,8 +177,9 @@ class Predictions:
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(row.get("warnings"), str):
-        row["warnings"] = json.loads(row["warnings"])
+    for name in ("warnings", "features", "output"):
+        if isinstance(row.get(name), str):
+            row[name] = json.loads(row[name])
     row.pop("thumbnail", None)
     return row
 

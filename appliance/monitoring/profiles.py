@@ -1,9 +1,10 @@
 """Reference profiles: what a model version's training data looked like, as drift sees inputs.
 
-A profile holds, per input feature, a sorted sample of the values measured on the version's
-dataset images with the same `image_features` serving uses, plus the word frequencies of the
-dataset's descriptions. It is computed when a version is registered from a run, and lazily for
-any version that lacks one (hand-registered versions, or ones from before monitoring).
+A profile holds, per input feature of the version's task, a sorted sample of the values measured
+on the version's dataset rows the same way serving measures a live input (`row_features`), plus
+the word frequencies of the dataset's texts. It is computed when a version is registered from a
+run, and lazily for any version that lacks one (hand-registered versions, or ones from before
+monitoring).
 """
 
 from __future__ import annotations
@@ -11,14 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from PIL import Image
-
 from appliance.monitoring.drift import feature_profile, word_profile
 from appliance.registry import utcnow
 from appliance.services import Services
-from appliance.tasks.images import image_features
+from appliance.tasks import Task, get_task
 
-MAX_IMAGES = 1000
+MAX_ROWS = 1000
 
 
 def ensure_profile(services: Services, version: dict[str, Any]) -> dict[str, Any] | None:
@@ -45,14 +44,25 @@ def build_profile(services: Services, version: dict[str, Any]) -> dict[str, Any]
     dataset = services.datasets.by_digest(version["dataset_id"], version["dataset_digest"])
     folder = services.datasets.materialize(dataset)
     rows = services.datasets.rows(dataset)
-    step = max(1, len(rows) // MAX_IMAGES)  # an even spread over the dataset, at most ~1000
-    features = []
-    for row in rows[::step]:
-        with Image.open(folder / row["file_name"]) as image:
-            features.append(image_features(image.convert("RGB")))
+    task = _task_of(services, version)
+    step = max(1, len(rows) // MAX_ROWS)  # an even spread over the dataset, at most ~1000
+    features = [task.row_features(folder, row) for row in rows[::step]]
     return {
         "dataset": f"{dataset['name']}@{dataset['version']}",
-        "images": len(features),
-        "features": feature_profile(features),
+        "images": len(features),  # the rows measured (named when every task was photos)
+        "features": feature_profile(features, features=task.features),
         "words": word_profile(str(r.get("text", "")) for r in rows),
     }
+
+
+def _task_of(services: Services, version: dict[str, Any]) -> Task:
+    """The task of the recipe that serves `version` (image-to-text for one that names none)."""
+    recipe = version.get("recipe")
+    if not recipe:
+        return get_task("image-to-text")
+    (workspace,) = services.registry.query(
+        "SELECT w.name FROM models m JOIN workspaces w ON w.id = m.workspace_id WHERE m.id = ?",
+        (version["model_id"],),
+    )
+    spec = services.recipes.get(workspace["name"], recipe)
+    return get_task(spec.task or "image-to-text")

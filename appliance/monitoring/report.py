@@ -124,7 +124,7 @@ def drift(
         features = [
             asdict(d)
             for d in compare(
-                profile["features"], ok, settings.drift_psi_threshold,
+                profile["features"], [r["features"] for r in ok], settings.drift_psi_threshold,
                 settings.drift_ks_threshold, settings.drift_min_samples,
             )
         ]  # fmt: skip

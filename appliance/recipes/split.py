@@ -1,10 +1,13 @@
-"""The held-out split: decided per file name by a hash, so it is the same on every run and a file
-stays on its side when a dataset grows (new rows never reshuffle old ones)."""
+"""The held-out split: decided per row name (an image's file name; a text row's id, else its
+text) by a hash, so it is the same on every run and a row stays on its side when a dataset grows
+(new rows never reshuffle old ones)."""
 
 from __future__ import annotations
 
 import hashlib
 from typing import Any
+
+from appliance.datasets.textrows import row_key
 
 EVAL_FRACTION = 0.15
 
@@ -21,5 +24,5 @@ def split_rows(
     train: list[dict[str, Any]] = []
     held_out: list[dict[str, Any]] = []
     for row in rows:
-        (held_out if is_held_out(row["file_name"], fraction) else train).append(row)
+        (held_out if is_held_out(row_key(row), fraction) else train).append(row)
     return train, held_out

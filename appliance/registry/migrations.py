@@ -331,3 +331,31 @@ def _workspace_created_by(db: sqlite_utils.Database) -> None:
     # What made a workspace: '' for a person (CLI, TUI, Python client), 'demo' for
     # `appliance demo`, which deletes and remakes only a workspace it made itself.
     db.execute("ALTER TABLE workspaces ADD COLUMN created_by TEXT NOT NULL DEFAULT ''")
+
+
+@MIGRATIONS(name="0007_task_neutral_predictions")
+def _task_neutral_predictions(db: sqlite_utils.Database) -> None:
+    # Captures of any task: the six image feature columns become one JSON object of whatever
+    # numeric features the task declares, and `output` holds the task's answer fields as JSON
+    # (`description` stays as the answer's one-line summary, for listings and search). Every
+    # existing row keeps its values (json_patch drops the features it had none of) and its
+    # feedback (the rows are updated in place, never copied).
+    _execute_script(
+        db,
+        """
+        ALTER TABLE predictions ADD COLUMN features TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE predictions ADD COLUMN output TEXT;
+        UPDATE predictions SET
+            features = json_patch('{}', json_object(
+                'width', width, 'height', height, 'brightness', brightness,
+                'brightness_p99', brightness_p99, 'contrast', contrast, 'sharpness', sharpness)),
+            output = CASE WHEN description IS NULL THEN NULL
+                          ELSE json_object('description', description) END;
+        ALTER TABLE predictions DROP COLUMN width;
+        ALTER TABLE predictions DROP COLUMN height;
+        ALTER TABLE predictions DROP COLUMN brightness;
+        ALTER TABLE predictions DROP COLUMN brightness_p99;
+        ALTER TABLE predictions DROP COLUMN contrast;
+        ALTER TABLE predictions DROP COLUMN sharpness
+        """,
+    )

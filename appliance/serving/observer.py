@@ -26,6 +26,9 @@ class CaptureRecord:
     features: dict[str, float] = field(default_factory=dict)
     keywords: str | None = None
     description: str | None = None
+    """The answer's one-line summary (a description, a label), for listings."""
+    output: dict[str, Any] | None = None
+    """The task's answer fields, as the predict answer gave them."""
     confidence: float | None = None
     warnings: list[str] = field(default_factory=list)
     error: str | None = None

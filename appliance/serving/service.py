@@ -184,6 +184,8 @@ class Serving:
                 continue
             prediction, timing = answer
             warnings = task.warnings(item, prediction, settings)
+            output = task.answer(prediction)
+            record.output = output
             record.confidence = round(prediction.confidence, 4)
             record.warnings = warnings
             record.queue_ms = round(timing.queue_ms, 3)
@@ -196,7 +198,7 @@ class Serving:
                     endpoint=endpoint,
                     model=live.version["name"],
                     version=live.version["version"],
-                    output=task.answer(prediction),
+                    output=output,
                     confidence=record.confidence,
                     warnings=warnings,
                     latency_ms=total_ms,

@@ -13,7 +13,10 @@ from appliance.tasks.contract import Field, PredictInput, Prediction, RawInput, 
 
 __all__ = ["Field", "PredictInput", "Prediction", "RawInput", "Task", "get_task", "task_names"]
 
-BUILTIN = {"image-to-text": "appliance.tasks.image_to_text:ImageToText"}
+BUILTIN = {
+    "image-to-text": "appliance.tasks.image_to_text:ImageToText",
+    "text-classification": "appliance.tasks.text_classification:TextClassification",
+}
 
 
 @cache

@@ -15,6 +15,7 @@ import base64
 import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from appliance.errors import InvalidInput
@@ -109,6 +110,11 @@ class Task(Protocol):
 
     def thumbnail(self, item: PredictInput) -> Any:
         """The input to keep a small thumbnail of, if the task has one (else None)."""
+        ...
+
+    def row_features(self, folder: Path, row: Mapping[str, Any]) -> dict[str, float]:
+        """The features of one training row of a dataset version laid out in `folder`, as
+        `decode` computes them for a live input (the reference drift compares with)."""
         ...
 
     def warmup(self) -> PredictInput:

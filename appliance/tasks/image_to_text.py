@@ -5,6 +5,7 @@ with an uncertain answer carries the `low_light` warning."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -99,6 +100,10 @@ class ImageToText:
 
     def thumbnail(self, item: PredictInput) -> Any:
         return item.values.get("image")
+
+    def row_features(self, folder: Path, row: Mapping[str, Any]) -> dict[str, float]:
+        with Image.open(folder / row["file_name"]) as image:
+            return image_features(image.convert("RGB"))
 
     def warmup(self) -> PredictInput:
         image = Image.new("RGB", (WARMUP_SIZE, WARMUP_SIZE), "white")
