@@ -1,5 +1,6 @@
 """Serving benchmark: a model's offline throughput (batch 1 and 32, the limit) against the same
 model behind `appliance serve` at concurrency 1 and 32, and optionally behind `mlflow models serve`.
+`--task text-classification` measures a text-classifier version on generated ads (JSON bodies).
 
 Load comes from a separate process on loopback, bounded in requests and seconds: wrk (C, one
 event-loop thread) when it is installed (`apt-get install wrk`), else a Python client. Usage:
@@ -36,9 +37,25 @@ def images(count: int = 64) -> list[bytes]:
         return [p.read_bytes() for p in sorted(folder.glob("*.png"))]
 
 
+@functools.cache
+def ads(count: int = 64) -> list[bytes]:
+    """Generated ads as predict bodies: {"title": ..., "text": ...}."""
+    from appliance.datasets.ad_text import generate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = generate(Path(tmp) / "ads", count=count, seed=11).path
+        rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
+    return [json.dumps({"title": r["title"], "text": r["text"]}).encode() for r in rows]
+
+
+def payloads(kind: str) -> list[bytes]:
+    return ads() if kind == "appliance-text" else images()
+
+
 def offline(
-    model_dir: Path, recipe: str, quantization: str, data: list[bytes], seconds: float
-) -> dict[str, float]:
+    model_dir: Path, recipe: str, quantization: str, data: list[bytes], seconds: float,
+    kind: str = "appliance",
+) -> dict[str, float]:  # fmt: skip
     """The limit: the recipe's predictor called directly, no HTTP, no batcher."""
     from PIL import Image
 
@@ -47,7 +64,11 @@ def offline(
 
     spec = builtin_recipes().get(recipe) or read_recipe(Path(recipe))
     predictor = load_module(spec).load(model_dir, device="cpu", quantization=quantization)
-    decoded = [Image.open(io.BytesIO(b)).convert("RGB") for b in data]
+    decoded: list[Any]
+    if kind == "appliance-text":  # what the task hands the predictor: "title\ntext"
+        decoded = [f"{a['title']}\n{a['text']}" for a in map(json.loads, data)]
+    else:
+        decoded = [Image.open(io.BytesIO(b)).convert("RGB") for b in data]
     predictor.predict(decoded[:2])  # warm-up
     out: dict[str, float] = {}
     for batch in (1, 32):
@@ -183,6 +204,8 @@ def _bodies(kind: str, data: list[bytes]) -> list[tuple[bytes, str]]:
 
     if kind == "appliance":
         return [(image, "image/png") for image in data]
+    if kind == "appliance-text":
+        return [(body, "application/json") for body in data]
     return [
         (
             json.dumps(
@@ -203,7 +226,7 @@ def load_from_another_process(
     url: str, kind: str, concurrency: int, requests: int, seconds: float
 ) -> dict[str, Any]:
     if shutil.which("wrk"):
-        return _load_wrk(url, kind, images(), concurrency, seconds)
+        return _load_wrk(url, kind, payloads(kind), concurrency, seconds)
     command = [sys.executable, __file__, "--load", url, "--kind", kind]
     command += ["--concurrency", str(concurrency), "--requests", str(requests)]
     command += ["--seconds", str(seconds)]
@@ -341,14 +364,14 @@ def serving_round(args: argparse.Namespace, home: Path) -> dict[str, dict[str, A
                 _redeploy(url, args.quantization, args.max_batch_wait_ms, "model@2")
             elif change == "rollback":
                 _rollback(url)
-            c1 = load_from_another_process(url, "appliance", 1, args.requests, args.seconds)
+            c1 = load_from_another_process(url, args.kind, 1, args.requests, args.seconds)
             since = _now()
-            c32 = load_from_another_process(url, "appliance", 32, args.requests, args.seconds)
+            c32 = load_from_another_process(url, args.kind, 32, args.requests, args.seconds)
             results[state] = {"c1": c1, "c32": c32, "batch": _mean_batch(url, home, since)}
         if args.compare_wait is not None:
             _redeploy(url, args.quantization, args.compare_wait)
             since = _now()
-            other = load_from_another_process(url, "appliance", 32, args.requests, args.seconds)
+            other = load_from_another_process(url, args.kind, 32, args.requests, args.seconds)
             results["compare"] = {"c32": other, "batch": _mean_batch(url, home, since)}
     finally:
         server.terminate()
@@ -365,7 +388,7 @@ def capture_cost(args: argparse.Namespace, home: Path) -> tuple[float, float]:
             args.model_dir, args.recipe, args.quantization, home, env, args.max_batch_wait_ms
         )
         try:
-            result = load_from_another_process(url, "appliance", 32, args.requests, args.seconds)
+            result = load_from_another_process(url, args.kind, 32, args.requests, args.seconds)
         finally:
             server.terminate()
             server.wait(30)
@@ -378,7 +401,15 @@ def main() -> int:
     parser.add_argument(
         "--model-dir", type=Path, help="A trained model folder (e.g. a captioner version)."
     )
-    parser.add_argument("--recipe", default="captioner", help="Recipe whose load() serves it.")
+    parser.add_argument(
+        "--task",
+        default="image-to-text",
+        choices=("image-to-text", "text-classification"),
+        help="What the model does: photos in (the captioner), or ads in (the text-classifier).",
+    )
+    parser.add_argument(
+        "--recipe", help="Recipe whose load() serves it (default: the task's built-in one)."
+    )
     parser.add_argument("--quantization", default="none")
     parser.add_argument("--seconds", type=float, default=15, help="Time limit per measurement.")
     parser.add_argument(
@@ -422,7 +453,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
-        data = images()
+        data = payloads(args.kind)
         print(
             json.dumps(
                 _load(args.load, args.kind, data, args.concurrency, args.requests, args.seconds)
@@ -431,12 +462,18 @@ def main() -> int:
         return 0
     if args.model_dir is None:
         parser.error("--model-dir is required")
+    if args.task == "text-classification" and args.mlflow_python:
+        parser.error("the MLflow comparison serves the captioner only")
     import torch
 
     torch.set_num_threads(2)
-    data = images()
+    if args.task == "text-classification":
+        args.kind, args.recipe = "appliance-text", args.recipe or "text-classifier"
+    else:
+        args.kind, args.recipe = "appliance", args.recipe or "captioner"
+    data = payloads(args.kind)
     rows: list[tuple[str, str]] = []
-    limit = offline(args.model_dir, args.recipe, args.quantization, data, args.seconds)
+    limit = offline(args.model_dir, args.recipe, args.quantization, data, args.seconds, args.kind)
     rows.append(
         ("offline, batch 1", f"{limit['b1_ips']:.1f} img/s, {limit['b1_ms']:.2f} ms per call")
     )
@@ -512,6 +549,8 @@ def main() -> int:
     model = f"model {args.model_dir.name}, quantization {args.quantization}, load from {client}"
     rounds_note = f"median of {args.rounds} rounds, each on a fresh server"
     text = f"Machine: {machine}; {model}; {rounds_note}\n\n{table}\n"
+    if args.kind == "appliance-text":
+        text = text.replace("img/s", "ads/s")
     print(text)
     if args.markdown_out:
         args.markdown_out.write_text(text)
