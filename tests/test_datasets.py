@@ -171,3 +171,13 @@ def test_a_bad_text_dataset_is_refused_whole(services: Services, ws: str, tmp_pa
         "line 5: id 'a' is listed twice" in message and "line 6: expected a JSON object" in message
     )
     assert services.datasets.list(ws) == []
+
+
+def test_a_text_dataset_that_is_not_utf8_further_down_is_refused(
+    services: Services, ws: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "metadata.jsonl").write_bytes(b'{"text": "fine"}\n{"text": "\xff\xfe"}\n')
+    with pytest.raises(InvalidInput, match="is not UTF-8 text"):
+        services.datasets.add(ws, "texts", folder)

@@ -24,6 +24,7 @@ from appliance.datasets.ad_words import (
     LOGISTICS,
     WORDS,
 )
+from appliance.datasets.synthetic import check_categories
 from appliance.errors import Conflict, InvalidInput
 
 CATEGORIES: tuple[str, ...] = tuple(WORDS)  # the photo generator's, `car` included
@@ -57,20 +58,6 @@ class AdTextSummary:
     count: int
     categories: dict[str, int]
     ambiguous: int
-
-
-def check_categories(categories: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(categories, str):
-        categories = [categories]
-    unknown = [c for c in categories if c not in CATEGORIES]
-    if unknown:
-        raise InvalidInput(
-            f"unknown category {', '.join(map(repr, unknown))}; choose from {', '.join(CATEGORIES)}"
-        )
-    unique = tuple(dict.fromkeys(categories))
-    if not unique:
-        raise InvalidInput(f"give at least one category; choose from {', '.join(CATEGORIES)}")
-    return unique
 
 
 def _sentence(text: str) -> str:

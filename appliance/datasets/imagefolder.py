@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -48,18 +49,7 @@ def read_imagefolder(root: Path, max_image_pixels: int = 40_000_000) -> ImageFol
         lines = metadata.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{metadata} is not UTF-8 text ({exc})") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{METADATA} line {number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})")
-            continue
-        if not isinstance(row, dict):
-            problems.append(f"{where}: expected a JSON object")
-            continue
+    for where, row in metadata_objects(lines, problems):
         file_name, text = row.get("file_name"), row.get("text")
         if not isinstance(file_name, str) or not file_name:
             problems.append(f"{where}: 'file_name' must be a non-empty string")
@@ -93,6 +83,24 @@ def read_imagefolder(root: Path, max_image_pixels: int = 40_000_000) -> ImageFol
         and p.relative_to(root).as_posix() not in seen
     )  # fmt: skip
     return ImageFolder(root, tuple(rows), tuple(ignored))
+
+
+def metadata_objects(lines: list[str], problems: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The JSON objects of metadata.jsonl's lines, each with where it is ("metadata.jsonl line
+    3"); blank lines are skipped and what is not an object goes to `problems`."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{METADATA} line {number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        if not isinstance(row, dict):
+            problems.append(f"{where}: expected a JSON object")
+            continue
+        yield where, row
 
 
 def _path_problem(root: Path, file_name: str) -> str | None:

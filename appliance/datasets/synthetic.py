@@ -90,7 +90,8 @@ def _check_fraction(low_light_fraction: float) -> None:
         raise InvalidInput("low-light fraction must be between 0 and 1")
 
 
-def _check_categories(categories: Sequence[str]) -> tuple[str, ...]:
+def check_categories(categories: Sequence[str]) -> tuple[str, ...]:
+    """`categories` without repeats, each one known (a single name is a list of one)."""
     if isinstance(categories, str):
         categories = [categories]
     unknown = [c for c in categories if c not in CATEGORIES]
@@ -121,7 +122,7 @@ def sample_attributes(
     low_light_fraction: float = 0.0,
 ) -> ProductAttributes:
     """Draw one product uniformly over the attribute lists; low light with the given probability."""
-    cats = _check_categories(categories)
+    cats = check_categories(categories)
     _check_fraction(low_light_fraction)
     category = rng.choice(cats)
     lighting = "low" if rng.random() < low_light_fraction else "normal"
@@ -303,7 +304,7 @@ def generate(
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
         raise InvalidInput(f"count must be a whole number from 1 to {MAX_COUNT}")
     _check_fraction(low_light_fraction)
-    cats = _check_categories(DEFAULT_CATEGORIES if categories is None else categories)
+    cats = check_categories(DEFAULT_CATEGORIES if categories is None else categories)
     _check_size(size)
     out = Path(out)
     _check_out(out)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.datasets.imagefolder import METADATA
+from appliance.datasets.imagefolder import METADATA, metadata_objects
 from appliance.errors import InvalidInput
 
 _MAX_LISTED = 25
@@ -43,22 +43,14 @@ def read_text_rows(root: Path) -> TextRows:
     metadata = root / METADATA
     if metadata.is_symlink():
         raise InvalidInput(f"{metadata} is a symbolic link; copy the real file into the folder")
-    lines = metadata.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = metadata.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{metadata} is not UTF-8 text ({exc})") from None
     problems: list[str] = []
     rows: list[dict[str, Any]] = []
     ids: set[str] = set()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{METADATA} line {number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})")
-            continue
-        if not isinstance(row, dict):
-            problems.append(f"{where}: expected a JSON object")
-            continue
+    for where, row in metadata_objects(lines, problems):
         if problem := _row_problem(row, ids):
             problems.append(f"{where}: {problem}")
             continue
