@@ -120,3 +120,27 @@ def test_captured_with_text_features_rated_and_watched_for_drift(
     assert row["description"] == "mug" and row["output"]["label"] == "mug"
     assert row["features"]["words"] == len(AD["text"].split()) and row["keywords"] == ""
     assert AD["text"] not in json.dumps(row)  # the ad's text is not kept
+
+
+def test_batch_predict_classifies_a_folder_of_texts(
+    client: httpx.Client, home: Path, tmp_path: Path
+) -> None:
+    from appliance.scheduler.runner import run_job
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a.txt").write_text(AD["text"])
+    (inbox / "b.txt").write_text("Office chair, black, adjustable height. Pickup only.")
+    (inbox / "c.txt").write_bytes(b"\xff\xfe not text")
+    with Services.open(home=home) as services:  # no server in this process: loads the version
+        job = services.jobs.add(
+            "ads", "route", "batch_predict", {"cron": "0 0 1 1 *"}, target="router",
+            params={"source": str(inbox), "output": str(tmp_path / "out")},
+        )  # fmt: skip
+        outcome = run_job(services, job, "manual")
+    assert outcome["status"] == "succeeded", outcome["detail"]
+    assert outcome["detail"]["described"] == 2 and outcome["detail"]["unreadable"] == 1
+    lines = Path(outcome["detail"]["output"]).read_text().splitlines()
+    answers = {line["file"]: line for line in map(json.loads, lines)}
+    assert answers["a.txt"]["label"] == "mug" and answers["b.txt"]["label"] == "chair"
+    assert "not UTF-8" in answers["c.txt"]["error"] and answers["a.txt"]["scores"]["mug"] > 0.5
