@@ -103,3 +103,41 @@ def test_predict_shows_the_description_and_4_rates_it(services: Services, tmp_pa
     assert errors(notes) == []
     ratings = services.registry.query("SELECT rating FROM feedback")
     assert [row["rating"] for row in ratings] == [4]
+
+
+def test_a_text_endpoint_takes_an_ads_text_and_answers_its_label(
+    services: Services, tmp_path: Path
+) -> None:
+    from appliance.datasets.ad_text import generate as generate_ads
+
+    photos(services, tmp_path)  # an image dataset first: a text sample must skip it
+    services.datasets.add("ads", "texts", generate_ads(tmp_path / "ads", count=400, seed=2).path)
+    run = wait_run(services, start_run(services, "ads", "text-classifier", "texts", {}))
+    assert run["status"] == "succeeded", run["error"]
+    Serving(services).deploy("ads", "router", "text-classifier@1", DeployOptions())
+
+    with running_server(services, restore=True) as client:
+        wait_ready(client)
+
+        async def scenario(app: ApplianceApp, pilot: Pilot[None], notes: Notes) -> None:
+            await press(app, pilot, "8")
+            assert app.screen.query_one("#endpoint", Select).value == "router"
+            field = app.screen.query_one("#path", Input)
+            assert field.placeholder.startswith("ad text to classify")
+            assert app.screen.query_one("#keywords", Input).placeholder == "title (optional)"
+            await press(app, pilot, "escape", "s")  # a random ad of the text dataset
+            assert field.value and not field.value.endswith(".png")
+            field.value = "Red striped mug, barely used. Pickup only."
+            app.screen.query_one("#keywords", Input).value = "Vintage mug"
+            field.focus()
+            await press(app, pilot, "enter")
+            result = text_of(app, "#result")
+            assert result.splitlines()[0] == "mug", result
+            assert "mug " in result.splitlines()[1] and "text-classifier@v1" in result
+            await press(app, pilot, "5")
+            assert "rated 5/5" in text_of(app, "#result")
+
+        notes = drive(services, scenario, server_url=str(client.base_url))
+    assert errors(notes) == []
+    ratings = services.registry.query("SELECT rating FROM feedback")
+    assert [row["rating"] for row in ratings] == [5]

@@ -136,6 +136,8 @@ class ImagePreview(Static):
         self._pixels.image = image
         self._pixels.display = image is not None
         self._placeholder.display = image is None
+        if image is None:
+            self._placeholder.update(self._placeholder_text())
 
     def _placeholder_text(self) -> Text:
         return Text(self.placeholder, no_wrap=True, overflow="ellipsis")

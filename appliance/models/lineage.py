@@ -35,3 +35,8 @@ def dataset_of(
             "give --dataset NAME@VERSION to evaluate on"
         )
     return services.datasets.by_digest(version["dataset_id"], version["dataset_digest"])
+
+
+def task_of(services: Services, workspace: str, version: dict[str, Any]) -> str:
+    """The task the version's recipe names (image-to-text for a recipe from before tasks)."""
+    return recipe_of(services, workspace, version, None).task or "image-to-text"

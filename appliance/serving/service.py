@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from appliance.errors import ApplianceError, Conflict, NotFound
-from appliance.models.lineage import recipe_of
+from appliance.models.lineage import recipe_of, task_of
 from appliance.names import validate_name
 from appliance.registry import utcnow
 from appliance.services import Services
@@ -128,7 +128,7 @@ class Serving:
 
     def _make_runtime(self, version: dict[str, Any], options: DeployOptions) -> ModelRuntime:
         spec = recipe_of(self.services, version["workspace"], version, None)
-        task = get_task(spec.task or "image-to-text")  # recipes before tasks were all captioners
+        task = get_task(task_of(self.services, version["workspace"], version))
         return RecipeRuntime(spec, self.services.models.folder(version), options, task)
 
     def task_of(self, endpoint: str) -> Task:

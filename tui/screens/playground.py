@@ -1,6 +1,8 @@
-"""The playground: send one image to a deployed endpoint and see what it says. Choose the endpoint,
+"""The playground: send one input to a deployed endpoint and see what it says. Choose the endpoint,
 give an image file (or `s` for a random photo from the workspace's first dataset), optional
-keywords, and press enter or Predict. The prediction goes through the HTTP server like any
+keywords, and press enter or Predict. For a text classifier's endpoint the fields take an ad's
+text and optional title instead (`s` takes a random row of a text dataset), and the answer is
+its label with the best scores. The prediction goes through the HTTP server like any
 client's, so it is captured and monitored; keys 1–5 then rate it as real feedback.
 
 Without a server (`appliance up --no-server`) the screen still shows endpoints and samples but
@@ -24,7 +26,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Footer, Header, Input, Select, Static
 
-from appliance.errors import InvalidInput, NotFound
+from appliance.errors import ApplianceError, InvalidInput, NotFound
+from appliance.models.lineage import task_of
 from tui import figures
 from tui.images import ImagePreview
 from tui.screens.base import ApplianceScreen
@@ -52,6 +55,21 @@ class Loaded:
 class Endpoints:
     workspace: str | None
     deployments: list[dict[str, Any]]
+    tasks: dict[str, str]
+    """endpoint → the task of the version it serves."""
+
+
+@dataclass(frozen=True)
+class TextSample:
+    text: str
+    title: str
+
+
+TEXT_TASK = "text-classification"
+FIELDS = {  # task → (placeholder of the first field, of the second, of the preview)
+    TEXT_TASK: ("ad text to classify (or press s)", "title (optional)", "a text endpoint"),
+}
+IMAGE_FIELDS = ("path to an image (or press s)", "keywords (optional)", "no image yet")
 
 
 class PlaygroundScreen(ApplianceScreen):
@@ -79,6 +97,7 @@ class PlaygroundScreen(ApplianceScreen):
         super().__init__()
         self._answer: dict[str, Any] | None = None  # the last prediction shown
         self._to_rate: str | None = None  # its id while keys 1–5 may rate it
+        self._tasks: dict[str, str] = {}  # endpoint → task, as last loaded
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -112,7 +131,16 @@ class PlaygroundScreen(ApplianceScreen):
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def _load(self, workspace: str | None) -> None:
         deployments = self.services.deployments.list(workspace) if workspace else []
-        self.deliver(self._show_endpoints, Endpoints(workspace, deployments))
+        tasks = {}
+        for row in deployments:
+            try:
+                version = self.services.models.get(
+                    str(workspace), f"{row['model']}@{row['version']}"
+                )
+                tasks[str(row["endpoint"])] = task_of(self.services, str(workspace), version)
+            except ApplianceError:  # a recipe gone missing: the server says so on predict
+                tasks[str(row["endpoint"])] = "image-to-text"
+        self.deliver(self._show_endpoints, Endpoints(workspace, deployments, tasks))
 
     def _show_endpoints(self, loaded: Endpoints) -> None:
         select: Select[str] = self.query_one("#endpoint", Select)
@@ -122,6 +150,7 @@ class PlaygroundScreen(ApplianceScreen):
             for d in loaded.deployments
         ]
         endpoints = [value for _, value in options]
+        self._tasks = loaded.tasks
         select.set_options(options)
         if chosen in endpoints:
             select.value = chosen
@@ -135,6 +164,23 @@ class PlaygroundScreen(ApplianceScreen):
                 notice.update(f"No deployments in workspace {loaded.workspace} to predict with.")
             else:
                 notice.update("")
+        self._apply_task()
+
+    @on(Select.Changed, "#endpoint")
+    def _apply_task(self) -> None:
+        """The fields say what the chosen endpoint's task takes."""
+        task = self._chosen_task()
+        first, second, placeholder = FIELDS.get(task, IMAGE_FIELDS)
+        self.query_one("#path", Input).placeholder = first
+        self.query_one("#keywords", Input).placeholder = second
+        preview = self.query_one("#preview", ImagePreview)
+        preview.placeholder = placeholder
+        if preview.image is None or task in FIELDS:  # a text task shows no picture
+            preview.show(None)
+
+    def _chosen_task(self) -> str:
+        endpoint = self.query_one("#endpoint", Select).value
+        return self._tasks.get(endpoint, "image-to-text") if isinstance(endpoint, str) else ""
 
     # -- predicting ------------------------------------------------------------------------------
 
@@ -150,13 +196,28 @@ class PlaygroundScreen(ApplianceScreen):
             self.notify("Choose an endpoint first.", severity="warning")
             return
         path = self.query_one("#path", Input).value.strip()
+        text_task = self._chosen_task() == TEXT_TASK
         if not path:
-            self.notify("Give an image file path (or press s for a sample).", severity="warning")
+            what = "the ad's text" if text_task else "an image file path"
+            self.notify(f"Give {what} (or press s for a sample).", severity="warning")
             return
         keywords = self.query_one("#keywords", Input).value.strip()
         self._awaiting(None)
         self.query_one("#result", Static).update(Text(f"Asking {endpoint}…", style="dim"))
-        self._predict(server, endpoint, path, keywords)
+        if text_task:
+            self._predict_text(server, endpoint, path, keywords)
+        else:
+            self._predict(server, endpoint, path, keywords)
+
+    @work(thread=True, exclusive=True, group="predict", exit_on_error=False)
+    def _predict_text(self, server: ServerClient, endpoint: str, text: str, title: str) -> None:
+        body = {"text": text, **({"title": title} if title else {})}
+        try:
+            answer = server.post_json(f"/v1/endpoints/{urllib.parse.quote(endpoint)}/predict", body)
+        except Exception:
+            self.deliver(self._show_result, None)
+            raise
+        self.deliver(self._show_result, answer)
 
     @work(thread=True, exclusive=True, group="predict", exit_on_error=False)
     def _predict(self, server: ServerClient, endpoint: str, path: str, keywords: str) -> None:
@@ -195,24 +256,36 @@ class PlaygroundScreen(ApplianceScreen):
         if self.workspace is None:
             self.notify("No workspace chosen: press w to pick one.", severity="warning")
             return
-        self._sample(self.workspace)
+        self._sample(self.workspace, self._chosen_task() == TEXT_TASK)
 
     @on(Button.Pressed, "#sample")
     def _sample_pressed(self) -> None:
         self.action_sample()
 
     @work(thread=True, exclusive=True, group="sample", exit_on_error=False)
-    def _sample(self, workspace: str) -> None:
-        datasets = self.services.datasets.list(workspace)
-        if not datasets:
-            raise NotFound(f"no dataset in workspace '{workspace}' to take a sample from")
-        version = self.services.datasets.get(workspace, datasets[0]["name"])
-        rows = self.services.datasets.rows(version)
-        if not rows:
-            raise NotFound(f"dataset {version['name']}@v{version['version']} has no rows")
-        row = random.choice(rows)
-        path = self.services.datasets.materialize(version) / row["file_name"]
-        self.deliver(self._show_sample, read_image(str(path)))
+    def _sample(self, workspace: str, text: bool) -> None:
+        """A random row of the workspace's first dataset of the kind the endpoint takes."""
+        for listed in self.services.datasets.list(workspace):
+            version = self.services.datasets.get(workspace, listed["name"])
+            rows = self.services.datasets.rows(version)
+            if not rows or ("file_name" in rows[0]) == text:
+                continue
+            row = random.choice(rows)
+            if text:
+                sample = TextSample(str(row["text"]), str(row.get("title") or ""))
+                self.deliver(self._show_text_sample, sample)
+            else:
+                path = self.services.datasets.materialize(version) / row["file_name"]
+                self.deliver(self._show_sample, read_image(str(path)))
+            return
+        kind = "text" if text else "image"
+        raise NotFound(f"no {kind} dataset in workspace '{workspace}' to take a sample from")
+
+    def _show_text_sample(self, sample: TextSample) -> None:
+        self.query_one("#path", Input).value = sample.text
+        self.query_one("#keywords", Input).value = sample.title
+        self._awaiting(None)
+        self.query_one("#result", Static).update(Text("Press enter to predict.", style="dim"))
 
     def _show_sample(self, loaded: Loaded) -> None:
         self.query_one("#path", Input).value = loaded.path
@@ -277,7 +350,12 @@ def describe_answer(answer: dict[str, Any], rating: int | None = None) -> Text:
     """What the endpoint said: the description, confidence, warnings (low light stands out),
     which model answered, how fast, the prediction id, and how to rate it (or its rating)."""
     text = Text()
-    text.append(str(answer.get("description", "")), "bold")
+    if "label" in answer:  # a classifier: its label and the next best scores
+        text.append(str(answer["label"]), "bold")
+        best = list((answer.get("scores") or {}).items())[:3]
+        text.append("\n" + " · ".join(f"{k} {figures.percent(v)}" for k, v in best), "dim")
+    else:
+        text.append(str(answer.get("description", "")), "bold")
     text.append(f"\nconfidence {figures.percent(answer.get('confidence'))}")
     warnings = [str(w) for w in answer.get("warnings") or []]
     text.append("\nwarnings ")
