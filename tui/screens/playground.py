@@ -211,13 +211,7 @@ class PlaygroundScreen(ApplianceScreen):
 
     @work(thread=True, exclusive=True, group="predict", exit_on_error=False)
     def _predict_text(self, server: ServerClient, endpoint: str, text: str, title: str) -> None:
-        body = {"text": text, **({"title": title} if title else {})}
-        try:
-            answer = server.post_json(f"/v1/endpoints/{urllib.parse.quote(endpoint)}/predict", body)
-        except Exception:
-            self.deliver(self._show_result, None)
-            raise
-        self.deliver(self._show_result, answer)
+        self._ask(server, endpoint, {"text": text, **({"title": title} if title else {})})
 
     @work(thread=True, exclusive=True, group="predict", exit_on_error=False)
     def _predict(self, server: ServerClient, endpoint: str, path: str, keywords: str) -> None:
@@ -230,6 +224,11 @@ class PlaygroundScreen(ApplianceScreen):
         body = {"image": base64.b64encode(loaded.data).decode()}
         if keywords:
             body["keywords"] = keywords
+        self._ask(server, endpoint, body)
+
+    def _ask(self, server: ServerClient, endpoint: str, body: dict[str, str]) -> None:
+        """Predict with `body` (on the worker's thread) and show the answer; on an error,
+        clear the result and let the worker report it."""
         try:
             answer = server.post_json(f"/v1/endpoints/{urllib.parse.quote(endpoint)}/predict", body)
         except Exception:
