@@ -396,6 +396,12 @@ def capture_cost(args: argparse.Namespace, home: Path) -> tuple[float, float]:
     return statistics.mean(results["false"]), statistics.mean(results["true"])
 
 
+def _median_round(results: list[dict[str, Any]], concurrency: str) -> dict[str, Any]:
+    """Of one state's results over the rounds, the one with the median throughput at
+    `concurrency` ("c1" or "c32")."""
+    return sorted(results, key=lambda r: r[concurrency]["ips"])[len(results) // 2]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -486,8 +492,7 @@ def main() -> int:
     best = {}  # per state and concurrency, the round with the median throughput
     for state, _ in STATES:
         for c in ("c1", "c32"):
-            ranked = sorted((r[state][c]["ips"], i) for i, r in enumerate(rounds))
-            best[state, c] = rounds[ranked[len(ranked) // 2][1]][state]
+            best[state, c] = _median_round([r[state] for r in rounds], c)
             cell = _served(best[state, c][c])
             if c == "c32":
                 cell += f", mean batch {best[state, c]['batch']}"
@@ -502,8 +507,7 @@ def main() -> int:
                 (f"{name} ÷ loaded at start, {label}", f"{other / at_start:.2f} (target ≥ 0.90)")
             )
     if args.compare_wait is not None:
-        compare = sorted((r["compare"]["c32"]["ips"], i) for i, r in enumerate(rounds))
-        other = rounds[compare[len(compare) // 2][1]]["compare"]
+        other = _median_round([r["compare"] for r in rounds], "c32")
         rows.append(
             (
                 f"appliance serve, c=32 (batch wait {args.compare_wait} ms), hot-swapped in",

@@ -8,6 +8,7 @@ from typing import Any
 from appliance.errors import InvalidInput
 from appliance.recipes.spec import RecipeSpec
 from appliance.services import Services
+from appliance.tasks import DEFAULT_TASK
 
 
 def recipe_of(
@@ -39,4 +40,4 @@ def dataset_of(
 
 def task_of(services: Services, workspace: str, version: dict[str, Any]) -> str:
     """The task the version's recipe names (image-to-text for a recipe from before tasks)."""
-    return recipe_of(services, workspace, version, None).task or "image-to-text"
+    return recipe_of(services, workspace, version, None).task or DEFAULT_TASK

@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from appliance.models.lineage import task_of
 from appliance.monitoring.drift import feature_profile, word_profile
 from appliance.registry import utcnow
 from appliance.services import Services
-from appliance.tasks import Task, get_task
+from appliance.tasks import DEFAULT_TASK, Task, get_task
 
 MAX_ROWS = 1000
 
@@ -57,12 +58,10 @@ def build_profile(services: Services, version: dict[str, Any]) -> dict[str, Any]
 
 def _task_of(services: Services, version: dict[str, Any]) -> Task:
     """The task of the recipe that serves `version` (image-to-text for one that names none)."""
-    recipe = version.get("recipe")
-    if not recipe:
-        return get_task("image-to-text")
+    if not version.get("recipe"):
+        return get_task(DEFAULT_TASK)
     (workspace,) = services.registry.query(
         "SELECT w.name FROM models m JOIN workspaces w ON w.id = m.workspace_id WHERE m.id = ?",
         (version["model_id"],),
     )
-    spec = services.recipes.get(workspace["name"], recipe)
-    return get_task(spec.task or "image-to-text")
+    return get_task(task_of(services, workspace["name"], version))

@@ -10,6 +10,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromPath, JSONBody
 
 from appliance.serving.options import DeployOptions
+from appliance.serving.pool import LiveModel
 from appliance.serving.service import Serving
 
 AnyRequest = Request[Any, Any, Any]
@@ -39,7 +40,8 @@ class DeploymentController(Controller):
     @get("/")
     async def list_deployments(self, request: AnyRequest) -> list[dict[str, Any]]:
         serving: Serving = request.app.state.serving
-        return [_with_live(serving, row) for row in serving.services.deployments.list()]
+        live = _live(serving)
+        return [_with_live(live, row) for row in serving.services.deployments.list()]
 
     @post("/", status_code=201)
     async def deploy(self, request: AnyRequest, data: JSONBody[DeployRequest]) -> dict[str, Any]:
@@ -68,12 +70,15 @@ class DeploymentController(Controller):
 
 def _shown(serving: Serving, workspace: str, endpoint: str) -> dict[str, Any]:
     rows = [r for r in serving.services.deployments.list(workspace) if r["endpoint"] == endpoint]
-    return _with_live(serving, rows[0])
+    return _with_live(_live(serving), rows[0])
 
 
-def _with_live(serving: Serving, row: dict[str, Any]) -> dict[str, Any]:
+def _live(serving: Serving) -> dict[tuple[str, str], LiveModel]:
+    return {(m.workspace, m.endpoint): m for m in serving.pool.live()}
+
+
+def _with_live(live: dict[tuple[str, str], LiveModel], row: dict[str, Any]) -> dict[str, Any]:
     """The record plus what the server holds for it: loaded or not, and its torch threads."""
-    live = {(m.workspace, m.endpoint): m for m in serving.pool.live()}
     model = live.get((row["workspace"], row["endpoint"]))
     threads = model.instance.torch_threads if model else None
     return {**row, "loaded": model is not None, "torch_threads": threads}

@@ -11,7 +11,13 @@ from typing import Any
 from appliance.errors import InvalidInput
 from appliance.tasks.contract import Field, PredictInput, Prediction, RawInput, Task
 
-__all__ = ["Field", "PredictInput", "Prediction", "RawInput", "Task", "get_task", "task_names"]
+__all__ = [
+    "DEFAULT_TASK", "Field", "PredictInput", "Prediction", "RawInput", "Task", "get_task",
+    "task_names",
+]  # fmt: skip
+
+DEFAULT_TASK = "image-to-text"
+"""The task of a recipe that names none: every recipe before tasks was a captioner."""
 
 BUILTIN = {
     "image-to-text": "appliance.tasks.image_to_text:ImageToText",

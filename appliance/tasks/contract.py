@@ -130,3 +130,17 @@ def decode_base64(text: str, what: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidInput(f"{what} is not valid base64") from None
+
+
+def output_tensors(
+    outputs: Sequence[Field], predictions: Sequence[Prediction]
+) -> list[dict[str, Any]]:
+    """OIP v2 output tensors for a batch, one per declared output Field: `confidence` from each
+    prediction's confidence, the others from its output fields."""
+    n = len(predictions)
+    return [
+        {"name": f.name, "datatype": f.datatype, "shape": [n],
+         "data": [round(p.confidence, 4) if f.name == "confidence" else p.output[f.name]
+                  for p in predictions]}
+        for f in outputs
+    ]  # fmt: skip

@@ -12,7 +12,14 @@ from PIL import Image
 
 from appliance.errors import InvalidInput
 from appliance.settings import Settings
-from appliance.tasks.contract import Field, PredictInput, Prediction, RawInput, decode_base64
+from appliance.tasks.contract import (
+    Field,
+    PredictInput,
+    Prediction,
+    RawInput,
+    decode_base64,
+    output_tensors,
+)  # fmt: skip
 from appliance.tasks.images import decode_image, image_features
 
 MAX_KEYWORDS_CHARS = 200
@@ -86,13 +93,7 @@ class ImageToText:
         return {"description": prediction.output["description"]}
 
     def tensors(self, predictions: Sequence[Prediction]) -> list[dict[str, Any]]:
-        n = len(predictions)
-        return [
-            {"name": "description", "datatype": "BYTES", "shape": [n],
-             "data": [p.output["description"] for p in predictions]},
-            {"name": "confidence", "datatype": "FP32", "shape": [n],
-             "data": [round(p.confidence, 4) for p in predictions]},
-        ]  # fmt: skip
+        return output_tensors(self.outputs, predictions)
 
     def capture(self, item: PredictInput, prediction: Prediction | None) -> dict[str, Any]:
         text = prediction.output["description"] if prediction is not None else None

@@ -10,7 +10,13 @@ from typing import Any
 
 from appliance.errors import InvalidInput
 from appliance.settings import Settings
-from appliance.tasks.contract import Field, PredictInput, Prediction, RawInput
+from appliance.tasks.contract import (
+    Field,
+    PredictInput,
+    Prediction,
+    RawInput,
+    output_tensors,
+)  # fmt: skip
 
 MAX_TEXT_CHARS = 20_000
 """Longer than any ad; a model reads its first few hundred tokens anyway."""
@@ -95,13 +101,7 @@ class TextClassification:
         }
 
     def tensors(self, predictions: Sequence[Prediction]) -> list[dict[str, Any]]:
-        n = len(predictions)
-        return [
-            {"name": "label", "datatype": "BYTES", "shape": [n],
-             "data": [p.output["label"] for p in predictions]},
-            {"name": "confidence", "datatype": "FP32", "shape": [n],
-             "data": [round(p.confidence, 4) for p in predictions]},
-        ]  # fmt: skip
+        return output_tensors(self.outputs, predictions)
 
     def capture(self, item: PredictInput, prediction: Prediction | None) -> dict[str, Any]:
         # The text itself is not kept (it may hold a seller's details): only its features.

@@ -28,6 +28,7 @@ from textual.widgets import Button, Footer, Header, Input, Select, Static
 
 from appliance.errors import ApplianceError, InvalidInput, NotFound
 from appliance.models.lineage import task_of
+from appliance.tasks import DEFAULT_TASK
 from tui import figures
 from tui.images import ImagePreview
 from tui.screens.base import ApplianceScreen
@@ -139,7 +140,7 @@ class PlaygroundScreen(ApplianceScreen):
                 )
                 tasks[str(row["endpoint"])] = task_of(self.services, str(workspace), version)
             except ApplianceError:  # a recipe gone missing: the server says so on predict
-                tasks[str(row["endpoint"])] = "image-to-text"
+                tasks[str(row["endpoint"])] = DEFAULT_TASK
         self.deliver(self._show_endpoints, Endpoints(workspace, deployments, tasks))
 
     def _show_endpoints(self, loaded: Endpoints) -> None:
@@ -180,7 +181,7 @@ class PlaygroundScreen(ApplianceScreen):
 
     def _chosen_task(self) -> str:
         endpoint = self.query_one("#endpoint", Select).value
-        return self._tasks.get(endpoint, "image-to-text") if isinstance(endpoint, str) else ""
+        return self._tasks.get(endpoint, DEFAULT_TASK) if isinstance(endpoint, str) else ""
 
     # -- predicting ------------------------------------------------------------------------------
 
