@@ -68,14 +68,7 @@ def read_imagefolder(root: Path, max_image_pixels: int = 40_000_000) -> ImageFol
         rows.append(row)
     if not rows and not problems:
         problems.append(f"{METADATA} lists no images")
-    if problems:
-        shown = problems[:_MAX_LISTED]
-        more = len(problems) - len(shown)
-        raise InvalidInput(
-            f"{root} is not a valid imagefolder ({len(problems)} problems); nothing was imported:\n"
-            + "\n".join(f"  - {p}" for p in shown)
-            + (f"\n  … and {more} more" if more else "")
-        )
+    refuse_if(problems, root, "imagefolder")
     ignored = sorted(
         p.relative_to(root).as_posix()
         for p in root.rglob("*")
@@ -83,6 +76,18 @@ def read_imagefolder(root: Path, max_image_pixels: int = 40_000_000) -> ImageFol
         and p.relative_to(root).as_posix() not in seen
     )  # fmt: skip
     return ImageFolder(root, tuple(rows), tuple(ignored))
+
+
+def refuse_if(problems: list[str], root: Path, layout: str) -> None:
+    """Refuse the whole folder when it has problems, listing the first of them."""
+    if problems:
+        shown = problems[:_MAX_LISTED]
+        more = len(problems) - len(shown)
+        raise InvalidInput(
+            f"{root} is not a valid {layout} ({len(problems)} problems); nothing was imported:\n"
+            + "\n".join(f"  - {p}" for p in shown)
+            + (f"\n  … and {more} more" if more else "")
+        )
 
 
 def metadata_objects(lines: list[str], problems: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -10,10 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.datasets.imagefolder import METADATA, metadata_objects
+from appliance.datasets.imagefolder import METADATA, metadata_objects, refuse_if
 from appliance.errors import InvalidInput
-
-_MAX_LISTED = 25
 
 
 @dataclass(frozen=True)
@@ -57,14 +55,7 @@ def read_text_rows(root: Path) -> TextRows:
         rows.append(row)
     if not rows and not problems:
         problems.append(f"{METADATA} lists no rows")
-    if problems:
-        shown = problems[:_MAX_LISTED]
-        more = len(problems) - len(shown)
-        raise InvalidInput(
-            f"{root} is not a valid text dataset ({len(problems)} problems); nothing was "
-            "imported:\n" + "\n".join(f"  - {p}" for p in shown)
-            + (f"\n  … and {more} more" if more else "")
-        )  # fmt: skip
+    refuse_if(problems, root, "text dataset")
     ignored = sorted(
         p.relative_to(root).as_posix()
         for p in root.rglob("*")
