@@ -3,6 +3,7 @@ never blocks the caller, and everything accepted reaches the registry."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -109,3 +110,34 @@ def test_a_limited_window_holds_the_newest_predictions_oldest_first(services: Se
     assert [r["id"] for r in rows] == ["p00006", "p00007", "p00008", "p00009"]
     assert "seq" not in rows[0]
     assert [r["id"] for r in services.predictions.recent("ads", limit=2)] == ["p00008", "p00009"]
+
+
+def test_the_capture_thread_adds_word_features_against_the_versions_vocabulary(
+    services: Services,
+) -> None:
+    services.workspaces.create("ads")
+    asked: list[str] = []
+
+    def vocabulary(version_id: str) -> frozenset[str]:
+        asked.append(version_id)
+        return frozenset({"red", "mug"}) if version_id == "v1" else frozenset()
+
+    capture = Capture(services.registry, services.settings, vocabulary)
+    items = [record(i) for i in range(4)]
+    items[0].model_version_id, items[0].words = "v1", "Red mug, zebra quagga zebra!"
+    items[1].model_version_id, items[1].words = "v1", "red MUG"
+    items[2].model_version_id, items[2].words = "v2", "red zebra"  # a version without words
+    items[3].model_version_id = "v1"  # an input without words (a photo without keywords)
+    for item in items:
+        capture.record(item)
+    capture.flush()
+    capture.close()
+    rows = {r["id"]: r for r in services.predictions.recent("ads", limit=10)}
+    first, second, third, fourth = (rows[item.id]["features"] for item in items)
+    assert first == {"width": 64.0, "brightness": 120.0, "oov_rate": 0.6, "new_words": 2.0}
+    assert second["oov_rate"] == 0.0 and second["new_words"] == 0.0
+    assert "oov_rate" not in third and "oov_rate" not in fourth
+    assert items[0].features == {"width": 64.0, "brightness": 120.0}  # the answer's own: untouched
+    assert sorted(asked) == ["v1", "v1", "v2"]  # only for records with words
+    stored = json.dumps(services.registry.query("SELECT * FROM predictions"), default=str)
+    assert "zebra" not in stored and "quagga" not in stored  # the words are never kept

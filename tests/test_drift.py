@@ -1,23 +1,33 @@
-"""Drift statistics on small hand-checkable inputs: PSI, KS (with ties), sampling, comparison."""
+"""Drift statistics on small hand-checkable inputs: PSI, KS (with ties), sampling, comparison,
+and the word features (vocabulary, out-of-vocabulary rate, new words, the held-out reference)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from math import log
+from pathlib import Path
 
 import pytest
 
+from appliance.datasets.ad_text import generate
 from appliance.monitoring.drift import (
     EPSILON,
     FEATURES,
     FeatureDrift,
     compare,
     feature_profile,
+    fold_of,
+    held_out_word_features,
     ks,
     psi,
     sample,
+    vocabulary,
+    word_features,
     word_profile,
+    words_of,
 )
+from appliance.tasks import get_task
 
 UNIFORM_100_200 = [100.0 + i for i in range(101)]
 UNIFORM_20_60 = [20.0 + 0.4 * i for i in range(101)]
@@ -58,6 +68,17 @@ def test_a_constant_reference_tells_equal_from_different_both_ways() -> None:
     # Half moved: the "=5" bin keeps half of its mass and ">5" gains it.
     half = (0.5 - 1) * log(0.5) + (0.5 - EPSILON) * log(0.5 / EPSILON)
     assert psi(reference, [5.0, 5.0, 9.0, 9.0]) == round(half, 4)
+
+
+def test_a_reference_on_two_values_mostly_one_still_has_bins() -> None:
+    # Mostly 0 with a tail (an out-of-vocabulary rate): its quantiles are only 0 and 0.1.
+    reference = [0.0] * 90 + [0.05] * 5 + [0.1] * 5
+    assert psi(reference, reference) == 0.0
+    assert psi(reference, [0.0] * 36 + [0.05] * 2 + [0.1] * 2) < 0.01  # the same shape
+    # All above the reference's largest value: "at or above 0.1" held 5%, now 100%.
+    moved = (1 - 0.05) * log(1 / 0.05) + (EPSILON - 0.9) * log(EPSILON / 0.9)
+    moved += (EPSILON - 0.05) * log(EPSILON / 0.05)
+    assert psi(reference, [0.3] * 40) == round(moved, 4)
 
 
 def test_ks_steps_past_ties_on_both_sides() -> None:
@@ -159,3 +180,77 @@ def test_word_profile() -> None:
 
 def test_features_are_the_image_features() -> None:
     assert FEATURES == ("width", "height", "brightness", "brightness_p99", "contrast", "sharpness")
+
+
+def test_words_and_a_capped_vocabulary_commonest_first() -> None:
+    words = ["red", "mug", "x", "café", "au", "lait", "ok"]
+    assert words_of("Red MUG, 2x: café-au-lait_ok 42") == words
+    texts = ["red mug", "Red lamp", "blue mug", "red"]
+    assert vocabulary(texts) == ["red", "mug", "blue", "lamp"]  # ties alphabetical
+    assert vocabulary(texts, top=2) == ["red", "mug"]
+    assert vocabulary(["", "12 !!"]) == []
+
+
+def test_word_features_count_every_unknown_occurrence_and_each_new_word_once() -> None:
+    known = {"red", "mug"}
+    assert word_features(["red", "mug"], known) == {"oov_rate": 0.0, "new_words": 0.0}
+    assert word_features(["zebra", "zebra", "mug"], known) == {"oov_rate": 0.6667, "new_words": 1.0}
+    assert word_features(["zebra", "quagga"], known) == {"oov_rate": 1.0, "new_words": 2.0}
+    assert word_features([], known) == {}  # nothing to measure, not a rate of 0
+
+
+def test_folds_are_stable_and_a_duplicate_shares_its_twins_fold() -> None:
+    # CRC-32, not hash(): the same in every process and on every machine.
+    texts = ["red mug", "red lamp", "blue mug", "green zebra"]
+    assert [fold_of(t, 2) for t in texts] == [1, 0, 0, 1]
+    assert [fold_of(t) for t in texts] == [0, 1, 4, 1]
+    many = [f"ad number {i}" for i in range(1000)]
+    sizes = [sum(fold_of(t, 2) == f for t in many) for f in (0, 1)]
+    assert min(sizes) > 400  # an even enough split
+
+
+def test_held_out_word_features_measure_each_row_without_its_own_fold() -> None:
+    # Folds (2): "red mug" 1, "red lamp" 0, "blue mug" 0, "green zebra" 1. Fold 0 knows red,
+    # lamp, blue, mug; fold 1 knows red, mug, green, zebra.
+    texts = ["red mug", "red lamp", "blue mug", "green zebra", "red mug", "12 !!"]
+    assert held_out_word_features(texts, folds=2) == [
+        {"oov_rate": 0.0, "new_words": 0.0},
+        {"oov_rate": 0.5, "new_words": 1.0},  # lamp: only fold 0 has it
+        {"oov_rate": 0.5, "new_words": 1.0},  # blue
+        {"oov_rate": 1.0, "new_words": 2.0},  # green, zebra: only their own row has them
+        {"oov_rate": 0.0, "new_words": 0.0},  # its twin is in its own fold: no help
+        {},  # no words
+    ]
+    # The other folds' vocabulary is capped too: with one word, fold 1 (each word once) knows
+    # only "green", the first alphabetically, so "red lamp" is all new.
+    capped = held_out_word_features(texts[:4], folds=2, top=1)
+    assert capped[1] == {"oov_rate": 1.0, "new_words": 2.0}
+    with pytest.raises(ValueError, match="folds must be at least 2"):
+        held_out_word_features(texts, folds=1)
+
+
+def test_the_held_out_reference_is_realistic_where_the_full_vocabulary_says_zero(
+    tmp_path: Path,
+) -> None:
+    task = get_task("text-classification")
+    rows = [json.loads(line) for line in _ads(tmp_path / "train", 600, seed=5)]
+    watched = [task.words(r) for r in rows]
+    known = set(vocabulary(watched))
+    assert all(word_features(words_of(t), known)["oov_rate"] == 0 for t in watched)
+    reference = [f["oov_rate"] for f in held_out_word_features(watched)]
+    unseen = sum(r > 0 for r in reference) / len(reference)
+    assert 0.05 < unseen < 0.4 and sum(reference) / len(reference) < 0.05  # typos, rare words
+    # Ads from the same source, measured live against the whole vocabulary, look alike...
+    fresh = [task.words(json.loads(line)) for line in _ads(tmp_path / "fresh", 200, seed=11)]
+    live = [word_features(words_of(t), known) for t in fresh]
+    profile = feature_profile(held_out_word_features(watched), features=("oov_rate", "new_words"))
+    assert not any(d.drifted for d in compare(profile, live, 0.25, 0.3, 30))
+    # ...and ads of a category the training data never had do not.
+    cars = [task.words(json.loads(line)) for line in _ads(tmp_path / "cars", 200, 12, ["car"])]
+    moved = compare(profile, [word_features(words_of(t), known) for t in cars], 0.25, 0.3, 30)
+    assert [d.feature for d in moved if d.drifted] == ["oov_rate", "new_words"]
+
+
+def _ads(out: Path, count: int, seed: int, categories: list[str] | None = None) -> list[str]:
+    path = generate(out, count=count, seed=seed, categories=categories).path
+    return (path / "metadata.jsonl").read_text().splitlines()

@@ -96,3 +96,18 @@ def test_image_to_text_reads_decodes_warns_and_encodes_on_plain_values() -> None
         task.decode({"image": b"not an image"}, settings)
     with pytest.raises(InvalidInput, match="instances\\[2\\]: 'image' is not valid base64"):
         task.from_json({"image": "***"}, "instances[2]")
+
+
+def test_the_words_drift_watches_are_the_same_for_a_live_input_and_a_training_row() -> None:
+    text = get_task("text-classification")
+    item = text.decode(
+        text.from_json({"text": " Red mug. ", "title": "Mug"}, "the body"), Settings()
+    )
+    row = {"id": "ad-1", "label": "mug", "title": "Mug", "text": "Red mug."}
+    assert text.words(item.values) == text.words(row) == "Mug\nRed mug."
+    assert text.words({"text": "Red mug."}) == "Red mug."
+    image = get_task("image-to-text")
+    photo = image.decode(image.from_raw(png((200, 0, 0)), {"keywords": "ikea, used"}), Settings())
+    assert image.words(photo.values) == "ikea used"
+    assert image.words({"file_name": "a.png", "text": "a red mug"}) == ""  # the answer is no input
+    assert image.words({"file_name": "a.png", "keywords": ["ikea", "used"]}) == "ikea used"

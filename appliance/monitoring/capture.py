@@ -4,6 +4,10 @@ Serving hands each answered (or failed) prediction to `Capture.record`, which on
 bounded in-memory queue. One thread drains the queue in batches and writes each batch in one
 transaction through the registry's writer; thumbnails are made there too, off the request path.
 A full queue drops the capture — counted in `dropped` and exported — never the request.
+
+The capture thread also measures each input's words (the task's `words`, handed over with the
+record and never stored) against its model version's training vocabulary, kept once per version
+(`vocabulary`), and stores `oov_rate` and `new_words` with the other features.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable, Container
 from concurrent.futures import Future
 from typing import Any
 
 import sqlite_utils
 
+from appliance.monitoring.drift import word_features, words_of
 from appliance.registry import Registry
 from appliance.serving.observer import CaptureRecord
 from appliance.settings import Settings
@@ -32,8 +38,14 @@ LINGER_S = 0.02
 
 
 class Capture:
-    def __init__(self, registry: Registry, settings: Settings):
+    def __init__(
+        self, registry: Registry, settings: Settings,
+        vocabulary: Callable[[str], Container[str]] | None = None,
+    ):  # fmt: skip
+        """`vocabulary(version_id)` gives a version's training words (empty when it has none),
+        on the capture thread for each record with words: it must be quick after the first."""
         self._registry = registry
+        self._vocabulary = vocabulary
         self.enabled = settings.capture_enabled
         self._thumbnail_rate = settings.capture_thumbnail_rate
         self._thumbnail_size = settings.capture_thumbnail_size
@@ -137,13 +149,23 @@ class Capture:
             "keywords": item.keywords or "",
             "description": item.description,
             "output": json.dumps(item.output) if item.output is not None else None,
-            "features": json.dumps(item.features),
+            "features": json.dumps(self._features(item)),
             "confidence": item.confidence,
             "warnings": json.dumps(item.warnings),
             "error": item.error,
             "thumbnail": self._thumbnail(item.image) if item.image is not None else None,
         }
         return row
+
+    def _features(self, item: CaptureRecord) -> dict[str, float]:
+        """The record's features, with its words' against its version's vocabulary when both
+        have words (a new dict: the record's own is the answer's too)."""
+        if not item.words or self._vocabulary is None or item.model_version_id is None:
+            return item.features
+        known = self._vocabulary(item.model_version_id)
+        if not known:
+            return item.features
+        return {**item.features, **word_features(words_of(item.words), known)}
 
     def _workspace_id(self, name: str) -> str:
         if name not in self._workspace_ids:

@@ -8,6 +8,13 @@ statistics: the Population Stability Index (how much mass moved between quantile
 two-sample Kolmogorov-Smirnov distance (the largest gap between the two empirical CDFs). A feature
 has drifted when enough live values were seen and either statistic crosses its threshold.
 
+Words drift as well as numbers: a profile also keeps the training *vocabulary* (the commonest
+lower-cased words of the rows' watched text, the task's `words`), and every live input with words
+gets two more features against it, `oov_rate` and `new_words` (`word_features`). Their reference
+values come from the training rows themselves, each measured against a vocabulary built without
+its own fold of the rows (`held_out_word_features`): measured against a vocabulary that holds
+their own words they would all be 0, and any live unknown word would look like drift.
+
 Everything here is pure computation over at most a few thousand numbers: no I/O, no numpy.
 """
 
@@ -15,13 +22,22 @@ from __future__ import annotations
 
 import math
 import re
+import zlib
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 FEATURES = ("width", "height", "brightness", "brightness_p99", "contrast", "sharpness")
 """The image-to-text task's features: what a profile holds when no task's names are given."""
+
+WORD_FEATURES = ("oov_rate", "new_words")
+"""The features of an input's words against its version's training vocabulary: the share of its
+words the vocabulary lacks, and how many distinct such words it holds."""
+VOCABULARY_SIZE = 20_000
+"""The commonest training words a profile keeps: a rarer word counts as new (it is rare anyway)."""
+FOLDS = 5
+"""Training rows are measured against the vocabulary of the other folds' rows (4/5 of them)."""
 
 # Floor for bin proportions: an empty bin would otherwise make ln(p / q) infinite.
 EPSILON = 1e-4
@@ -45,13 +61,18 @@ def _bin(edges: Sequence[float], value: float) -> int:
     if len(edges) == 1:
         # A constant reference: "below", "equal" and "above" are the only bins that mean anything.
         return bisect_left(edges, value) + bisect_right(edges, value)
+    if len(edges) == 2:
+        # Two distinct quantiles: most of the mass sits on one of them (a rate that is mostly 0).
+        # Quantile bins would make one bin of it all, and PSI would always read 0: at or below
+        # the lower one, between, and at or above the upper one instead.
+        return int(value > edges[0]) + int(value >= edges[1])
     # Otherwise the usual quantile bins (the lowest and highest are open-ended), so a live value
     # that happens to equal a reference quantile is not a surprise in a bin of its own.
     return bisect_left(edges[1:-1], value)
 
 
 def _proportions(edges: Sequence[float], values: Sequence[float]) -> list[float]:
-    counts = [0] * (3 if len(edges) == 1 else len(edges) - 1)
+    counts = [0] * (3 if len(edges) <= 2 else len(edges) - 1)
     for value in values:
         counts[_bin(edges, value)] += 1
     return [max(count / len(values), EPSILON) for count in counts]
@@ -150,12 +171,64 @@ def word_profile(texts: Iterable[str], top: int = 50) -> dict[str, float]:
     """
     counts: Counter[str] = Counter()
     for text in texts:
-        counts.update(_WORD.findall(text.lower()))
+        counts.update(words_of(text))
     total = sum(counts.values())
     if total == 0:
         return {}
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]
     return {word: count / total for word, count in ranked}
+
+
+def words_of(text: str) -> list[str]:
+    """The lower-cased words of a text (runs of letters, any script; digits and signs are not
+    words), as word profiles, vocabularies and word features count them."""
+    return _WORD.findall(text.lower())
+
+
+def _commonest(counts: Counter[str], top: int) -> list[str]:
+    """The `top` commonest words, commonest first, ties alphabetical (the same on every run)."""
+    return [word for word, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
+
+
+def vocabulary(texts: Iterable[str], top: int = VOCABULARY_SIZE) -> list[str]:
+    """The `top` commonest words of `texts`, commonest first."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(words_of(text))
+    return _commonest(counts, top)
+
+
+def word_features(words: Sequence[str], known: Container[str]) -> dict[str, float]:
+    """`oov_rate`, the share of `words` (every occurrence) that `known` lacks, and `new_words`,
+    how many distinct words those are; nothing for no words (there is nothing to measure)."""
+    if not words:
+        return {}
+    unknown = [word for word in words if word not in known]
+    return {"oov_rate": round(len(unknown) / len(words), 4), "new_words": float(len(set(unknown)))}
+
+
+def fold_of(text: str, folds: int = FOLDS) -> int:
+    """A stable fold for a text (CRC-32, unlike `hash`, is the same in every process): the same
+    text, a duplicate row included, always lands in the same fold."""
+    return zlib.crc32(text.encode("utf-8", "surrogatepass")) % folds
+
+
+def held_out_word_features(
+    texts: Sequence[str], folds: int = FOLDS, top: int = VOCABULARY_SIZE
+) -> list[dict[str, float]]:
+    """Each text's `word_features` against the vocabulary (`top` words) of the texts of every
+    other fold (`fold_of`): what a new input from the same source scores against a vocabulary
+    that has not seen it. One entry per text, empty for a text without words."""
+    if folds < 2:
+        raise ValueError(f"folds must be at least 2, got {folds}")
+    words = [words_of(text) for text in texts]
+    fold = [fold_of(text, folds) for text in texts]
+    counts: list[Counter[str]] = [Counter() for _ in range(folds)]
+    for f, ws in zip(fold, words, strict=True):
+        counts[f].update(ws)
+    total = sum(counts, Counter())
+    others = [set(_commonest(total - counts[f], top)) for f in range(folds)]
+    return [word_features(ws, others[f]) for f, ws in zip(fold, words, strict=True)]
 
 
 @dataclass(frozen=True)

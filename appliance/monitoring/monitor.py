@@ -13,6 +13,7 @@ from typing import Any
 from appliance.monitoring import alerts
 from appliance.monitoring.capture import Capture
 from appliance.monitoring.metrics import ServingMetrics, StateCollector
+from appliance.monitoring.profiles import Vocabularies
 from appliance.monitoring.system import SystemMetrics, SystemSampler
 from appliance.services import Services
 from appliance.serving.observer import CaptureRecord
@@ -26,7 +27,8 @@ class Monitor:
     def __init__(self, services: Services):
         self.services = services
         settings = services.settings
-        self.capture = Capture(services.registry, settings)
+        self.vocabularies = Vocabularies(services)
+        self.capture = Capture(services.registry, settings, self.vocabularies.get)
         self.metrics = ServingMetrics()
         self.system = SystemMetrics(services.registry, settings.system_metrics_max_rows)
         self._sampler = SystemSampler(settings.home)

@@ -24,6 +24,9 @@ class CaptureRecord:
     inference_ms: float | None = None
     batch_size: int | None = None
     features: dict[str, float] = field(default_factory=dict)
+    words: str = ""
+    """The input's watched words (the task's `words`): monitoring measures them against the
+    version's training vocabulary off the request path, and never stores them."""
     keywords: str | None = None
     description: str | None = None
     """The answer's one-line summary (a description, a label), for listings."""

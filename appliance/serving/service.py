@@ -174,6 +174,7 @@ class Serving:
                 model=live.version["name"],
                 version=live.version["version"],
                 features=item.features,
+                words=task.words(item.values),
                 image=task.thumbnail(item) if self.observer.keep_thumbnail() else None,
                 **task.capture(item, prediction),
             )

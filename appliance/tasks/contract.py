@@ -117,6 +117,14 @@ class Task(Protocol):
         `decode` computes them for a live input (the reference drift compares with)."""
         ...
 
+    def words(self, values: Mapping[str, Any]) -> str:
+        """The text whose words drift watches, from a live input's decoded `values` or a
+        training row's fields alike (a text and its title; an image's seller keywords); "" when
+        the input has none. A version's profile keeps its training rows' commonest words, and
+        each capture gets `oov_rate` and `new_words` against them (`drift.WORD_FEATURES`) when
+        both sides have words: a task whose inputs never have any gets no such features."""
+        ...
+
     def warmup(self) -> PredictInput:
         """An input for the one forward pass before a model takes traffic."""
         ...

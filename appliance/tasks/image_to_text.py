@@ -106,6 +106,13 @@ class ImageToText:
         with Image.open(folder / row["file_name"]) as image:
             return image_features(image.convert("RGB"))
 
+    def words(self, values: Mapping[str, Any]) -> str:
+        # The seller's keywords, the only words an input has (a row's `text` is the answer).
+        keywords = values.get("keywords")
+        if isinstance(keywords, list | tuple):
+            return " ".join(str(k) for k in keywords)
+        return keywords if isinstance(keywords, str) else ""
+
     def warmup(self) -> PredictInput:
         image = Image.new("RGB", (WARMUP_SIZE, WARMUP_SIZE), "white")
         return PredictInput({"image": image, "keywords": None}, image_features(image))

@@ -113,6 +113,9 @@ class TextClassification:
     def row_features(self, folder: Path, row: Mapping[str, Any]) -> dict[str, float]:
         return text_features(str(row.get("text", "")).strip())
 
+    def words(self, values: Mapping[str, Any]) -> str:
+        return _read(str(values.get("text") or ""), values.get("title") or None)
+
     def warmup(self) -> PredictInput:
         text = "Red striped mug, barely used. Pickup only."
         return PredictInput({"text": text, "title": None}, text_features(text))
