@@ -130,20 +130,31 @@ class ActiveRun:
         name: str,
         metrics: dict[str, float] | None = None,
         recipe: str | None = None,
+        task: str | None = None,
     ) -> ModelVersion:
         """Register `folder` as the next version of `name`, with this run as its lineage.
-        Metrics default to the latest value of each metric the run logged."""
+        Metrics default to the latest value of each metric the run logged. As from the CLI,
+        the folder is first loaded and asked one input (`appliance.models.intake`): served by
+        `recipe`'s load() when one is named, else by the Hugging Face runtime for `task`
+        (default: read from its config.json)."""
+        from appliance.models.intake import register_folder
+
         run = self.info
-        row = self.workspace.client.services.models.register(
+        services = self.workspace.client.services
+        known = {r["name"] for r in services.recipes.list(self.workspace.name)}
+        recipe = recipe or (run["recipe"] if run["recipe"] in known else None)
+        row = register_folder(
+            services,
             self.workspace.name,
             name,
             Path(folder),
+            recipe=recipe,
+            task=task,
             metrics=metrics if metrics is not None else self._runs.latest_metrics(self.id),
             run_id=self.id,
             dataset_id=run["dataset_id"],
             dataset_digest=run["dataset_digest"],
             parent_version_id=run["parent_model_version_id"],
-            recipe=recipe or run["recipe"] or None,
         )
         return ModelVersion(self.workspace, row)
 

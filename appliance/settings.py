@@ -198,6 +198,14 @@ class Settings:
         metadata=_help("Alert when more than this fraction of predictions warn low_light."),
     )
 
+    register_check_timeout_s: int = field(
+        default=600,
+        metadata=_help(
+            "Registering a model folder loads it and answers one input in a child process "
+            "first; the check fails a folder that takes longer than this many seconds."
+        ),
+    )
+
     job_misfire_grace_s: int = field(
         default=3600,
         metadata=_help(

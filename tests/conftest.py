@@ -38,13 +38,11 @@ def photos(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real Hugging Face model folder (a 1-layer GPT-2) saved as safetensors."""
-    from transformers import GPT2Config, GPT2LMHeadModel
+    """A real Hugging Face model folder that serves: a 1-layer BERT text classifier with its
+    tokenizer, saved as safetensors (appliance.testing.hf_folders)."""
+    from appliance.testing.hf_folders import build
 
-    folder = tmp_path_factory.mktemp("tiny-gpt2")
-    config = GPT2Config(vocab_size=32, n_positions=16, n_embd=8, n_layer=1, n_head=2)
-    GPT2LMHeadModel(config).save_pretrained(folder, safe_serialization=True)
-    return folder
+    return build("bert-cls", tmp_path_factory.mktemp("tiny-model") / "bert-cls")
 
 
 def write_metadata(folder: Path, rows: list[dict] | list[str]) -> None:

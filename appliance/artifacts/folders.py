@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,13 +40,16 @@ class StagedFolder:
         return hashlib.sha256(json.dumps(manifest, separators=(",", ":")).encode()).hexdigest()
 
 
-def stage_folder(source: Path, staging: Path) -> StagedFolder:
-    """Copy the regular files of `source` into the new folder `staging`, hashing each."""
+def stage_folder(source: Path, staging: Path, skip: Collection[str] = ()) -> StagedFolder:
+    """Copy the regular files of `source` into the new folder `staging`, hashing each; the
+    relative paths in `skip` are left out."""
     staging.mkdir(parents=True)
     files = []
     try:
         for src in sorted(p for p in source.rglob("*") if p.is_file() and not p.is_symlink()):
             rel = src.relative_to(source).as_posix()
+            if rel in skip:
+                continue
             dest = staging / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             files.append(_copy_hashed(src, dest, rel))

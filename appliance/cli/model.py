@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -28,6 +29,16 @@ def model() -> None:
     help="A metric to record with the version, e.g. exact_match=0.93; repeatable.",
 )
 @click.option("--description", default="", help="A line about this version.")
+@click.option(
+    "--recipe", "recipe_name", metavar="RECIPE",
+    help="The recipe that trained the folder, whose load() serves it and whose evaluate() "
+    "gates it (default: none; the Hugging Face runtime serves it by its config.json).",
+)  # fmt: skip
+@click.option(
+    "--task",
+    help="What the model does, where its architecture serves more than one task (default: "
+    "read from config.json), e.g. image-to-text for a VLM without prompts.",
+)
 @json_option
 def register(
     workspace: str,
@@ -35,16 +46,29 @@ def register(
     folder: Path,
     metrics: tuple[str, ...],
     description: str,
+    recipe_name: str | None,
+    task: str | None,
     as_json: bool,
 ) -> None:
-    """Register FOLDER (a Hugging Face model folder, safetensors only) as the next version."""
-    row = services().models.register(
-        workspace, name, folder, metrics=_parse_metrics(metrics), description=description
-    )
+    """Register FOLDER (a Hugging Face model folder, safetensors only) as the next version.
+
+    The folder is first loaded and asked one input of its task in a child process: a folder
+    that cannot serve is refused here, with the reason, never at deploy."""
+    from appliance.models.intake import register_folder
+
+    row = register_folder(
+        services(), workspace, name, folder, recipe=recipe_name, task=task,
+        metrics=_parse_metrics(metrics), description=description,
+    )  # fmt: skip
     if as_json:
         emit_json(row)
-    else:
-        click.echo(f"registered {name}@{row['version']} ({human_bytes(row['size'])})")
+        return
+    click.echo(f"registered {name}@{row['version']}: {describe(row)}")
+    for note in row.get("notes", []):
+        click.echo(f"note: {note}")
+    check = row["info"].get("check")
+    if check:
+        click.echo(f"checked: loaded and answered one input in {check['seconds']:g} s")
 
 
 @model.command("list")
@@ -66,8 +90,33 @@ def show(workspace: str, ref: str, as_json: bool) -> None:
     rows = [models.get(workspace, ref)] if "@" in ref else models.versions(workspace, ref)
     if as_json:
         emit_json(rows)
-    else:
-        emit_table(rows, ("version", "aliases", "metrics", "run_id", "created_at"))
+        return
+    for row in rows:
+        row["what"] = describe(row)
+    emit_table(rows, ("version", "aliases", "what", "metrics", "run_id", "created_at"))
+    if "@" in ref:
+        modes = rows[0]["info"].get("check", {}).get("quantization", {})
+        for device, supported in modes.items():
+            click.echo(f"quantization on {device}: {', '.join(supported)}")
+
+
+def describe(row: dict[str, Any]) -> str:
+    """A version in a few words: task, runtime, architecture, parameters and weight size."""
+    info = row.get("info") or {}
+    parts = [row.get("task") or "task unknown", f"{row.get('runtime') or 'no'} runtime"]
+    if info.get("architecture"):
+        parts.append(str(info["architecture"]))
+    if info.get("parameters"):
+        parts.append(f"{human_count(int(info['parameters']))} parameters")
+    parts.append(human_bytes(int(info.get("weight_bytes") or row["size"])))
+    return ", ".join(parts)
+
+
+def human_count(n: int) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return str(n)
 
 
 @model.command()

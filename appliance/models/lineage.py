@@ -39,5 +39,8 @@ def dataset_of(
 
 
 def task_of(services: Services, workspace: str, version: dict[str, Any]) -> str:
-    """The task the version's recipe names (image-to-text for a recipe from before tasks)."""
+    """The task recorded with the version, else the one its recipe names (image-to-text for a
+    recipe from before tasks)."""
+    if version.get("task"):
+        return str(version["task"])
     return recipe_of(services, workspace, version, None).task or DEFAULT_TASK

@@ -15,7 +15,7 @@ from appliance.artifacts import publish_folder, stage_folder
 from appliance.artifacts.folders import STALE_STAGING_SECONDS, sweep_staging
 from appliance.errors import InvalidInput, NotFound
 from appliance.events import record_event
-from appliance.models.folder import validate_model_folder
+from appliance.models.folder import SKIPPED, validate_model_folder
 from appliance.names import split_ref, validate_name
 from appliance.registry import Registry, Rows, first_row, new_id, utcnow
 from appliance.workspaces import Workspaces
@@ -43,19 +43,24 @@ class Models:
         parent_version_id: str | None = None,
         description: str = "",
         recipe: str | None = None,
+        runtime: str | None = None,
+        task: str | None = None,
+        info: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Copy `folder` in as the next immutable version of model `name`.
+        """Copy `folder` in as the next immutable version of model `name`. `runtime` says how
+        it is served ('recipe' when a recipe is named), `task` what it does, `info` what it is
+        (see appliance.models.intake, which works them out from the folder).
 
         The folder is staged and renamed into place before the row is written, so a crash at any
         point leaves either no version or a complete one.
         """
         validate_name(name, "model name", self._max)
         ws = self._workspaces.get(workspace)
-        validate_model_folder(folder)
+        notes = validate_model_folder(folder)
         sweep_staging(self._staging)
         self._sweep_unrecorded()
         version_id = new_id()
-        staged = stage_folder(folder, self._staging / version_id)
+        staged = stage_folder(folder, self._staging / version_id, skip=SKIPPED)
         final = self._root / version_id
         publish_folder(staged, final)
 
@@ -83,6 +88,9 @@ class Models:
                 "parent_version_id": parent_version_id,
                 "description": description,
                 "recipe": recipe,
+                "runtime": runtime or ("recipe" if recipe else None),
+                "task": task,
+                "info": json.dumps(info or {}, sort_keys=True),
                 "created_at": utcnow(),
             }
             db.table("model_versions").insert(row)
@@ -97,7 +105,7 @@ class Models:
         except BaseException:
             _remove_tree(final)  # the row never landed: take the folder back out
             raise
-        return self._decorate(row, name, ws["name"])
+        return self._decorate(row, name, ws["name"]) | {"notes": notes}
 
     def _sweep_unrecorded(self) -> None:
         """Remove version folders a crash left between their rename and their row. Only stale
@@ -235,8 +243,9 @@ class Models:
         self, row: dict[str, Any], name: str, workspace: str, aliases: Sequence[str] = ()
     ) -> dict[str, Any]:
         out = dict(row)
-        if isinstance(out["metrics"], str):
-            out["metrics"] = json.loads(out["metrics"])
+        for column in ("metrics", "info"):
+            if isinstance(out.get(column), str):
+                out[column] = json.loads(out[column])
         out.update(name=name, workspace=workspace, aliases=[*aliases])
         return out
 

@@ -359,3 +359,21 @@ def _task_neutral_predictions(db: sqlite_utils.Database) -> None:
         ALTER TABLE predictions DROP COLUMN sharpness
         """,
     )
+
+
+@MIGRATIONS(name="0008_model_version_runtime")
+def _model_version_runtime(db: sqlite_utils.Database) -> None:
+    # How a version is served and what it is: `runtime` 'recipe' (its recipe's load()) or
+    # 'huggingface' (its own config, no recipe), its `task`, and `info` as JSON (architecture,
+    # parameters, weight bytes, labels, quantization modes), read from the folder at register.
+    # Versions from before keep working: those with a recipe are served by it, their task is
+    # the recipe's, and their info is empty (`model show` says less about them).
+    _execute_script(
+        db,
+        """
+        ALTER TABLE model_versions ADD COLUMN runtime TEXT;
+        ALTER TABLE model_versions ADD COLUMN task TEXT;
+        ALTER TABLE model_versions ADD COLUMN info TEXT NOT NULL DEFAULT '{}';
+        UPDATE model_versions SET runtime = 'recipe' WHERE recipe IS NOT NULL
+        """,
+    )

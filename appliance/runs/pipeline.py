@@ -10,11 +10,13 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from appliance.models.folder import weights_summary
 from appliance.recipes.catalog import load_module
 from appliance.recipes.context import EvalContext, TrainContext
 from appliance.recipes.split import split_rows
 from appliance.runs.tracking import Runs
 from appliance.services import Services
+from appliance.tasks import DEFAULT_TASK
 
 LIBRARIES = ("appliance", "torch", "transformers", "tokenizers", "numpy", "pillow")
 
@@ -110,6 +112,8 @@ def execute(services: Services, run: dict[str, Any]) -> dict[str, Any]:
             dataset_digest=run["dataset_digest"],
             parent_version_id=run["parent_model_version_id"],
             recipe=spec.name,
+            task=spec.task or DEFAULT_TASK,
+            info=weights_summary(output_dir),
         )
         reporter.log(f"registered {version_row['name']}@{version_row['version']}")
         _profile(services, version_row, reporter)

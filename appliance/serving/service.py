@@ -13,15 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from appliance.errors import ApplianceError, Conflict, NotFound
-from appliance.models.lineage import recipe_of
 from appliance.names import validate_name
 from appliance.registry import utcnow
 from appliance.services import Services
 from appliance.serving.observer import CaptureRecord, Observer, Unobserved
 from appliance.serving.options import DeployOptions
 from appliance.serving.pool import ModelPool
-from appliance.serving.runtime import ModelRuntime, RecipeRuntime
-from appliance.tasks import DEFAULT_TASK, PredictInput, Task, get_task
+from appliance.serving.runtime import ModelRuntime
+from appliance.tasks import PredictInput, Task
 
 T = TypeVar("T")
 
@@ -127,9 +126,9 @@ class Serving:
                 )
 
     def _make_runtime(self, version: dict[str, Any], options: DeployOptions) -> ModelRuntime:
-        spec = recipe_of(self.services, version["workspace"], version, None)
-        task = get_task(spec.task or DEFAULT_TASK)
-        return RecipeRuntime(spec, self.services.models.folder(version), options, task)
+        from appliance.runtimes.choose import runtime_for
+
+        return runtime_for(self.services, version, options)
 
     def task_of(self, endpoint: str) -> Task:
         """The task of the model `endpoint` serves (it must be loaded)."""

@@ -22,6 +22,8 @@ DEFAULT_TASK = "image-to-text"
 BUILTIN = {
     "image-to-text": "appliance.tasks.image_to_text:ImageToText",
     "text-classification": "appliance.tasks.text_classification:TextClassification",
+    "image-classification": "appliance.tasks.image_classification:ImageClassification",
+    "image-text-to-text": "appliance.tasks.image_text_to_text:ImageTextToText",
 }
 
 

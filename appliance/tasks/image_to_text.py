@@ -28,11 +28,11 @@ WARMUP_SIZE = 64
 
 class ImageToText:
     name = "image-to-text"
-    inputs = (
+    inputs: tuple[Field, ...] = (
         Field("image", "BYTES", "The photo: PNG, JPEG, WebP, GIF, BMP or TIFF.", True, True),
         Field("keywords", "BYTES", "Optional seller keywords to condition the description."),
     )
-    outputs = (
+    outputs: tuple[Field, ...] = (
         Field("description", "BYTES", "The generated description."),
         Field("confidence", "FP32", "The model's confidence in it."),
     )

@@ -77,10 +77,13 @@ def fill(disk: Path, leave: int) -> Path:
 
 
 def big_model(folder: Path, mb: int) -> Path:
-    folder.mkdir()
+    """A folder that serves (registering checks it) with `mb` MB of incompressible extra
+    weights beside the model's own."""
+    from appliance.testing.hf_folders import build
+
+    build("bert-cls", folder)
     weights = np.random.default_rng(mb).random(mb * CHUNK // 4, dtype=np.float32)
-    save_file({"weight": weights}, str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps({"model_type": "test"}))
+    save_file({"weight": weights}, str(folder / "extra.safetensors"))
     return folder
 
 

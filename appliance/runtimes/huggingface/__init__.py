@@ -1,0 +1,1 @@
+"""The Hugging Face runtime: standard transformers folders served by their own config."""

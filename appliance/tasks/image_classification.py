@@ -1,0 +1,58 @@
+"""`image-classification`: a product photo in, its category and every category's score out
+(ViT, ConvNeXt, ResNet and any `*ForImageClassification` folder). The predictor answers
+`predict(images) -> [(label, scores)]`. Inputs are read and measured as image-to-text reads
+them (the same formats, limits and image features), without keywords."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from appliance.errors import InvalidInput
+from appliance.settings import Settings
+from appliance.tasks import labels
+from appliance.tasks.contract import Field, PredictInput, Prediction, RawInput, output_tensors
+from appliance.tasks.image_to_text import ImageToText
+from appliance.tasks.images import decode_image, image_features
+
+
+class ImageClassification(ImageToText):
+    name = "image-classification"
+    inputs = (Field("image", "BYTES", "The photo: PNG, JPEG, WebP, GIF, BMP or TIFF.", True, True),)
+    outputs = labels.OUTPUTS
+    hint = (
+        "send multipart/form-data with an 'image' file, an image/* body, or JSON "
+        '{"image": "<base64>"} (batch: {"instances": [...]})'
+    )
+
+    def from_json(self, item: Any, where: str) -> RawInput:
+        raw = super().from_json(item, where)
+        return {"image": raw["image"], "keywords": None}
+
+    def decode(self, raw: RawInput, settings: Settings) -> PredictInput:
+        if raw.get("keywords"):
+            raise InvalidInput("an image classifier takes no keywords: send the image alone")
+        image = decode_image(raw["image"], settings.max_image_pixels)
+        return PredictInput({"image": image}, image_features(image))
+
+    def predict(self, predictor: Any, inputs: Sequence[PredictInput]) -> list[Prediction]:
+        return labels.predictions(predictor.predict([i.values["image"] for i in inputs]))
+
+    def warnings(self, item: PredictInput, prediction: Prediction, settings: Settings) -> list[str]:
+        return []
+
+    def answer(self, prediction: Prediction) -> dict[str, Any]:
+        return labels.answer(prediction)
+
+    def tensors(self, predictions: Sequence[Prediction]) -> list[dict[str, Any]]:
+        return output_tensors(self.outputs, predictions)
+
+    def capture(self, item: PredictInput, prediction: Prediction | None) -> dict[str, Any]:
+        return {"keywords": None, "description": prediction.output["label"] if prediction else None}
+
+    def words(self, values: Mapping[str, Any]) -> str:
+        return ""
+
+    def warmup(self) -> PredictInput:
+        image = super().warmup().values["image"]
+        return PredictInput({"image": image}, image_features(image))
