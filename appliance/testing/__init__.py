@@ -1,0 +1,1 @@
+"""Support for tests and benchmarks, never imported by the running platform."""
