@@ -103,7 +103,8 @@ def test_p_promotes_through_the_gate_and_a_worse_version_is_refused(services: Se
     assert errors(notes) == []
     assert (
         "information",
-        "colour@1 is now production: exact_match 0.2500 (no version held the alias before)",
+        "colour@1 is now production: exact_match 0.2500 on 4 held-out rows of photos@1 "
+        "(no version held it before)",
     ) in notes
     (refused,) = [message for severity, message in notes if severity == "warning"]
     assert "colour@2 is worse than production (colour@1)" in refused

@@ -1,19 +1,17 @@
 """Promotion through the evaluation gate: before an alias such as `production` moves, the
 candidate and the version holding the alias are evaluated on the same held-out rows with the
-recipe's gate metric, and a worse candidate (beyond the tolerance) is refused unless forced."""
+gate metric (its recipe's, or its task's for a folder served without a recipe), and a worse
+candidate (beyond the tolerance) is refused unless forced."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.errors import Conflict
+from appliance.errors import ApplianceError, Conflict, InvalidInput
 from appliance.events import record_event
-from appliance.models.lineage import dataset_of, recipe_of
-from appliance.models.loading import quiet_offline_transformers
-from appliance.recipes.catalog import load_module
-from appliance.recipes.context import EvalContext, SilentReporter
-from appliance.recipes.spec import RecipeSpec
+from appliance.models.evaluation import evaluate_version, gate_of
+from appliance.models.lineage import dataset_of
 from appliance.recipes.split import split_rows
 from appliance.services import Services
 
@@ -34,12 +32,14 @@ class GateResult:
     forced: bool
 
     def summary(self) -> str:
+        if self.candidate_value is None:
+            return f"{self.metric} not evaluated (forced, with no dataset to evaluate on)"
+        where = f"on {self.rows} held-out rows of {self.dataset}"
         if self.current is None or self.current_value is None:
-            value = "n/a" if self.candidate_value is None else f"{self.candidate_value:.4f}"
-            return f"{self.metric} {value} (no version held the alias before)"
+            return f"{self.metric} {self.candidate_value:.4f} {where} (no version held it before)"
         return (
             f"{self.metric} {self.candidate_value:.4f} vs {self.current_value:.4f} for "
-            f"version {self.current['version']}, on {self.rows} held-out rows of {self.dataset}"
+            f"version {self.current['version']}, {where}"
         )
 
 
@@ -53,54 +53,74 @@ def promote(
     dataset: str | None = None,
     recipe: str | None = None,
 ) -> GateResult:
+    """Move `alias` to the version `ref` once the gate passes. The candidate is always
+    evaluated, also when no version holds the alias yet (its numbers are shown, and a version
+    that cannot produce any is refused); only `force` without any dataset to evaluate on skips
+    it."""
     candidate = services.models.get(workspace, ref)
     name = candidate["name"]
     holder = services.models.aliases(workspace, name).get(alias)
     current = services.models.get(workspace, f"{name}@{holder}") if holder else None
-    spec = recipe_of(services, workspace, candidate, recipe)
-    metric = spec.gate.metric
-    if current is None or current["id"] == candidate["id"]:
-        result = GateResult(
-            candidate, None, metric, candidate["metrics"].get(metric), None, "-", 0, force
-        )
-    else:
+    if current is not None and current["id"] == candidate["id"]:
+        current = None
+    gate = gate_of(services, workspace, candidate, recipe)
+    metric = gate.metric
+    try:
         version = dataset_of(services, workspace, candidate, dataset)
-        dataset_dir = services.datasets.materialize(version)
-        _, held_out = split_rows(services.datasets.rows(version))
-        label = f"{version['name']}@{version['version']}"
-        values = [
-            evaluate_version(services, spec, v, dataset_dir, held_out)[metric]
-            for v in (candidate, current)
-        ]
-        result = GateResult(
-            candidate, current, metric, values[0], values[1], label, len(held_out), force
+    except InvalidInput:
+        if not force:
+            raise
+        result = GateResult(candidate, current, metric, None, None, "-", 0, force)
+        return _promote(services, workspace, alias, result)
+    dataset_dir = services.datasets.materialize(version)
+    _, held_out = split_rows(services.datasets.rows(version))
+    label = f"{version['name']}@{version['version']}"
+    values = [
+        _score(services, workspace, v, dataset_dir, held_out, recipe, metric)
+        for v in ((candidate, current) if current is not None else (candidate,))
+    ]
+    result = GateResult(
+        candidate, current, metric, values[0], values[1] if current else None, label,
+        len(held_out), force,
+    )  # fmt: skip
+    if current is not None and gate.worse_beyond_tolerance(values[0], values[1]) and not force:
+        _record(services, workspace, "promotion_refused", alias, result)
+        scores = f"{metric} {values[0]:.4f} vs {values[1]:.4f}"
+        where = f"{len(held_out)} held-out rows of {label}"
+        raise GateRefused(
+            f"{name}@{candidate['version']} is worse than {alias} "
+            f"({name}@{current['version']}): {scores} on {where} "
+            f"(tolerance {gate.tolerance}); pass --force to promote anyway"
         )
-        if spec.gate.worse_beyond_tolerance(values[0], values[1]) and not force:
-            _record(services, workspace, "promotion_refused", alias, result)
-            scores = f"{metric} {values[0]:.4f} vs {values[1]:.4f}"
-            where = f"{len(held_out)} held-out rows of {label}"
-            raise GateRefused(
-                f"{name}@{candidate['version']} is worse than {alias} "
-                f"({name}@{current['version']}): {scores} on {where} "
-                f"(tolerance {spec.gate.tolerance}); pass --force to promote anyway"
-            )
-    services.models.set_alias(workspace, f"{name}@{candidate['version']}", alias)
+    return _promote(services, workspace, alias, result)
+
+
+def _promote(services: Services, workspace: str, alias: str, result: GateResult) -> GateResult:
+    candidate = result.candidate
+    services.models.set_alias(workspace, f"{candidate['name']}@{candidate['version']}", alias)
     _record(services, workspace, "promoted", alias, result)
     return result
 
 
-def evaluate_version(
+def _score(
     services: Services,
-    spec: RecipeSpec,
+    workspace: str,
     version: dict[str, Any],
     dataset_dir: Any,
     rows: list[dict[str, Any]],
-) -> dict[str, float]:
-    quiet_offline_transformers()
-    module = load_module(spec)
-    folder = services.models.folder(version)
-    context = EvalContext(folder, dataset_dir, rows, params={}, report=SilentReporter())
-    return dict(module.evaluate(context))
+    recipe: str | None,
+    metric: str,
+) -> float:
+    """`metric` of `version` on `rows`; a version that cannot produce it is refused."""
+    ref = f"{version['name']}@{version['version']}"
+    try:
+        metrics = evaluate_version(services, workspace, version, dataset_dir, rows, recipe)
+    except ApplianceError as exc:
+        raise GateRefused(f"{ref} could not be evaluated: {exc}") from None
+    if metric not in metrics:
+        known = ", ".join(sorted(metrics)) or "none"
+        raise GateRefused(f"{ref} produced no {metric} on {len(rows)} rows (it gave: {known})")
+    return float(metrics[metric])
 
 
 def _record(services: Services, workspace: str, kind: str, alias: str, result: GateResult) -> None:

@@ -129,6 +129,21 @@ class Task(Protocol):
         """An input for the one forward pass before a model takes traffic."""
         ...
 
+    # -- evaluation, where no recipe evaluates (a folder served by the Hugging Face runtime) --
+
+    gate_metric: str
+    """The held-out score a promotion gates on (higher is better)."""
+
+    def example(self, folder: Path, row: Mapping[str, Any]) -> PredictInput:
+        """A dataset row laid out in `folder` as the live input it stands for."""
+        ...
+
+    def score(
+        self, predictions: Sequence[Prediction], rows: Sequence[Mapping[str, Any]]
+    ) -> dict[str, float]:
+        """Held-out scores of `predictions` against the rows' own answers."""
+        ...
+
 
 def decode_base64(text: str, what: str) -> bytes:
     """Bytes a JSON body carries as base64 (or a `data:` URL); `what` names them in the error."""

@@ -6,7 +6,10 @@ them (the same formats, limits and image features), without keywords."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from appliance.errors import InvalidInput
 from appliance.settings import Settings
@@ -14,12 +17,14 @@ from appliance.tasks import labels
 from appliance.tasks.contract import Field, PredictInput, Prediction, RawInput, output_tensors
 from appliance.tasks.image_to_text import ImageToText
 from appliance.tasks.images import decode_image, image_features
+from appliance.tasks.scoring import label_scores
 
 
 class ImageClassification(ImageToText):
     name = "image-classification"
     inputs = (Field("image", "BYTES", "The photo: PNG, JPEG, WebP, GIF, BMP or TIFF.", True, True),)
     outputs = labels.OUTPUTS
+    gate_metric = "accuracy"
     hint = (
         "send multipart/form-data with an 'image' file, an image/* body, or JSON "
         '{"image": "<base64>"} (batch: {"instances": [...]})'
@@ -52,6 +57,17 @@ class ImageClassification(ImageToText):
 
     def words(self, values: Mapping[str, Any]) -> str:
         return ""
+
+    def example(self, folder: Path, row: Mapping[str, Any]) -> PredictInput:
+        with Image.open(folder / row["file_name"]) as opened:
+            image = opened.convert("RGB")
+        return PredictInput({"image": image}, image_features(image))
+
+    def score(
+        self, predictions: Sequence[Prediction], rows: Sequence[Mapping[str, Any]]
+    ) -> dict[str, float]:
+        predicted = [str(p.output["label"]) for p in predictions]
+        return label_scores(predicted, [str(row.get("label", "")) for row in rows])
 
     def warmup(self) -> PredictInput:
         image = super().warmup().values["image"]

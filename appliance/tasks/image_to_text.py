@@ -21,6 +21,7 @@ from appliance.tasks.contract import (
     output_tensors,
 )  # fmt: skip
 from appliance.tasks.images import decode_image, image_features
+from appliance.tasks.scoring import text_scores
 
 MAX_KEYWORDS_CHARS = 200
 WARMUP_SIZE = 64
@@ -38,6 +39,7 @@ class ImageToText:
     )
     features = ("width", "height", "brightness", "brightness_p99", "contrast", "sharpness")
     noun = "image"
+    gate_metric = "exact_match"
     hint = (
         "send multipart/form-data with an 'image' file, an image/* body, or JSON "
         '{"image": "<base64>", "keywords": "..."} (batch: {"instances": [...]})'
@@ -112,6 +114,18 @@ class ImageToText:
         if isinstance(keywords, list | tuple):
             return " ".join(str(k) for k in keywords)
         return keywords if isinstance(keywords, str) else ""
+
+    def example(self, folder: Path, row: Mapping[str, Any]) -> PredictInput:
+        with Image.open(folder / row["file_name"]) as opened:
+            image = opened.convert("RGB")
+        keywords = _clean(self.words(row) or None)
+        return PredictInput({"image": image, "keywords": keywords}, image_features(image))
+
+    def score(
+        self, predictions: Sequence[Prediction], rows: Sequence[Mapping[str, Any]]
+    ) -> dict[str, float]:
+        described = [str(p.output["description"]) for p in predictions]
+        return text_scores(described, [str(row.get("text", "")) for row in rows])
 
     def warmup(self) -> PredictInput:
         image = Image.new("RGB", (WARMUP_SIZE, WARMUP_SIZE), "white")

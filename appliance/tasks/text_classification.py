@@ -10,6 +10,7 @@ from typing import Any
 
 from appliance.errors import InvalidInput
 from appliance.settings import Settings
+from appliance.tasks import labels
 from appliance.tasks.contract import (
     Field,
     PredictInput,
@@ -17,6 +18,7 @@ from appliance.tasks.contract import (
     RawInput,
     output_tensors,
 )  # fmt: skip
+from appliance.tasks.scoring import label_scores
 
 MAX_TEXT_CHARS = 20_000
 """Longer than any ad; a model reads its first few hundred tokens anyway."""
@@ -26,14 +28,12 @@ MAX_TITLE_CHARS = 500
 class TextClassification:
     name = "text-classification"
     noun = "text"
+    gate_metric = "accuracy"
     inputs = (
         Field("text", "BYTES", "The text to classify (UTF-8).", True),
         Field("title", "BYTES", "Optional title, read before the text."),
     )
-    outputs = (
-        Field("label", "BYTES", "The most likely label."),
-        Field("confidence", "FP32", "Its score."),
-    )
+    outputs = labels.OUTPUTS
     features = ("chars", "words", "mean_word_chars", "digit_share", "upper_share")
     hint = (
         'send JSON {"text": "...", "title": "..."} (batch: {"instances": [...]}), a text/plain '
@@ -82,23 +82,13 @@ class TextClassification:
 
     def predict(self, predictor: Any, inputs: Sequence[PredictInput]) -> list[Prediction]:
         texts = [_read(i.values["text"], i.values.get("title")) for i in inputs]
-        answers = predictor.predict(texts)
-        return [
-            Prediction({"label": label, "scores": {k: float(v) for k, v in scores.items()}},
-                       float(scores.get(label, 0.0)))
-            for label, scores in answers
-        ]  # fmt: skip
+        return labels.predictions(predictor.predict(texts))
 
     def warnings(self, item: PredictInput, prediction: Prediction, settings: Settings) -> list[str]:
         return []
 
     def answer(self, prediction: Prediction) -> dict[str, Any]:
-        scores = prediction.output["scores"]
-        ranked = dict(sorted(scores.items(), key=lambda kv: -kv[1]))
-        return {
-            "label": prediction.output["label"],
-            "scores": {k: round(v, 4) for k, v in ranked.items()},
-        }
+        return labels.answer(prediction)
 
     def tensors(self, predictions: Sequence[Prediction]) -> list[dict[str, Any]]:
         return output_tensors(self.outputs, predictions)
@@ -115,6 +105,17 @@ class TextClassification:
 
     def words(self, values: Mapping[str, Any]) -> str:
         return _read(str(values.get("text") or ""), values.get("title") or None)
+
+    def example(self, folder: Path, row: Mapping[str, Any]) -> PredictInput:
+        text = _clean(str(row.get("text", "")), "text", MAX_TEXT_CHARS)
+        title = _clean(str(row.get("title") or ""), "title", MAX_TITLE_CHARS) or None
+        return PredictInput({"text": text, "title": title}, text_features(text))
+
+    def score(
+        self, predictions: Sequence[Prediction], rows: Sequence[Mapping[str, Any]]
+    ) -> dict[str, float]:
+        predicted = [str(p.output["label"]) for p in predictions]
+        return label_scores(predicted, [str(row.get("label", "")) for row in rows])
 
     def warmup(self) -> PredictInput:
         text = "Red striped mug, barely used. Pickup only."

@@ -76,7 +76,13 @@ def _generate(
     for key in ("pixel_values", "flattened_patches"):
         if key in inputs and inputs[key].is_floating_point() and dtype.is_floating_point:
             inputs[key] = inputs[key].to(dtype)
-    out = model.generate(**inputs, output_scores=True, return_dict_in_generate=True)
+    # The generation config passed explicitly: BLIP's generate() reads only what it is given.
+    out = model.generate(
+        **inputs,
+        generation_config=model.generation_config,
+        output_scores=True,
+        return_dict_in_generate=True,
+    )
     generated = out.sequences[:, prompt_length:]
     texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
     confidences = _confidences(model, out, generated)
