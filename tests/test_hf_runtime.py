@@ -181,3 +181,12 @@ def test_task_override_must_fit_the_architecture(folders: dict[str, Path]) -> No
         inspect_folder(folders["vit-cls"], None, "image-to-text")
     with pytest.raises(InvalidInput, match="unknown task"):
         inspect_folder(folders["vit-cls"], None, "painting")
+
+
+def test_a_hot_swap_keeps_the_endpoints_task(client: httpx.Client) -> None:
+    endpoint = deploy(client, "bert-cls", "none")
+    swap = {"workspace": "lab", "endpoint": endpoint, "model": "blip@1", "device": "cpu"}
+    refused = client.post("/v1/deployments", json=swap)
+    assert refused.status_code == 409, refused.text
+    assert "serves text-classification" in refused.json()["error"]
+    assert predict(client, endpoint, "bert-cls")["model"] == "bert-cls"  # still serving

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from appliance.errors import ApplianceError, Conflict, NotFound
+from appliance.models.lineage import task_of
 from appliance.names import validate_name
 from appliance.registry import utcnow
 from appliance.services import Services
@@ -70,6 +71,7 @@ class Serving:
         validate_name(endpoint, "endpoint name", self.services.settings.name_max_length)
         version = self.services.models.get(workspace, model_ref)
         self._check_endpoint_free(workspace, endpoint)
+        self._check_same_task(workspace, endpoint, version, kind)
         try:
             live = self.pool.deploy(workspace, endpoint, version, options)
         except ApplianceError as exc:
@@ -115,6 +117,26 @@ class Serving:
         except Exception as exc:
             return f"{row['endpoint']}: {exc}"
         return None
+
+    def _check_same_task(
+        self, workspace: str, endpoint: str, version: dict[str, Any], kind: str
+    ) -> None:
+        """A hot swap keeps what the endpoint takes and answers: its callers send an image and
+        read a description, or send a text and read a label. Another task needs its own
+        endpoint (a rollback may always return to what the endpoint served before)."""
+        live = next(
+            (m for m in self.pool.live() if (m.workspace, m.endpoint) == (workspace, endpoint)),
+            None,
+        )
+        if live is None or kind == "rolled_back":
+            return
+        serving, new = live.runtime.task.name, task_of(self.services, workspace, version)
+        if new != serving:
+            raise Conflict(
+                f"endpoint '{endpoint}' serves {serving} and {version['name']}@"
+                f"{version['version']} is {new}: its callers would get answers of another "
+                "kind; deploy it at an endpoint of its own"
+            )
 
     def _check_endpoint_free(self, workspace: str, endpoint: str) -> None:
         # Endpoint names are unique across workspaces: /v1/endpoints/{name} names one model.
