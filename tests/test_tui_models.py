@@ -1,7 +1,8 @@
 """The models screen at 80×24 over a real registry: two versions of the tiny colour recipe side
-by side with their metrics and lineage (the recipe's gate metric first), and `p` promoting
-through the evaluation gate, which moves production to the good version and refuses the worse
-one with its numbers.
+by side with their metrics and lineage (the recipe's gate metric first), what the highlighted
+version is (task, runtime, architecture, size) with the quantization modes its register check
+found, and `p` promoting through the evaluation gate, which moves production to the good version
+and refuses the worse one with its numbers.
 
 pytest-asyncio is not installed, so each test runs its coroutine with `asyncio.run`."""
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from test_tui import model_folder
 from textual.pilot import Pilot
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 from tui_pilot import Notes, drive, errors, press
 
 from appliance.datasets.synthetic import generate
@@ -22,7 +23,7 @@ from appliance.runs.launcher import start_run, wait_run
 from appliance.services import Services
 from tui.app import ApplianceApp
 from tui.screens.confirm import ConfirmScreen
-from tui.screens.models import metric_columns
+from tui.screens.models import metric_columns, version_detail
 
 COLOUR = Path(__file__).parent / "recipes" / "colour"
 
@@ -82,6 +83,51 @@ def test_the_versions_of_a_model_side_by_side(services: Services) -> None:
         assert versions["v2"][3:5] == ["photos@1", second["run_id"]]
 
     assert errors(drive(services, scenario, workspace="ads")) == []
+
+
+def detail(app: ApplianceApp) -> str:
+    return str(app.screen.query_one("#version-detail", Static).render())
+
+
+def test_the_highlighted_version_says_what_it_is_and_how_it_quantizes(
+    services: Services, tmp_path: Path
+) -> None:
+    check = {"quantization": {"cpu": ["none", "int8"], "cuda": ["none", "fp16", "nf4"]},
+             "seconds": 0.4}  # fmt: skip
+    info = {"architecture": "BertForSequenceClassification", "model_type": "bert",
+            "parameters": 4_386_000, "weight_bytes": 17_544_000, "check": check}  # fmt: skip
+    services.models.register("ads", "router", model_folder(tmp_path), runtime="huggingface",
+                             task="text-classification", info=info)  # fmt: skip
+
+    async def scenario(app: ApplianceApp, pilot: Pilot[None], notes: Notes) -> None:
+        await press(app, pilot, "4")
+        assert list(by_first_cell(app, "#models")) == ["colour", "router"]
+        # colour@2 (the newest) is highlighted: a run registered it, so no check ran.
+        assert detail(app) == (
+            "v2: image-to-text, recipe runtime, GPT2LMHeadModel, 348 parameters, 1.4 KB\n"
+            "Quantization: not checked at register"
+        )
+        app.screen.query_one("#versions", DataTable).focus()
+        await press(app, pilot, "down")
+        assert detail(app).startswith("v1: image-to-text, recipe runtime, GPT2LMHeadModel")
+        app.screen.query_one("#models", DataTable).focus()
+        await press(app, pilot, "down")
+        assert detail(app) == (
+            "v1: text-classification, huggingface runtime, BertForSequenceClassification, "
+            "4.39M parameters, 16.7 MB\nQuantization: cpu none, int8; cuda none, fp16, nf4"
+        )
+
+    assert errors(drive(services, scenario, workspace="ads")) == []
+
+
+def test_version_detail_words_are_the_cli_s() -> None:
+    from appliance.cli.model import describe
+
+    row = {"version": 3, "task": None, "runtime": None, "size": 2048, "info": {}}
+    assert str(version_detail(row)) == (
+        f"v3: {describe(row)}\nQuantization: not checked at register"
+    )
+    assert describe(row) == "task unknown, no runtime, 2.0 KB"
 
 
 def test_p_promotes_through_the_gate_and_a_worse_version_is_refused(services: Services) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from test_tui import model_folder
 
 from appliance.services import Services
 from tui.app import ApplianceApp
@@ -48,10 +49,9 @@ def fixed(services: Services) -> Services:
     return services
 
 
-@pytest.mark.parametrize("screen", list(SCREENS))
-def test_screen_snapshot(fixed: Services, screen: str) -> None:
-    async def render() -> str:
-        app = ApplianceApp(fixed, workspace="ads")
+def render(services: Services, screen: str) -> str:
+    async def rendered() -> str:
+        app = ApplianceApp(services, workspace="ads")
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press(SCREENS[screen])
             for _ in range(3):
@@ -60,7 +60,25 @@ def test_screen_snapshot(fixed: Services, screen: str) -> None:
             await pilot.pause()
             return screen_text(app)
 
-    text = asyncio.run(render())
+    return asyncio.run(rendered())
+
+
+@pytest.mark.parametrize("screen", list(SCREENS))
+def test_screen_snapshot(fixed: Services, screen: str) -> None:
+    check_snapshot(screen, render(fixed, screen))
+
+
+def test_models_snapshot_with_a_checked_version(fixed: Services, tmp_path: Path) -> None:
+    """A registered text classifier: its versions, and what the highlighted one is."""
+    check = {"quantization": {"cpu": ["none", "int8"]}, "seconds": 0.4}
+    info = {"architecture": "BertForSequenceClassification", "parameters": 4_386_000,
+            "weight_bytes": 17_544_000, "check": check}  # fmt: skip
+    fixed.models.register("ads", "router", model_folder(tmp_path), runtime="huggingface",
+                          task="text-classification", info=info, metrics={"accuracy": 0.93})  # fmt: skip
+    check_snapshot("models-versions", render(fixed, "models"))
+
+
+def check_snapshot(screen: str, text: str) -> None:
     path = SNAPSHOTS / f"{screen}.txt"
     if os.environ.get("UPDATE_SNAPSHOTS") or not path.exists():
         path.write_text(text)

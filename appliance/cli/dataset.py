@@ -104,7 +104,8 @@ def _generate_ads(
 @click.argument("folder", type=click.Path(path_type=Path))
 @json_option
 def add(workspace: str, name: str, folder: Path, as_json: bool) -> None:
-    """Validate FOLDER (an imagefolder with metadata.jsonl) and add it as a version of NAME.
+    """Validate FOLDER and add it as a version of NAME: an imagefolder (images named by its
+    metadata.jsonl) or a text dataset (a metadata.jsonl of rows with a text, alone).
 
     Adding content that is already a version of NAME finds that version instead.
     """
@@ -149,16 +150,18 @@ def versions(workspace: str, name: str, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
+    # A text dataset's versions count rows; an imagefolder's, images (a name holds one kind).
+    unit = "rows" if rows and all(_unit(r) == "rows" for r in rows) else "images"
     shown = [
         {
             **r,
             "digest": r["digest"][:12],
             "size": human_bytes(r["total_bytes"]),
-            "images": r["row_count"],
+            unit: r["row_count"],
         }
         for r in rows
     ]
-    emit_table(shown, ("version", "digest", "images", "size", "created_at"))
+    emit_table(shown, ("version", "digest", unit, "size", "created_at"))
 
 
 @dataset.command()
@@ -168,7 +171,8 @@ def versions(workspace: str, name: str, as_json: bool) -> None:
 @click.option("--limit", type=int, default=10, show_default=True, help="Paths listed per kind.")
 @json_option
 def diff(workspace: str, a: str, b: str, limit: int, as_json: bool) -> None:
-    """Compare two versions, given as NAME@VERSION (a number, vN, a digest prefix or latest)."""
+    """Compare two versions, given as NAME@VERSION (a number, vN, a digest prefix or latest):
+    what was added, removed, changed and relabelled, and the label counts that moved."""
     result = services().datasets.diff(workspace, a, b)
     if as_json:
         emit_json(result)
@@ -181,6 +185,11 @@ def diff(workspace: str, a: str, b: str, limit: int, as_json: bool) -> None:
             click.echo(f"    {path}")
         if len(paths) > limit:
             click.echo(f"    … {len(paths) - limit} more")
+    moved = {k: n for k, n in result["labels"].items() if n["from"] != n["to"]}
+    if moved:
+        click.echo(
+            "  labels: " + ", ".join(f"{k} {n['from']} → {n['to']}" for k, n in moved.items())
+        )
 
 
 def _heading(side: dict[str, Any]) -> str:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
 from appliance.cli.context import json_option, services
-from appliance.cli.output import emit_json, emit_table, human_bytes
+from appliance.cli.output import emit_json, emit_table
 from appliance.errors import InvalidInput
+from appliance.models.describe import describe, quantization
 
 
 @click.group()
@@ -95,28 +95,8 @@ def show(workspace: str, ref: str, as_json: bool) -> None:
         row["what"] = describe(row)
     emit_table(rows, ("version", "aliases", "what", "metrics", "run_id", "created_at"))
     if "@" in ref:
-        modes = rows[0]["info"].get("check", {}).get("quantization", {})
-        for device, supported in modes.items():
+        for device, supported in quantization(rows[0]).items():
             click.echo(f"quantization on {device}: {', '.join(supported)}")
-
-
-def describe(row: dict[str, Any]) -> str:
-    """A version in a few words: task, runtime, architecture, parameters and weight size."""
-    info = row.get("info") or {}
-    parts = [row.get("task") or "task unknown", f"{row.get('runtime') or 'no'} runtime"]
-    if info.get("architecture"):
-        parts.append(str(info["architecture"]))
-    if info.get("parameters"):
-        parts.append(f"{human_count(int(info['parameters']))} parameters")
-    parts.append(human_bytes(int(info.get("weight_bytes") or row["size"])))
-    return ", ".join(parts)
-
-
-def human_count(n: int) -> str:
-    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.3g}{unit}"
-    return str(n)
 
 
 @model.command()

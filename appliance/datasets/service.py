@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,11 +163,13 @@ class Datasets:
     def diff(self, workspace: str, ref_a: str, ref_b: str) -> dict[str, Any]:
         """Images added, removed and changed, and rows relabelled (their `text` changed); for a
         text dataset, rows added, removed and relabelled (their `label` or `text` changed),
-        named by id (else by text)."""
+        named by id (else by text). `labels` counts the rows of each label on both sides
+        ({label: {"from": n, "to": m}}), for rows that have one (a text dataset's)."""
         a, b = self.get(workspace, ref_a), self.get(workspace, ref_b)
         files_a, files_b = self.manifest(a), self.manifest(b)
-        rows_a = {row_key(r): r for r in self.rows(a)}
-        rows_b = {row_key(r): r for r in self.rows(b)}
+        listed_a, listed_b = self.rows(a), self.rows(b)
+        rows_a = {row_key(r): r for r in listed_a}
+        rows_b = {row_key(r): r for r in listed_b}
         fields: tuple[str, ...]
         if files_a.keys() == files_b.keys() == {METADATA}:  # text rows
             names_a, names_b, changed = rows_a.keys(), rows_b.keys(), set()
@@ -183,6 +187,7 @@ class Datasets:
                 k for k in rows_a.keys() & rows_b.keys()
                 if any(rows_a[k].get(f) != rows_b[k].get(f) for f in fields)
             ),
+            "labels": _label_counts(listed_a, listed_b),
         }  # fmt: skip
 
     def materialize(self, version: dict[str, Any]) -> Path:
@@ -210,6 +215,18 @@ class Datasets:
         if dataset is None:
             raise NotFound(f"no dataset '{name}' in workspace '{workspace}'")
         return dataset
+
+
+def _label_counts(
+    rows_a: Iterable[dict[str, Any]], rows_b: Iterable[dict[str, Any]]
+) -> dict[str, dict[str, int]]:
+    """{label: {"from": rows in a, "to": rows in b}} for every label either side has."""
+
+    def count(rows: Iterable[dict[str, Any]]) -> Counter[str]:
+        return Counter(r["label"] for r in rows if isinstance(r.get("label"), str))
+
+    a, b = count(rows_a), count(rows_b)
+    return {label: {"from": a[label], "to": b[label]} for label in sorted(a.keys() | b.keys())}
 
 
 def _find_dataset(db: sqlite_utils.Database, workspace_id: str, name: str) -> dict[str, Any] | None:

@@ -71,6 +71,16 @@ def validate_model_folder(folder: Path) -> list[str]:
     return notes
 
 
+def architecture(folder: Path) -> dict[str, Any]:
+    """{"architecture": the first of config.json's `architectures`} ("?" when it names none),
+    or {} when config.json is unreadable."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        return {"architecture": str((config.get("architectures") or ["?"])[0])}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
 def weights_summary(folder: Path) -> dict[str, Any]:
     """Parameters, bytes and dtypes of the folder's safetensors weights, from their headers
     alone (no weights read)."""

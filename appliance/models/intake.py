@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.errors import InvalidInput
-from appliance.models.folder import validate_model_folder, weights_summary
+from appliance.models.folder import architecture, validate_model_folder, weights_summary
 from appliance.names import validate_name
 from appliance.recipes.spec import RecipeSpec
 from appliance.runtimes.huggingface.detect import detect
@@ -50,7 +50,7 @@ def inspect_folder(folder: Path, recipe: RecipeSpec | None, task: str | None) ->
                 f"recipe '{recipe.name}' serves {recipe_task}, not {task}: leave out --task, or "
                 "leave out --recipe to serve the folder with the Hugging Face runtime"
             )
-        return Intake(RECIPE, recipe_task, {**_architecture(folder), **summary})
+        return Intake(RECIPE, recipe_task, {**architecture(folder), **summary})
     detected = detect(folder, task)
     info = {
         "architecture": detected.architecture,
@@ -90,14 +90,6 @@ def check_serves(
     if "error" in report:
         raise InvalidInput(f"{folder} cannot be served: {report['error']}")
     return report
-
-
-def _architecture(folder: Path) -> dict[str, Any]:
-    try:
-        config = json.loads((folder / "config.json").read_text())
-        return {"architecture": str((config.get("architectures") or ["?"])[0])}
-    except (OSError, ValueError, AttributeError):
-        return {}
 
 
 def _last_line(text: str) -> str:

@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from appliance.models.folder import weights_summary
+from appliance.models.folder import architecture, weights_summary
 from appliance.recipes.catalog import load_module
 from appliance.recipes.context import EvalContext, TrainContext
 from appliance.recipes.split import split_rows
@@ -113,7 +113,7 @@ def execute(services: Services, run: dict[str, Any]) -> dict[str, Any]:
             parent_version_id=run["parent_model_version_id"],
             recipe=spec.name,
             task=spec.task or DEFAULT_TASK,
-            info=weights_summary(output_dir),
+            info={**architecture(output_dir), **weights_summary(output_dir)},
         )
         reporter.log(f"registered {version_row['name']}@{version_row['version']}")
         _profile(services, version_row, reporter)

@@ -1,21 +1,25 @@
 """The models screen: the current workspace's models, and for the highlighted one its versions
 side by side (aliases, metrics as columns with the recipe's gate metric first, the dataset
-version and run they came from). `p` promotes the highlighted version to production after a
-confirmation: the evaluation gate runs in a worker (it may load the models, so torch only ever
-loads there) and its numbers come back as a notification, whether it moved the alias or refused
-a worse candidate."""
+version and run they came from); below them, what the highlighted version is (task, runtime,
+architecture, parameters, weight size: the CLI's `model show` wording) and the quantization
+modes its register check found it serves in. `p` promotes the highlighted version to production
+after a confirmation: the evaluation gate runs in a worker (it may load the models, so torch only
+ever loads there) and its numbers come back as a notification, whether it moved the alias or
+refused a worse candidate."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from appliance.errors import ApplianceError, NotFound
+from appliance.models.describe import describe, quantization
 from tui import figures
 from tui.screens.base import ApplianceScreen
 from tui.screens.confirm import ConfirmScreen
@@ -53,6 +57,10 @@ class ModelsScreen(ApplianceScreen):
     ModelsScreen #versions {
         height: 1fr;
     }
+    ModelsScreen #version-detail {
+        height: auto;
+        padding: 0 1;
+    }
     """
 
     def __init__(self) -> None:
@@ -72,6 +80,7 @@ class ModelsScreen(ApplianceScreen):
         yield Static("", id="versions-title")
         versions: DataTable[str] = DataTable(id="versions", cursor_type="row", zebra_stripes=True)
         yield versions
+        yield Static("", id="version-detail")
         yield Footer()
 
     def reload(self) -> None:
@@ -113,13 +122,17 @@ class ModelsScreen(ApplianceScreen):
         else:
             empty.update(f"No models in workspace {workspace} yet: a succeeded run registers one.")
         empty.display = not models
-        for selector in ("#models", "#versions-title", "#versions"):
+        for selector in ("#models", "#versions-title", "#versions", "#version-detail"):
             self.query_one(selector).display = bool(models)
         highlighted = key_at_cursor(table)
         if highlighted != self._model:
             self._choose(highlighted)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "versions":
+            event.stop()
+            self._show_detail(event.row_key.value)
+            return
         if event.data_table.id != "models":
             return
         event.stop()
@@ -131,6 +144,7 @@ class ModelsScreen(ApplianceScreen):
         if model is None:
             self._versions = {}
             self.query_one("#versions", DataTable).clear(columns=True)
+            self._show_detail(None)
             return
         self._load_versions(model)
 
@@ -196,6 +210,14 @@ class ModelsScreen(ApplianceScreen):
         self.query_one("#versions-title", Static).update(
             f"Versions of {versions.model} (p promotes the highlighted one to {PRODUCTION})"
         )
+        self._show_detail(key_at_cursor(table))
+
+    def _show_detail(self, key: str | None) -> None:
+        """What the highlighted version is, and the quantization modes it was checked in."""
+        version = self._versions.get(key) if key else None
+        self.query_one("#version-detail", Static).update(
+            "" if version is None else version_detail(version)
+        )
 
     def action_promote(self) -> None:
         key = key_at_cursor(self.query_one("#versions", DataTable))
@@ -246,6 +268,17 @@ class ModelsScreen(ApplianceScreen):
         message = message.replace("; pass --force to promote anyway", "")
         self.notify(message, title="Promotion refused", severity="warning", timeout=15)
         self.reload()
+
+
+def version_detail(version: dict[str, Any]) -> Text:
+    """Two lines on a version: what it is, then the quantization modes per device that its
+    register check served it in (a version a run registered was not checked)."""
+    modes = quantization(version).items()
+    checked = "; ".join(f"{device} {', '.join(m) or figures.DASH}" for device, m in modes)
+    return Text(
+        f"v{version['version']}: {describe(version)}\n"
+        f"Quantization: {checked or 'not checked at register'}"
+    )
 
 
 def metric_columns(
