@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -41,6 +42,7 @@ KEYS = {"exact_match", "bleu", "exact_match_normal", "exact_match_low"} | {
 class Recorder:
     def __init__(self) -> None:
         self.losses: list[float] = []
+        self.logs: list[str] = []
 
     def progress(self, step: int, total: int, **metrics: float) -> None:
         self.losses.append(metrics["loss"])
@@ -49,7 +51,7 @@ class Recorder:
         pass
 
     def log(self, message: str) -> None:
-        pass
+        self.logs.append(message)
 
 
 def _load_recipe() -> ModuleType:
@@ -235,7 +237,92 @@ def test_fine_tuning_adds_a_new_category(
     vocab = AutoTokenizer.from_pretrained(tmp_path / "tuned").get_vocab()
     assert "car" in vocab and "mug" in vocab
     assert "car" not in AutoTokenizer.from_pretrained(overfit).get_vocab()
+    # Adding tokens to a base is said in the run's log, with the words.
+    (warning,) = [line for line in ctx.report.logs if line.startswith("warning: added")]
+    assert "car" in warning and "mug" not in warning.split(":", 2)[2].split(";")[0].split(", ")
     results = recipe.load(tmp_path / "tuned").predict(_images(cars, rows[:2]))
+    assert len(results) == 2 and all(isinstance(text, str) for text, _ in results)
+
+
+def _rename_specials(folder: Path, renames: dict[str, str]) -> None:
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        path = folder / name
+        if path.exists():
+            text = path.read_text()
+            for old, new in renames.items():
+                text = text.replace(f'"{old}"', f'"{new}"')
+            path.write_text(text)
+
+
+def test_a_folder_with_s_tokens_starts_and_stops_on_them(
+    recipe, photos: Path, overfit: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    # The trained captioner with RoBERTa/TrOCR-style names for its start and end: same ids,
+    # same weights, but no "<bos>"/"<eos>" in the vocabulary (which would look up as <unk>).
+    adapted = tmp_path / "s-tokens"
+    shutil.copytree(overfit, adapted)
+    _rename_specials(adapted, {"<bos>": "<s>", "<eos>": "</s>"})
+    tokenizer = AutoTokenizer.from_pretrained(adapted)
+    assert (tokenizer.bos_token, tokenizer.eos_token) == ("<s>", "</s>")
+    assert tokenizer.convert_tokens_to_ids("<bos>") == tokenizer.unk_token_id
+
+    captioner = recipe.load(adapted)
+    assert captioner.text.bos == tokenizer.bos_token_id != tokenizer.unk_token_id
+    assert captioner.text.eos == tokenizer.eos_token_id != tokenizer.unk_token_id
+    rows = _rows(photos)
+    got = captioner.predict(_images(photos, rows))
+    assert [text for text, _ in got] == [row["text"] for row in rows]
+
+
+def test_a_trocr_style_folder_starts_where_generate_starts(recipe, tmp_path: Path) -> None:
+    from appliance.testing.hf_folders import build
+
+    # ViT + RoBERTa, decoder_start_token_id = </s> (2), as microsoft/trocr-*: not bos, not unk.
+    folder = build("vit-roberta", tmp_path / "vit-roberta")
+    captioner = recipe.load(folder)
+    assert captioner.text.bos == 2 and captioner.text.eos == 2 and captioner.text.pad == 1
+    assert not captioner.text.takes_keywords  # no <kw>/<sep>: keywords are not prompted
+    images = [Image.new("RGB", (40, 40), colour) for colour in ("red", "navy")]
+    pixels = captioner.processor(images=images, return_tensors="pt").pixel_values
+    with torch.inference_mode():
+        expected = captioner.model.generate(pixels, max_new_tokens=6, num_beams=1, do_sample=False)[
+            :, 1:
+        ]
+        states = captioner.encode(images)
+    greedy = sys.modules[type(captioner).__module__].greedy
+    ids = [tokens for tokens, _ in greedy(captioner.model, states, [captioner.text.bos], 2, 6)]
+    assert ids == expected.tolist()
+    described = captioner.predict(images, keywords=["red", None])
+    assert all(text for text, _ in described)
+
+
+def test_fine_tuning_a_bpe_base_adds_no_token(recipe, photos: Path, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from appliance.testing.hf_folders import build
+
+    base = build("vit-gpt2", tmp_path / "vit-gpt2")  # a byte-level BPE: it encodes any word
+    ctx = TrainContext(
+        dataset_dir=photos,
+        train_rows=_rows(photos),
+        eval_rows=[],
+        params={**TINY, "epochs": 1},
+        output_dir=tmp_path / "tuned",
+        seed=0,
+        report=Recorder(),
+        base_model=base,
+    )
+    recipe.train(ctx)
+    before = AutoTokenizer.from_pretrained(base)
+    after = AutoTokenizer.from_pretrained(tmp_path / "tuned")
+    assert len(after) == len(before) and after.get_vocab() == before.get_vocab()
+    caption = _rows(photos)[0]["text"]
+    assert after.tokenize(caption) == before.tokenize(caption)
+    assert any(token.startswith("Ġ") and len(token) > 1 for token in after.tokenize(caption))
+    assert not any(line.startswith("warning: added") for line in ctx.report.logs)
+    results = recipe.load(tmp_path / "tuned").predict(_images(photos, _rows(photos)[:2]))
     assert len(results) == 2 and all(isinstance(text, str) for text, _ in results)
 
 

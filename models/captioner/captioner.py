@@ -47,7 +47,13 @@ def _model(ctx: TrainContext, params: dict[str, Any]):
     if base is None:
         return build(ctx.train_rows, params)
     model, tokenizer, processor, added = load_base(Path(base), ctx.train_rows)
-    ctx.report.log(f"fine-tuning {base}; {added} new words in the vocabulary")
+    ctx.report.log(f"fine-tuning {base}")
+    if added:
+        shown = ", ".join(added[:20]) + (", ..." if len(added) > 20 else "")
+        ctx.report.log(
+            f"warning: added {len(added)} tokens to the base tokenizer, for caption words it "
+            f"cannot encode: {shown}; the decoder's embeddings grow to match"
+        )
     return model, tokenizer, processor
 
 
@@ -66,7 +72,9 @@ def train(ctx: TrainContext) -> None:
 
     images = TrainImages(ctx.dataset_dir, rows, processor)
     texts = [str(row["text"]) for row in rows]
-    text = Encoder(tokenizer, texts)
+    text = Encoder(tokenizer, texts, model)
+    if not text.takes_keywords:
+        ctx.report.log("the tokenizer has no <kw>/<sep> tokens: trained without keyword prompts")
     batch_size = min(params["batch_size"], len(rows))
     total = params["epochs"] * math.ceil(len(rows) / batch_size)
     warmup = max(1, round(params["warmup"] * total))
@@ -83,17 +91,17 @@ def train(ctx: TrainContext) -> None:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             pix = images.batch(idx, rng, params["low_light_fraction"], mirror=params["mirror"])
-            inputs, labels = text.training_batch(
+            inputs, mask, labels = text.masked_batch(
                 [texts[i] for i in idx], params["keyword_rate"], rng
             )
             pix = pix.to(device, memory_format=torch.channels_last)
-            inputs, labels = inputs.to(device), labels.to(device)
+            inputs, mask, labels = inputs.to(device), mask.to(device), labels.to(device)
             # Our own shift (in training_batch) and loss: the model's built-in loss would shift
             # the labels a second time.
             logits = model(
                 pixel_values=pix,
                 decoder_input_ids=inputs,
-                decoder_attention_mask=(inputs != text.pad).long(),
+                decoder_attention_mask=mask,
             ).logits
             loss = F.cross_entropy(
                 logits.flatten(0, 1),

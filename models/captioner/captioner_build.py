@@ -18,7 +18,7 @@ from transformers import (
     ViTImageProcessor,
 )
 
-from .captioner_text import MAX_KEYWORDS, build_tokenizer, extend_tokenizer
+from .captioner_text import MAX_KEYWORDS, build_tokenizer, extend_tokenizer, special_ids
 
 # The conv stem downsamples 16x: a 64 px photo becomes 4 x 4 tokens (+ a CLS token).
 STRIDE = 16
@@ -120,13 +120,30 @@ def build(
 
 def load_base(
     folder: Path, rows: list[dict[str, Any]]
-) -> tuple[VisionEncoderDecoderModel, PreTrainedTokenizerFast, ViTImageProcessor, int]:
-    """A saved captioner to fine-tune; its vocabulary grows by the words `rows` bring."""
+) -> tuple[VisionEncoderDecoderModel, PreTrainedTokenizerFast, ViTImageProcessor, list[str]]:
+    """A saved model to fine-tune, with the token conventions of its own folder. Its vocabulary
+    grows only by the caption words its tokenizer cannot encode (returned): none for a BPE."""
     model = VisionEncoderDecoderModel.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     processor = ViTImageProcessor.from_pretrained(folder)
     added = extend_tokenizer(tokenizer, rows)
     if added:
         model.decoder.resize_token_embeddings(len(tokenizer))
-    _set_token_ids(model, tokenizer)
+        model.config.vocab_size = model.decoder.config.vocab_size
+    _fill_token_ids(model, tokenizer)
     return model, tokenizer, processor, added
+
+
+def _fill_token_ids(model: VisionEncoderDecoderModel, tokenizer: Any) -> None:
+    """The start/end/pad ids a base's configs leave out, from its tokenizer; the ones it names
+    are kept (a TrOCR-style decoder starts from </s>, not from bos)."""
+    ids = special_ids(tokenizer, model)
+    wanted = {
+        "pad_token_id": ids.pad,
+        "eos_token_id": ids.eos,
+        "decoder_start_token_id": ids.start,
+    }
+    for config in (model.config, model.decoder.config, model.generation_config):
+        for name, value in wanted.items():
+            if getattr(config, name, None) is None:
+                setattr(config, name, value)

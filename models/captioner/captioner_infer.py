@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -13,6 +14,15 @@ from transformers import AutoTokenizer, VisionEncoderDecoderModel, ViTImageProce
 from .captioner_text import Encoder
 
 MAX_NEW_TOKENS = 32
+
+
+def max_positions(config: Any) -> int:
+    """How long a sequence the decoder takes: GPT-2's n_positions, or max_position_embeddings
+    less 2 (RoBERTa-style decoders count positions from after the pad id)."""
+    if getattr(config, "n_positions", None):
+        return int(config.n_positions)
+    found = getattr(config, "max_position_embeddings", None)
+    return int(found) - 2 if found else 512
 
 
 @torch.inference_mode()
@@ -33,7 +43,7 @@ def greedy(
     out: list[list[int]] = [[] for _ in range(n)]
     probs: list[list[float]] = [[] for _ in range(n)]
     alive = [True] * n
-    limit = min(max_new_tokens, model.decoder.config.n_positions - len(prompt))
+    limit = min(max_new_tokens, max_positions(model.decoder.config) - len(prompt))
     for _ in range(limit):
         # Through the joint model, so a base model's encoder-to-decoder projection applies too.
         logits = model(encoder_outputs=(encoder_states,), decoder_input_ids=ids).logits
@@ -58,7 +68,8 @@ class Captioner:
         self.device = torch.device(device)
         self.model = VisionEncoderDecoderModel.from_pretrained(model_dir).eval().to(self.device)
         self.processor = ViTImageProcessor.from_pretrained(model_dir)
-        self.text = Encoder(AutoTokenizer.from_pretrained(model_dir))
+        # The start, end and pad ids of the folder's own config and tokenizer.
+        self.text = Encoder(AutoTokenizer.from_pretrained(model_dir), model=self.model)
         self.batch_size = batch_size
 
     @torch.inference_mode()
