@@ -1,16 +1,20 @@
 """`create_app(services)`: the Litestar app. The lifespan owns the serving pool (restored from
-the registry at start, unloaded at stop); errors become JSON with a message, never a traceback."""
+the registry at start, unloaded at stop); errors become JSON with a message, never a traceback.
+Handlers get the services, serving, monitor and scheduler by dependency injection (a parameter
+of that name and type); the predict route gets serving and the monitor as one (`Predicting`)."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from litestar import Litestar, Request, Response
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
@@ -24,7 +28,7 @@ from appliance.server.jobs import JobController, JobRunController
 from appliance.server.manage import DeploymentController
 from appliance.server.monitoring import FeedbackController, MonitoringController, metrics
 from appliance.server.oip import OipController
-from appliance.server.predict import PredictController
+from appliance.server.predict import PredictController, Predicting
 from appliance.server.record import home_id, new_instance
 from appliance.services import Services
 from appliance.serving.service import Serving
@@ -76,19 +80,11 @@ def create_app(services: Services, restore: bool = True, schedule: bool = True) 
             metrics,
         ],
         lifespan=[lifespan],
+        dependencies=_dependencies(services, monitor, serving, scheduler),
         guards=[require_token],
         middleware=[HomeCheck(services.settings.home, this_home, instance)],
-        state=State(
-            {
-                "services": services,
-                "serving": serving,
-                "monitor": monitor,
-                "scheduler": scheduler,
-                "settings": services.settings,
-                "home_id": this_home,
-                "instance": instance,
-            }
-        ),
+        # For what is no handler: the token guard, the error handlers, the uvicorn server.
+        state=State({"settings": services.settings, "home_id": this_home, "instance": instance}),
         request_max_body_size=services.settings.max_body_bytes,
         exception_handlers={
             ApplianceError: _appliance_error,
@@ -98,6 +94,32 @@ def create_app(services: Services, restore: bool = True, schedule: bool = True) 
         openapi_config=OpenAPIConfig(title="appliance", version=__version__, path="/schema"),
         logging_config=None,
     )
+
+
+def _dependencies(
+    services: Services, monitor: Monitor, serving: Serving, scheduler: Scheduler
+) -> dict[str, Provide]:
+    """One provider per service, each answering the one object this app holds, and one for the
+    predict route (`Predicting`). Litestar resolves a handler's several dependencies in a task
+    group, ~55 µs a request (measured): nothing beside a registry read, but the predict route
+    takes one dependency."""
+    predicting = Predicting(serving, monitor)
+    values: dict[str, Any] = {
+        "services": services, "monitor": monitor, "serving": serving, "scheduler": scheduler,
+        "predicting": predicting,
+    }  # fmt: skip
+    # Cached: the same object for the app's lifetime; sync, never on a worker thread.
+    return {
+        name: Provide(_constant(value), use_cache=True, sync_to_thread=False)
+        for name, value in values.items()
+    }
+
+
+def _constant(value: Any) -> Callable[[], Any]:
+    def provide() -> Any:
+        return value
+
+    return provide
 
 
 def _restore(serving: Serving) -> None:

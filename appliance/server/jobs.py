@@ -7,13 +7,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from litestar import Controller, Request, delete, get, post
+import msgspec
+from litestar import Controller, delete, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
+from msgspec import UNSET, UnsetType
 
 from appliance.scheduler.jobs import parse_trigger
+from appliance.scheduler.service import Scheduler
+from appliance.server.answers import Answer
 from appliance.services import Services
-
-AnyRequest = Request[Any, Any, Any]
 
 
 @dataclass
@@ -28,80 +31,133 @@ class JobRequest:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+class Trigger(Answer):
+    """One of the two: an interval in seconds, or a cron expression."""
+
+    interval_s: int | UnsetType = UNSET
+    cron: str | UnsetType = UNSET
+
+
+class Job(Answer):
+    """A job (`appliance/scheduler/jobs.py`) with the time and status of its last run."""
+
+    id: str
+    workspace_id: str
+    workspace: str
+    name: str
+    kind: str
+    target: str
+    trigger: Trigger
+    params: dict[str, Any]
+    enabled: bool
+    created_at: str
+    updated_at: str
+    last_run_at: str | None
+    last_status: str | None
+
+
+class JobRun(Answer):
+    """One time a job ran: what caused it, how it ended, and what it did (`detail`)."""
+
+    id: str
+    job_id: str
+    cause: str
+    status: str
+    """running, succeeded, failed, skipped or awaiting_approval."""
+    run_id: str | None
+    """The training run it started, if any."""
+    detail: dict[str, Any]
+    started_at: str
+    ended_at: str | None
+
+
+class JobWithRuns(Job):
+    runs: list[JobRun]
+    """The latest runs, newest first."""
+
+
+class StartedJobRun(Answer):
+    job_run: str
+    """The id of the job run just started."""
+
+
 class JobController(Controller):
     path = "/v1/workspaces/{workspace:str}/jobs"
     tags = ["jobs"]
 
     @get("/")
     async def list_jobs(
-        self, request: AnyRequest, workspace: FromPath[str]
-    ) -> list[dict[str, Any]]:
+        self, services: NamedDependency[Services], workspace: FromPath[str]
+    ) -> list[Job]:
         """The workspace's jobs with their trigger and last run."""
-        services: Services = request.app.state.services
-        return await anyio.to_thread.run_sync(services.jobs.list, workspace)
+        found = await anyio.to_thread.run_sync(services.jobs.list, workspace)
+        return msgspec.convert(found, list[Job])
 
     @post("/", status_code=201)
     async def add_job(
-        self, request: AnyRequest, workspace: FromPath[str], data: JSONBody[JobRequest]
-    ) -> dict[str, Any]:
+        self,
+        services: NamedDependency[Services],
+        workspace: FromPath[str],
+        data: JSONBody[JobRequest],
+    ) -> Job:
         """Add a job; the scheduler picks it up by itself. A taken name is 409."""
-        services: Services = request.app.state.services
         trigger = parse_trigger(data.trigger)
-        return await anyio.to_thread.run_sync(
+        added = await anyio.to_thread.run_sync(
             services.jobs.add, workspace, data.name, data.kind, trigger, data.target, data.params
         )
+        return msgspec.convert(added, Job)
 
     @get("/{name:str}")
     async def show_job(
         self,
-        request: AnyRequest,
+        services: NamedDependency[Services],
         workspace: FromPath[str],
         name: FromPath[str],
         limit: FromQuery[int] = 20,
-    ) -> dict[str, Any]:
+    ) -> JobWithRuns:
         """The job and its latest runs, newest first."""
-        services: Services = request.app.state.services
 
         def read() -> dict[str, Any]:
             job = services.jobs.get(workspace, name)
             return {**job, "runs": services.jobs.runs(job["id"], limit)}
 
-        return await anyio.to_thread.run_sync(read)
+        return msgspec.convert(await anyio.to_thread.run_sync(read), JobWithRuns)
 
     @delete("/{name:str}", status_code=204)
     async def remove_job(
-        self, request: AnyRequest, workspace: FromPath[str], name: FromPath[str]
+        self, services: NamedDependency[Services], workspace: FromPath[str], name: FromPath[str]
     ) -> None:
         """Remove the job and the record of its runs."""
-        services: Services = request.app.state.services
         await anyio.to_thread.run_sync(services.jobs.remove, workspace, name)
 
     @post("/{name:str}/pause", status_code=200)
     async def pause_job(
-        self, request: AnyRequest, workspace: FromPath[str], name: FromPath[str]
-    ) -> dict[str, Any]:
+        self, services: NamedDependency[Services], workspace: FromPath[str], name: FromPath[str]
+    ) -> Job:
         """Stop triggering the job until it is resumed."""
-        services: Services = request.app.state.services
-        return await anyio.to_thread.run_sync(services.jobs.set_enabled, workspace, name, False)
+        job = await anyio.to_thread.run_sync(services.jobs.set_enabled, workspace, name, False)
+        return msgspec.convert(job, Job)
 
     @post("/{name:str}/resume", status_code=200)
     async def resume_job(
-        self, request: AnyRequest, workspace: FromPath[str], name: FromPath[str]
-    ) -> dict[str, Any]:
+        self, services: NamedDependency[Services], workspace: FromPath[str], name: FromPath[str]
+    ) -> Job:
         """Trigger the job again."""
-        services: Services = request.app.state.services
-        return await anyio.to_thread.run_sync(services.jobs.set_enabled, workspace, name, True)
+        job = await anyio.to_thread.run_sync(services.jobs.set_enabled, workspace, name, True)
+        return msgspec.convert(job, Job)
 
     @post("/{name:str}/run", status_code=202)
     async def run_job(
-        self, request: AnyRequest, workspace: FromPath[str], name: FromPath[str]
-    ) -> dict[str, str]:
+        self,
+        services: NamedDependency[Services],
+        scheduler: NamedDependency[Scheduler],
+        workspace: FromPath[str],
+        name: FromPath[str],
+    ) -> StartedJobRun:
         """Start the job now in the background; answers the job run id at once. 409 when the
         job is already running."""
-        services: Services = request.app.state.services
         job = await anyio.to_thread.run_sync(services.jobs.get, workspace, name)
-        job_run = await request.app.state.scheduler.run_now(job, "manual")
-        return {"job_run": job_run}
+        return StartedJobRun(job_run=await scheduler.run_now(job, "manual"))
 
 
 class JobRunController(Controller):
@@ -109,7 +165,8 @@ class JobRunController(Controller):
     tags = ["jobs"]
 
     @post("/{job_run_id:str}/approve", status_code=200)
-    async def approve(self, request: AnyRequest, job_run_id: FromPath[str]) -> dict[str, Any]:
+    async def approve(
+        self, scheduler: NamedDependency[Scheduler], job_run_id: FromPath[str]
+    ) -> JobRun:
         """Deploy the version the job run holds for approval; answers the updated job run."""
-        result: dict[str, Any] = await request.app.state.scheduler.approve(job_run_id)
-        return result
+        return msgspec.convert(await scheduler.approve(job_run_id), JobRun)

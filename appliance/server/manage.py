@@ -6,14 +6,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from litestar import Controller, Request, get, post
+import msgspec
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from appliance.server.answers import Answer
 from appliance.serving.options import DeployOptions
 from appliance.serving.pool import LiveModel
 from appliance.serving.service import Serving
-
-AnyRequest = Request[Any, Any, Any]
 
 
 @dataclass
@@ -33,20 +34,44 @@ class RollbackRequest:
     workspace: str
 
 
+class Deployment(Answer):
+    """A deployment's record (`appliance/serving/deployments.py`) with its model's name and
+    version, plus what this server holds for it."""
+
+    id: str
+    workspace_id: str
+    endpoint: str
+    model_version_id: str
+    quantization: str
+    device: str
+    max_batch_size: int
+    max_batch_wait_ms: int
+    status: str
+    created_at: str
+    updated_at: str
+    workspace: str
+    model: str
+    version: int
+    loaded: bool
+    """Whether this server holds the model (false while it loads, or when loading failed)."""
+    torch_threads: int | None
+    """The torch threads the loaded model runs with (null when not loaded)."""
+
+
 class DeploymentController(Controller):
     path = "/v1/deployments"
     tags = ["deployments"]
 
     @get("/")
-    async def list_deployments(self, request: AnyRequest) -> list[dict[str, Any]]:
-        serving: Serving = request.app.state.serving
+    async def list_deployments(self, serving: NamedDependency[Serving]) -> list[Deployment]:
         live = _live(serving)
         return [_with_live(live, row) for row in serving.services.deployments.list()]
 
     @post("/", status_code=201)
-    async def deploy(self, request: AnyRequest, data: JSONBody[DeployRequest]) -> dict[str, Any]:
+    async def deploy(
+        self, serving: NamedDependency[Serving], data: JSONBody[DeployRequest]
+    ) -> Deployment:
         """Load and warm the model beside the one serving, then switch traffic to it."""
-        serving: Serving = request.app.state.serving
         options = DeployOptions(
             data.quantization, data.device, data.max_batch_size, data.max_batch_wait_ms
         )
@@ -58,27 +83,28 @@ class DeploymentController(Controller):
     @post("/{endpoint:str}/rollback", status_code=200)
     async def rollback(
         self,
-        request: AnyRequest,
+        serving: NamedDependency[Serving],
         endpoint: FromPath[str],
         data: JSONBody[RollbackRequest],
-    ) -> dict[str, Any]:
+    ) -> Deployment:
         """Return the endpoint to the version it served before."""
-        serving: Serving = request.app.state.serving
         await anyio.to_thread.run_sync(serving.rollback, data.workspace, endpoint)
         return _shown(serving, data.workspace, endpoint)
 
 
-def _shown(serving: Serving, workspace: str, endpoint: str) -> dict[str, Any]:
+def _shown(serving: NamedDependency[Serving], workspace: str, endpoint: str) -> Deployment:
     rows = [r for r in serving.services.deployments.list(workspace) if r["endpoint"] == endpoint]
     return _with_live(_live(serving), rows[0])
 
 
-def _live(serving: Serving) -> dict[tuple[str, str], LiveModel]:
+def _live(serving: NamedDependency[Serving]) -> dict[tuple[str, str], LiveModel]:
     return {(m.workspace, m.endpoint): m for m in serving.pool.live()}
 
 
-def _with_live(live: dict[tuple[str, str], LiveModel], row: dict[str, Any]) -> dict[str, Any]:
+def _with_live(live: dict[tuple[str, str], LiveModel], row: dict[str, Any]) -> Deployment:
     """The record plus what the server holds for it: loaded or not, and its torch threads."""
     model = live.get((row["workspace"], row["endpoint"]))
     threads = model.instance.torch_threads if model else None
-    return {**row, "loaded": model is not None, "torch_threads": threads}
+    return msgspec.convert(
+        {**row, "loaded": model is not None, "torch_threads": threads}, Deployment
+    )

@@ -9,15 +9,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import anyio
-from litestar import Controller, Request, Response, get, post
+import msgspec
+from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from appliance.monitoring import alerts, report
+from appliance.monitoring.drift import FeatureDrift
 from appliance.monitoring.monitor import Monitor
 from appliance.monitoring.predictions import parse_window
+from appliance.server.answers import Answer
 from appliance.services import Services
 
-AnyRequest = Request[Any, Any, Any]
 T = TypeVar("T")
 
 
@@ -30,18 +33,184 @@ class FeedbackRequest:
     comment: str = ""
 
 
+class Feedback(Answer):
+    """One piece of feedback on a prediction, as stored."""
+
+    id: int
+    prediction_id: str
+    rating: int | None
+    thumb: str | None
+    comment: str
+    created_at: str
+
+
+class RatedPrediction(Feedback):
+    """Feedback with the prediction it rates."""
+
+    endpoint: str
+    description: str | None
+    """The answer's one-line summary (a description; a label)."""
+    confidence: float | None
+    warnings: list[str]
+    model_version_id: str | None
+
+
+class CapturedPrediction(Answer):
+    """A captured prediction: timing, the input's features (never the input), the answer."""
+
+    id: str
+    workspace_id: str
+    workspace: str
+    endpoint: str
+    model_version_id: str | None
+    created_at: str
+    latency_ms: float | None
+    queue_ms: float | None
+    inference_ms: float | None
+    batch_size: int | None
+    features: dict[str, float]
+    """The task's numeric input features (e.g. brightness; a text's length)."""
+    keywords: str
+    description: str | None
+    output: dict[str, Any] | None
+    """The task's answer fields, as the predict answer gave them (null for a failed one)."""
+    confidence: float | None
+    warnings: list[str]
+    error: str | None
+
+
+class Percentiles(Answer):
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class Trend(Answer):
+    """Per time bucket of the window (oldest first); null where a bucket has no data."""
+
+    count: list[float]
+    p95_latency_ms: list[float | None]
+    confidence: list[float | None]
+    low_light_rate: list[float | None]
+    rating: list[float | None]
+
+
+class EndpointSummary(Answer):
+    endpoint: str
+    predictions: int
+    errors: int
+    error_rate: float | None
+    throughput_per_s: float | None
+    latency_ms: Percentiles
+    queue_ms_p50: float | None
+    inference_ms_p50: float | None
+    mean_batch_size: float | None
+    mean_confidence: float | None
+    low_light_rate: float | None
+    ratings: int
+    mean_rating: float | None
+    versions: list[str]
+    """The model version ids that answered in the window."""
+    trend: Trend
+
+
+class Summary(Answer):
+    workspace: str
+    window_s: int
+    endpoints: list[EndpointSummary]
+
+
+class Drift(Answer):
+    workspace: str
+    endpoint: str
+    model: str
+    version: int
+    reference: str | None
+    """The dataset version the served version was trained on (`NAME@VERSION`), if known."""
+    window_s: int
+    predictions: int
+    min_samples: int
+    """The live values a feature needs before it can count as drifted."""
+    features: list[FeatureDrift]
+    drifted: list[str]
+    new_words: list[str]
+    """Words of recent answers that the training data never had (at most 20)."""
+    trend: Trend
+
+
+class AlertState(Answer):
+    endpoint: str
+    rule: str
+    state: str
+    """'firing' or 'ok'."""
+    value: float | None
+    threshold: float
+    since: str
+    updated_at: str
+
+
+class Event(Answer):
+    id: int
+    workspace_id: str
+    kind: str
+    subject: str
+    model_version_id: str | None
+    deployment_id: str | None
+    detail: dict[str, Any]
+    created_at: str
+
+
+class Alerts(Answer):
+    rules: list[AlertState]
+    events: list[Event]
+    """Alert events (alert_firing, alert_resolved), newest first."""
+
+
+class FeedbackSummary(Answer):
+    count: int
+    mean_rating: float | None
+    histogram: dict[str, int]
+    """How many ratings of each value, "1" to "5"."""
+    thumbs_up: int
+    thumbs_down: int
+
+
+class FeedbackReport(Answer):
+    summary: FeedbackSummary
+    recent: list[RatedPrediction]
+    """The latest feedback, newest first."""
+
+
+class Dora(Answer):
+    """DORA metrics over the period (`appliance/monitoring/dora.py`)."""
+
+    workspace: str
+    since: str
+    until: str
+    deployments: int
+    deployment_frequency_per_day: float
+    lead_time_hours: float | None
+    change_failure_rate: float | None
+    time_to_restore_hours: float | None
+    failures: int
+    level: str
+    """'elite', 'high', 'medium' or 'low', by deployment frequency."""
+
+
 class FeedbackController(Controller):
     path = "/v1/predictions"
     tags = ["monitoring"]
 
     @post("/{prediction_id:str}/feedback", opt={"predict": True}, status_code=201)
     async def feedback(
-        self, request: AnyRequest, prediction_id: FromPath[str], data: JSONBody[FeedbackRequest]
-    ) -> dict[str, Any]:
+        self,
+        monitor: NamedDependency[Monitor],
+        services: NamedDependency[Services],
+        prediction_id: FromPath[str],
+        data: JSONBody[FeedbackRequest],
+    ) -> Feedback:
         """Rate a prediction (rating 1-5 and/or thumb up/down, optional comment). Answers once
         the feedback is durably committed; an unknown prediction id is 404."""
-        monitor: Monitor = request.app.state.monitor
-        services: Services = request.app.state.services
 
         def store() -> dict[str, Any]:
             monitor.capture.flush()  # the prediction may still be on its way to the disk
@@ -49,19 +218,23 @@ class FeedbackController(Controller):
                 prediction_id, data.rating, data.thumb, data.comment
             )
 
-        return await anyio.to_thread.run_sync(store)
+        return msgspec.convert(await anyio.to_thread.run_sync(store), Feedback)
 
     @get("/{prediction_id:str}")
-    async def prediction(self, request: AnyRequest, prediction_id: FromPath[str]) -> dict[str, Any]:
+    async def prediction(
+        self,
+        monitor: NamedDependency[Monitor],
+        services: NamedDependency[Services],
+        prediction_id: FromPath[str],
+    ) -> CapturedPrediction:
         """A captured prediction: features, output, latency split, warnings."""
-        services: Services = request.app.state.services
-        return await _settled(request, services.predictions.get, prediction_id)
+        row = await _settled(monitor, services.predictions.get, prediction_id)
+        return msgspec.convert(row, CapturedPrediction)
 
 
-async def _settled(request: AnyRequest, read: Callable[..., T], *args: Any) -> T:
+async def _settled(monitor: NamedDependency[Monitor], read: Callable[..., T], *args: Any) -> T:
     """`read(*args)` on a worker thread once the predictions answered so far are written: the
     capture batches its writes, and a client reading right after predicting expects its own."""
-    monitor: Monitor = request.app.state.monitor
 
     def flushed() -> T:
         monitor.capture.flush()
@@ -77,35 +250,36 @@ class MonitoringController(Controller):
     @get("/summary")
     async def summary(
         self,
-        request: AnyRequest,
+        monitor: NamedDependency[Monitor],
+        services: NamedDependency[Services],
         workspace: FromPath[str],
         endpoint: FromQuery[str | None] = None,
         window: FromQuery[str] = "1h",
-    ) -> dict[str, Any]:
+    ) -> Summary:
         """Per endpoint: predictions, errors, latency percentiles, confidence, warnings,
         ratings, and their trends over the window (e.g. 15m, 1h, 7d)."""
-        services: Services = request.app.state.services
         seconds = parse_window(window)
-        return await _settled(request, report.summary, services, workspace, endpoint, seconds)
+        found = await _settled(monitor, report.summary, services, workspace, endpoint, seconds)
+        return msgspec.convert(found, Summary)
 
     @get("/drift")
     async def drift(
         self,
-        request: AnyRequest,
+        monitor: NamedDependency[Monitor],
+        services: NamedDependency[Services],
         workspace: FromPath[str],
         endpoint: FromQuery[str],
         window: FromQuery[str] = "1h",
-    ) -> dict[str, Any]:
+    ) -> Drift:
         """PSI and KS per input feature of the endpoint's recent traffic against the training
         data of the version it serves."""
-        services: Services = request.app.state.services
         seconds = parse_window(window)
-        return await _settled(request, report.drift, services, workspace, endpoint, seconds)
+        found = await _settled(monitor, report.drift, services, workspace, endpoint, seconds)
+        return msgspec.convert(found, Drift)
 
     @get("/alerts")
-    async def alerts(self, request: AnyRequest, workspace: FromPath[str]) -> dict[str, Any]:
+    async def alerts(self, services: NamedDependency[Services], workspace: FromPath[str]) -> Alerts:
         """Each rule's state per endpoint, and the recent alert events."""
-        services: Services = request.app.state.services
 
         def read() -> dict[str, Any]:
             return {
@@ -113,14 +287,16 @@ class MonitoringController(Controller):
                 "events": alerts.history(services, workspace),
             }
 
-        return await anyio.to_thread.run_sync(read)
+        return msgspec.convert(await anyio.to_thread.run_sync(read), Alerts)
 
     @get("/feedback")
     async def feedback(
-        self, request: AnyRequest, workspace: FromPath[str], endpoint: FromQuery[str | None] = None
-    ) -> dict[str, Any]:
+        self,
+        services: NamedDependency[Services],
+        workspace: FromPath[str],
+        endpoint: FromQuery[str | None] = None,
+    ) -> FeedbackReport:
         """The latest feedback and its summary."""
-        services: Services = request.app.state.services
 
         def read() -> dict[str, Any]:
             return {
@@ -128,22 +304,24 @@ class MonitoringController(Controller):
                 "recent": services.predictions.feedback(workspace, endpoint),
             }
 
-        return await anyio.to_thread.run_sync(read)
+        return msgspec.convert(await anyio.to_thread.run_sync(read), FeedbackReport)
 
     @get("/dora")
     async def dora(
-        self, request: AnyRequest, workspace: FromPath[str], since: FromQuery[str] = "30d"
-    ) -> dict[str, Any]:
+        self,
+        services: NamedDependency[Services],
+        workspace: FromPath[str],
+        since: FromQuery[str] = "30d",
+    ) -> Dora:
         """Deployment frequency, lead time for changes, change failure rate and time to
         restore over the period (e.g. 7d, 30d)."""
-        services: Services = request.app.state.services
         start = datetime.now(UTC) - timedelta(seconds=parse_window(since))
-        return await anyio.to_thread.run_sync(report.dora, services, workspace, start)
+        found = await anyio.to_thread.run_sync(report.dora, services, workspace, start)
+        return msgspec.convert(found, Dora)
 
 
 @get("/metrics", tags=["monitoring"], media_type="text/plain; version=0.0.4; charset=utf-8")
-async def metrics(request: AnyRequest) -> Response[bytes]:
+async def metrics(monitor: NamedDependency[Monitor]) -> Response[bytes]:
     """Prometheus metrics in the text exposition format."""
-    monitor: Monitor = request.app.state.monitor
     body = await anyio.to_thread.run_sync(monitor.metrics.render)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -9,12 +9,16 @@ import json
 import struct
 from typing import Any
 
+import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath
+from msgspec import UNSET, UnsetType
 
 from appliance import __version__
 from appliance.errors import InvalidInput, NotFound
 from appliance.server.inputs import MAX_BATCH, decode_all
+from appliance.serving.pool import LiveModel
 from appliance.serving.service import Serving
 from appliance.tasks import Field, Prediction, Task
 from appliance.tasks.contract import decode_base64
@@ -24,52 +28,102 @@ AnyRequest = Request[Any, Any, Any]
 BINARY_HEADER = "inference-header-content-length"
 
 
+class ServerMetadata(msgspec.Struct):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class Liveness(msgspec.Struct):
+    live: bool
+
+
+class Readiness(msgspec.Struct):
+    ready: bool
+
+
+class TensorMetadata(msgspec.Struct):
+    name: str
+    datatype: str
+    """BYTES, FP32 or INT64."""
+    shape: list[int]
+    """-1: any length (the batch)."""
+
+
+class ModelMetadata(msgspec.Struct):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+
+
+class ModelReadiness(msgspec.Struct):
+    name: str
+    ready: bool
+
+
+class OutputTensor(msgspec.Struct):
+    name: str
+    datatype: str
+    shape: list[int]
+    data: list[str | float]
+    """One element per input: text for BYTES, a number for FP32 and INT64."""
+
+
+class InferAnswer(msgspec.Struct, kw_only=True):
+    model_name: str
+    model_version: str
+    id: str | UnsetType = UNSET
+    """The request's `id`, when it had one."""
+    outputs: list[OutputTensor]
+
+
 class OipController(Controller):
     path = "/v2"
     tags = ["open inference protocol v2"]
 
     @get("/")
-    async def server_metadata(self) -> dict[str, Any]:
-        return {"name": "appliance", "version": __version__, "extensions": ["binary_tensor_data"]}
+    async def server_metadata(self) -> ServerMetadata:
+        return ServerMetadata("appliance", __version__, ["binary_tensor_data"])
 
     @get("/health/live")
-    async def live(self) -> dict[str, bool]:
+    async def live(self) -> Liveness:
         """The process is up and answering."""
-        return {"live": True}
+        return Liveness(True)
 
     @get("/health/ready")
-    async def ready(self, request: AnyRequest) -> Response[dict[str, bool]]:
+    async def ready(self, serving: NamedDependency[Serving]) -> Response[Readiness]:
         """Every recorded deployment is loaded (503 while they are still loading)."""
-        serving: Serving = request.app.state.serving
         ready = not serving.restoring
-        return Response({"ready": ready}, status_code=200 if ready else 503)
+        return Response(Readiness(ready), status_code=200 if ready else 503)
 
     @get(["/models/{name:str}", "/models/{name:str}/versions/{version:str}"])
     async def model_metadata(
         self,
-        request: AnyRequest,
+        serving: NamedDependency[Serving],
         name: FromPath[str],
         version: FromPath[str | None] = None,
-    ) -> dict[str, Any]:
-        live = _live(request, name, version)
+    ) -> ModelMetadata:
+        live = _live(serving, name, version)
         task = live.runtime.task
-        return {
-            "name": name,
-            "versions": [str(live.version["version"])],
-            "platform": f"appliance/{live.version['name']}",
-            "inputs": [_metadata(f) for f in task.inputs],
-            "outputs": [_metadata(f) for f in task.outputs],
-        }
+        return ModelMetadata(
+            name=name,
+            versions=[str(live.version["version"])],
+            platform=f"appliance/{live.version['name']}",
+            inputs=[_metadata(f) for f in task.inputs],
+            outputs=[_metadata(f) for f in task.outputs],
+        )
 
     @get(["/models/{name:str}/ready", "/models/{name:str}/versions/{version:str}/ready"])
     async def model_ready(
         self,
-        request: AnyRequest,
+        serving: NamedDependency[Serving],
         name: FromPath[str],
         version: FromPath[str | None] = None,
-    ) -> dict[str, Any]:
-        live = _live(request, name, version)
-        return {"name": name, "ready": live.runtime.ready}
+    ) -> ModelReadiness:
+        live = _live(serving, name, version)
+        return ModelReadiness(name, live.runtime.ready)
 
     @post(
         ["/models/{name:str}/infer", "/models/{name:str}/versions/{version:str}/infer"],
@@ -79,10 +133,11 @@ class OipController(Controller):
     async def infer(
         self,
         request: AnyRequest,
+        serving: NamedDependency[Serving],
         name: FromPath[str],
         version: FromPath[str | None] = None,
-    ) -> dict[str, Any]:
-        live = _live(request, name, version)
+    ) -> InferAnswer:
+        live = _live(serving, name, version)
         task = live.runtime.task
         header, tensors = _parse_infer(
             await request.body(), request.headers.get(BINARY_HEADER), task
@@ -90,21 +145,18 @@ class OipController(Controller):
         raw = task.from_tensors(tensors)
         if len(raw) > MAX_BATCH:
             raise InvalidInput(f"at most {MAX_BATCH} {task.noun}s per request, got {len(raw)}")
-        serving: Serving = request.app.state.serving
-        inputs = await serving.off_loop(decode_all, task, raw, request.app.state.settings)
+        inputs = await serving.off_loop(decode_all, task, raw, serving.services.settings)
         results = await serving.predict(name, inputs)
-        answer: dict[str, Any] = {
-            "model_name": name,
-            "model_version": str(live.version["version"]),
-            "outputs": task.tensors([Prediction(r.output, r.confidence) for r in results]),
-        }
-        if "id" in header:
-            answer["id"] = header["id"]
-        return answer
+        outputs = task.tensors([Prediction(r.output, r.confidence) for r in results])
+        return InferAnswer(
+            model_name=name,
+            model_version=str(live.version["version"]),
+            id=header.get("id", UNSET),
+            outputs=[OutputTensor(**t) for t in outputs],
+        )
 
 
-def _live(request: AnyRequest, name: str, version: str | None) -> Any:
-    serving: Serving = request.app.state.serving
+def _live(serving: NamedDependency[Serving], name: str, version: str | None) -> LiveModel:
     live = serving.pool.get(serving.find_endpoint(name), name)
     if version is not None and version != str(live.version["version"]):
         raise NotFound(
@@ -113,8 +165,8 @@ def _live(request: AnyRequest, name: str, version: str | None) -> Any:
     return live
 
 
-def _metadata(field: Field) -> dict[str, Any]:
-    return {"name": field.name, "datatype": field.datatype, "shape": [-1]}
+def _metadata(field: Field) -> TensorMetadata:
+    return TensorMetadata(field.name, field.datatype, [-1])
 
 
 def _parse_infer(
