@@ -161,6 +161,12 @@ def test_oip_metadata_names_the_task_fields(client: httpx.Client) -> None:
     meta = client.get(f"/v2/models/{endpoint}").json()
     assert [i["name"] for i in meta["inputs"]] == ["image"]
     assert [o["name"] for o in meta["outputs"]] == ["label", "confidence"]
+    assert meta["platform"] == "transformers"
+    assert meta["parameters"]["task"] == "image-classification"
+    assert meta["parameters"]["architecture"] == "ViTForImageClassification"
+    assert (
+        meta["parameters"]["parameter_count"] > 0 and meta["parameters"]["quantization"] == "none"
+    )
 
 
 def test_detection_refuses_what_no_runtime_serves(tmp_path: Path) -> None:
@@ -190,3 +196,10 @@ def test_a_hot_swap_keeps_the_endpoints_task(client: httpx.Client) -> None:
     assert refused.status_code == 409, refused.text
     assert "serves text-classification" in refused.json()["error"]
     assert predict(client, endpoint, "bert-cls")["model"] == "bert-cls"  # still serving
+
+
+def test_deploy_refuses_fields_it_does_not_know(client: httpx.Client) -> None:
+    body = {"workspace": "lab", "endpoint": "x", "model": "bert-cls@1", "recipe": "captioner"}
+    refused = client.post("/v1/deployments", json=body)
+    assert refused.status_code == 400, refused.text
+    assert "recipe" in refused.text

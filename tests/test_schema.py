@@ -55,7 +55,7 @@ DOCUMENTED = [
     ("post", "/v1/workspaces/{workspace}/jobs/{name}/pause", {"name", "enabled"}),
     ("post", "/v1/workspaces/{workspace}/jobs/{name}/run", {"job_run"}),
     ("post", "/v1/job-runs/{job_run_id}/approve", {"id", "status", "detail", "run_id"}),
-    ("get", "/v2/models/{name}", {"name", "versions", "platform", "inputs", "outputs"}),
+    ("get", "/v2/models/{name}", {"name", "versions", "platform", "inputs", "outputs", "parameters"}),
     ("post", "/v2/models/{name}/infer", {"model_name", "model_version", "id", "outputs"}),
     ("get", "/v2/health/ready", {"ready"}),
 ]  # fmt: skip

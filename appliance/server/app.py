@@ -15,7 +15,7 @@ import anyio
 from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 
 from appliance import __version__
@@ -140,6 +140,11 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
     if exc.status_code == 413:
         limit = request.app.state.settings.max_body_bytes
         detail = f"the request body is larger than the {limit:,}-byte limit (max_body_bytes)"
+    elif isinstance(exc, ValidationException) and exc.extra:
+        # What was wrong with the body, as the validator says ("Object contains unknown field
+        # `recipe`", "Expected `int`, got `str` - at `$.max_batch_size`"), not only that it was.
+        problems = [str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in exc.extra]
+        detail = f"{detail}: {'; '.join(problems)}"
     return Response({"error": detail}, status_code=exc.status_code, headers=exc.headers)
 
 

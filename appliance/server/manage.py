@@ -17,8 +17,10 @@ from appliance.serving.pool import LiveModel
 from appliance.serving.service import Serving
 
 
-@dataclass
-class DeployRequest:
+class DeployRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Unknown fields are refused (400), not ignored: a `recipe` here once did nothing. How a
+    version is served is recorded when it is registered (`model register --recipe/--task`)."""
+
     workspace: str
     endpoint: str
     model: str

@@ -54,8 +54,12 @@ class ModelMetadata(msgspec.Struct):
     name: str
     versions: list[str]
     platform: str
+    """`transformers` for a folder served by the Hugging Face runtime, else `appliance/RECIPE`."""
     inputs: list[TensorMetadata]
     outputs: list[TensorMetadata]
+    parameters: dict[str, str | int]
+    """What the model is (OIP's free-form parameters): task, runtime, architecture,
+    parameter_count, weight_bytes, and how it is deployed: quantization, device."""
 
 
 class ModelReadiness(msgspec.Struct):
@@ -106,13 +110,27 @@ class OipController(Controller):
         version: FromPath[str | None] = None,
     ) -> ModelMetadata:
         live = _live(serving, name, version)
-        task = live.runtime.task
+        task, record = live.runtime.task, live.version
+        info = record.get("info") or {}
+        runtime = record.get("runtime") or "recipe"
+        described = {
+            "task": task.name,
+            "runtime": runtime,
+            "architecture": info.get("architecture"),
+            "parameter_count": info.get("parameters"),
+            "weight_bytes": info.get("weight_bytes"),
+            "quantization": live.options.quantization,
+            "device": live.runtime.device,
+        }
+        recipe = record.get("recipe") or record["name"]
+        platform = "transformers" if runtime == "huggingface" else f"appliance/{recipe}"
         return ModelMetadata(
             name=name,
-            versions=[str(live.version["version"])],
-            platform=f"appliance/{live.version['name']}",
+            versions=[str(record["version"])],
+            platform=platform,
             inputs=[_metadata(f) for f in task.inputs],
             outputs=[_metadata(f) for f in task.outputs],
+            parameters={k: v for k, v in described.items() if v is not None},
         )
 
     @get(["/models/{name:str}/ready", "/models/{name:str}/versions/{version:str}/ready"])
