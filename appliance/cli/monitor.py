@@ -295,8 +295,8 @@ def _drift_report(data: dict[str, Any], window: str) -> None:
         click.echo(f"drifted: {', '.join(data['drifted'])}")
     click.echo()
     _trend_lines(data["trend"], ("confidence", "low_light_rate", "rating"))
-    if data["new_words"]:
-        click.echo(f"  new words    {', '.join(data['new_words'])}")
+    if data["new_answer_words"]:
+        click.echo(f"  new words    {', '.join(data['new_answer_words'])}")
 
 
 def _status(feature: Mapping[str, Any], min_samples: int) -> str:

@@ -12,12 +12,14 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from appliance.errors import NotFound
+from appliance.errors import InvalidInput, NotFound
+from appliance.models.lineage import task_of
 from appliance.monitoring.dora import Change, compute, parse_time
 from appliance.monitoring.drift import compare
 from appliance.monitoring.predictions import since_text
 from appliance.monitoring.profiles import ensure_profile
 from appliance.services import Services
+from appliance.tasks import DEFAULT_TASK, Task, get_task
 
 TREND_BUCKETS = 12
 
@@ -128,8 +130,11 @@ def drift(
                 settings.drift_ks_threshold, settings.drift_min_samples,
             )
         ]  # fmt: skip
+    # Words of the answers the training answers never had: for a task that writes text (a
+    # description), whose dataset rows' `text` is the answer; a label is not a text.
+    writes = _task(services, workspace, version).outputs[0].name == "description"
     words = profile["words"] if profile else {}
-    seen = {w for r in ok for w in (r["description"] or "").lower().split()}
+    seen = {w for r in ok for w in (r["description"] or "").lower().split()} if writes else set()
     return {
         "workspace": workspace,
         "endpoint": endpoint,
@@ -141,7 +146,7 @@ def drift(
         "min_samples": settings.drift_min_samples,
         "features": features,
         "drifted": [f["feature"] for f in features if f["drifted"]],
-        "new_words": sorted(w for w in seen if w.isalpha() and w not in words)[:20],
+        "new_answer_words": sorted(w for w in seen if w.isalpha() and w not in words)[:20],
         "trend": trends(rows, start, now),
     }
 
@@ -172,6 +177,15 @@ def _change(services: Services, version_id: str) -> Change | None:
     )
     times = [t for t in (rows[0]["run_at"], rows[0]["data_at"]) if t] if rows else []
     return Change(version_id, min(times)) if times else None
+
+
+def _task(services: Services, workspace: str, version: dict[str, Any]) -> Task:
+    """The version's task; the default one for a version that records none (hand-registered
+    before tasks, with no recipe)."""
+    try:
+        return get_task(task_of(services, workspace, version))
+    except InvalidInput:
+        return get_task(DEFAULT_TASK)
 
 
 def _version(services: Services, version_id: str) -> dict[str, Any]:

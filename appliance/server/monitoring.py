@@ -133,8 +133,9 @@ class Drift(Answer):
     """The live values a feature needs before it can count as drifted."""
     features: list[FeatureDrift]
     drifted: list[str]
-    new_words: list[str]
-    """Words of recent answers that the training data never had (at most 20)."""
+    new_answer_words: list[str]
+    """Words of recent descriptions that the training descriptions never had (at most 20;
+    empty for a task that answers labels). Not the `new_words` feature of the inputs."""
     trend: Trend
 
 
