@@ -203,3 +203,24 @@ def test_deploy_refuses_fields_it_does_not_know(client: httpx.Client) -> None:
     refused = client.post("/v1/deployments", json=body)
     assert refused.status_code == 400, refused.text
     assert "recipe" in refused.text
+
+
+def test_a_folder_that_cannot_load_is_refused_at_register(
+    tmp_path: Path, folders: dict[str, Path]
+) -> None:
+    """The check loads the folder in a child: weights that do not fit their config are refused
+    at register with the reason, and nothing is registered."""
+    import json
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(folders["bert-cls"], broken)
+    config = json.loads((broken / "config.json").read_text())
+    config["hidden_size"] *= 2  # the saved weights are half as wide
+    (broken / "config.json").write_text(json.dumps(config))
+    with Services.open(home=tmp_path / "home") as services:
+        services.workspaces.create("lab")
+        with pytest.raises(InvalidInput, match="cannot be served") as refused:
+            register_folder(services, "lab", "broken", broken)
+        assert "size" in str(refused.value).lower() or "shape" in str(refused.value).lower()
+        assert services.models.list("lab") == []

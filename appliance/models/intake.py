@@ -86,7 +86,13 @@ def check_serves(
     if done.returncode != 0 or not lines:
         reason = _last_line(done.stderr) or f"the check exited with status {done.returncode}"
         raise InvalidInput(f"{folder} cannot be served: {reason}")
-    report: dict[str, Any] = json.loads(lines[-1])
+    try:
+        report: dict[str, Any] = json.loads(lines[-1])
+    except ValueError:  # something in the folder's code path printed over the report
+        reason = _last_line(done.stderr) or lines[-1][:200]
+        raise InvalidInput(f"{folder} cannot be served: {reason}") from None
+    if not isinstance(report, dict):
+        raise InvalidInput(f"{folder} cannot be served: the check answered {lines[-1][:200]}")
     if "error" in report:
         raise InvalidInput(f"{folder} cannot be served: {report['error']}")
     return report
