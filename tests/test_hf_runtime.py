@@ -224,3 +224,20 @@ def test_a_folder_that_cannot_load_is_refused_at_register(
             register_folder(services, "lab", "broken", broken)
         assert "size" in str(refused.value).lower() or "shape" in str(refused.value).lower()
         assert services.models.list("lab") == []
+
+
+def test_a_vlm_registered_as_image_to_text_answers_without_keywords(
+    folders: dict[str, Path],
+) -> None:
+    from appliance.runtimes.huggingface.detect import detect
+    from appliance.runtimes.huggingface.runtime import load_predictor
+
+    image = Image.open(io.BytesIO(photo())).convert("RGB")
+    plain = load_predictor(
+        folders["llava"], detect(folders["llava"], "image-to-text"), "cpu", "none"
+    )
+    prompted = load_predictor(folders["llava"], detect(folders["llava"]), "cpu", "none")
+    assert plain.prompt(None) == prompted.prompt(None)
+    ((text, confidence),) = plain.predict([image], ["leather, size 42"])
+    assert text and 0 < confidence <= 1
+    assert plain.predict([image], ["leather, size 42"]) == plain.predict([image], None)

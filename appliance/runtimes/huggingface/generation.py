@@ -42,9 +42,17 @@ class PromptedCaptions:
     keywords), through the processor's chat template; the answer is what the model writes after
     the prompt."""
 
-    def __init__(self, model: Any, processor: Any, device: str, instruction: str = DEFAULT_PROMPT):
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        device: str,
+        instruction: str = DEFAULT_PROMPT,
+        keywords: bool = True,
+    ):
         self.model, self.processor, self.device = model, processor, device
         self.instruction = instruction
+        self.keywords = keywords  # False for a VLM registered as image-to-text: no keywords
         tokenizer = processor.tokenizer
         tokenizer.padding_side = "left"  # a decoder-only batch continues from its last column
         self.tokenizer = tokenizer
@@ -59,7 +67,8 @@ class PromptedCaptions:
     def predict(
         self, images: Sequence[Image.Image], keywords: Sequence[str | None] | None = None
     ) -> list[tuple[str, float]]:
-        keywords = list(keywords) if keywords is not None else [None] * len(images)
+        if keywords is None or not self.keywords:
+            keywords = [None] * len(images)
         prompts = [self.prompt(k) for k in keywords]
         inputs = self.processor(
             images=[[image] for image in images], text=prompts, return_tensors="pt", padding=True

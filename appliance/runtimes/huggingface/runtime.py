@@ -88,8 +88,8 @@ def load_predictor(folder: Path, detected: Detected, device: str, quantization: 
         image_processor = _auto("AutoImageProcessor", folder)
         return Captions(model, image_processor, _auto("AutoTokenizer", folder), device)
     processor = _auto("AutoProcessor", folder)
-    if task == IMAGE_TEXT_TO_TEXT:
-        return PromptedCaptions(model, processor, device)
+    if IMAGE_TEXT_TO_TEXT in detected.tasks:  # a VLM: prompted, with keywords only for its task
+        return PromptedCaptions(model, processor, device, keywords=task == IMAGE_TEXT_TO_TEXT)
     assert task == IMAGE_TO_TEXT, task
     return Captions(model, processor, processor.tokenizer, device)
 
