@@ -14,17 +14,14 @@ from PIL import Image
 from appliance.errors import InvalidInput
 from appliance.settings import Settings
 from appliance.tasks import labels
-from appliance.tasks.contract import Field, PredictInput, Prediction, RawInput, output_tensors
+from appliance.tasks.contract import Field, PredictInput, Prediction, RawInput
 from appliance.tasks.image_to_text import ImageToText
 from appliance.tasks.images import decode_image, image_features
-from appliance.tasks.scoring import label_scores
 
 
-class ImageClassification(ImageToText):
+class ImageClassification(labels.Labels, ImageToText):
     name = "image-classification"
     inputs = (Field("image", "BYTES", "The photo: PNG, JPEG, WebP, GIF, BMP or TIFF.", True, True),)
-    outputs = labels.OUTPUTS
-    gate_metric = "accuracy"
     hint = (
         "send multipart/form-data with an 'image' file, an image/* body, or JSON "
         '{"image": "<base64>"} (batch: {"instances": [...]})'
@@ -43,18 +40,6 @@ class ImageClassification(ImageToText):
     def predict(self, predictor: Any, inputs: Sequence[PredictInput]) -> list[Prediction]:
         return labels.predictions(predictor.predict([i.values["image"] for i in inputs]))
 
-    def warnings(self, item: PredictInput, prediction: Prediction, settings: Settings) -> list[str]:
-        return []
-
-    def answer(self, prediction: Prediction) -> dict[str, Any]:
-        return labels.answer(prediction)
-
-    def tensors(self, predictions: Sequence[Prediction]) -> list[dict[str, Any]]:
-        return output_tensors(self.outputs, predictions)
-
-    def capture(self, item: PredictInput, prediction: Prediction | None) -> dict[str, Any]:
-        return {"keywords": None, "description": prediction.output["label"] if prediction else None}
-
     def words(self, values: Mapping[str, Any]) -> str:
         return ""
 
@@ -62,12 +47,6 @@ class ImageClassification(ImageToText):
         with Image.open(folder / row["file_name"]) as opened:
             image = opened.convert("RGB")
         return PredictInput({"image": image}, image_features(image))
-
-    def score(
-        self, predictions: Sequence[Prediction], rows: Sequence[Mapping[str, Any]]
-    ) -> dict[str, float]:
-        predicted = [str(p.output["label"]) for p in predictions]
-        return label_scores(predicted, [str(row.get("label", "")) for row in rows])
 
     def warmup(self) -> PredictInput:
         image = super().warmup().values["image"]

@@ -16,24 +16,20 @@ from appliance.tasks.contract import (
     PredictInput,
     Prediction,
     RawInput,
-    output_tensors,
 )  # fmt: skip
-from appliance.tasks.scoring import label_scores
 
 MAX_TEXT_CHARS = 20_000
 """Longer than any ad; a model reads its first few hundred tokens anyway."""
 MAX_TITLE_CHARS = 500
 
 
-class TextClassification:
+class TextClassification(labels.Labels):
     name = "text-classification"
     noun = "text"
-    gate_metric = "accuracy"
     inputs = (
         Field("text", "BYTES", "The text to classify (UTF-8).", True),
         Field("title", "BYTES", "Optional title, read before the text."),
     )
-    outputs = labels.OUTPUTS
     features = ("chars", "words", "mean_word_chars", "digit_share", "upper_share")
     hint = (
         'send JSON {"text": "...", "title": "..."} (batch: {"instances": [...]}), a text/plain '
@@ -84,19 +80,6 @@ class TextClassification:
         texts = [_read(i.values["text"], i.values.get("title")) for i in inputs]
         return labels.predictions(predictor.predict(texts))
 
-    def warnings(self, item: PredictInput, prediction: Prediction, settings: Settings) -> list[str]:
-        return []
-
-    def answer(self, prediction: Prediction) -> dict[str, Any]:
-        return labels.answer(prediction)
-
-    def tensors(self, predictions: Sequence[Prediction]) -> list[dict[str, Any]]:
-        return output_tensors(self.outputs, predictions)
-
-    def capture(self, item: PredictInput, prediction: Prediction | None) -> dict[str, Any]:
-        # The text itself is not kept (it may hold a seller's details): only its features.
-        return {"keywords": None, "description": prediction.output["label"] if prediction else None}
-
     def thumbnail(self, item: PredictInput) -> Any:
         return None
 
@@ -110,12 +93,6 @@ class TextClassification:
         text = _clean(str(row.get("text", "")), "text", MAX_TEXT_CHARS)
         title = _clean(str(row.get("title") or ""), "title", MAX_TITLE_CHARS) or None
         return PredictInput({"text": text, "title": title}, text_features(text))
-
-    def score(
-        self, predictions: Sequence[Prediction], rows: Sequence[Mapping[str, Any]]
-    ) -> dict[str, float]:
-        predicted = [str(p.output["label"]) for p in predictions]
-        return label_scores(predicted, [str(row.get("label", "")) for row in rows])
 
     def warmup(self) -> PredictInput:
         text = "Red striped mug, barely used. Pickup only."
