@@ -29,32 +29,25 @@ class ModelRuntime(Protocol):
     def unload(self) -> None: ...
 
 
-class RecipeRuntime:
-    """Serves a model version with the `load` of the recipe that trained it."""
+class PredictorRuntime:
+    """A runtime whose loaded model is one predictor that the task calls: `load` resolves the
+    device and asks `load_predictor` for it; one forward pass at a time per loaded model."""
 
-    def __init__(self, spec: RecipeSpec, model_dir: Path, options: DeployOptions, task: Task):
-        self.spec = spec
+    def __init__(self, model_dir: Path, options: DeployOptions, task: Task):
         self.task = task
         self.model_dir = model_dir
         self.options = options
         self.ready = False
         self.device = "cpu"
         self._predictor: Any = None
-        self._lock = threading.Lock()  # one forward pass at a time per loaded model
+        self._lock = threading.Lock()
+
+    def load_predictor(self, device: str) -> Any:
+        raise NotImplementedError
 
     def load(self) -> None:
-        quiet_offline_transformers()
-        module = load_module(self.spec)
-        loader = getattr(module, "load", None)
-        if not callable(loader):
-            raise InvalidInput(
-                f"recipe '{self.spec.name}' has no load(model_dir, device, quantization), "
-                "so its models cannot be served"
-            )
         self.device = resolve_device(self.options.device)
-        self._predictor = loader(
-            self.model_dir, device=self.device, quantization=self.options.quantization
-        )
+        self._predictor = self.load_predictor(self.device)
         self.ready = True
 
     def predict(self, inputs: Sequence[PredictInput]) -> list[Prediction]:
@@ -64,6 +57,25 @@ class RecipeRuntime:
     def unload(self) -> None:
         self.ready = False
         self._predictor = None
+
+
+class RecipeRuntime(PredictorRuntime):
+    """Serves a model version with the `load` of the recipe that trained it."""
+
+    def __init__(self, spec: RecipeSpec, model_dir: Path, options: DeployOptions, task: Task):
+        super().__init__(model_dir, options, task)
+        self.spec = spec
+
+    def load_predictor(self, device: str) -> Any:
+        quiet_offline_transformers()
+        module = load_module(self.spec)
+        loader = getattr(module, "load", None)
+        if not callable(loader):
+            raise InvalidInput(
+                f"recipe '{self.spec.name}' has no load(model_dir, device, quantization), "
+                "so its models cannot be served"
+            )
+        return loader(self.model_dir, device=device, quantization=self.options.quantization)
 
 
 def resolve_device(requested: str) -> str:

@@ -5,8 +5,6 @@ quantization modes are the platform's (`appliance.serving.quantize`), as for rec
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,36 +19,18 @@ from appliance.runtimes.huggingface.detect import (
 )
 from appliance.serving.options import DeployOptions
 from appliance.serving.quantize import check_supported, prepare_model
-from appliance.serving.runtime import resolve_device
-from appliance.tasks import PredictInput, Prediction, Task
+from appliance.serving.runtime import PredictorRuntime
+from appliance.tasks import Task
 
 
-class HuggingFaceRuntime:
+class HuggingFaceRuntime(PredictorRuntime):
     def __init__(self, model_dir: Path, detected: Detected, options: DeployOptions, task: Task):
-        self.model_dir = model_dir
+        super().__init__(model_dir, options, task)
         self.detected = detected
-        self.options = options
-        self.task = task
-        self.ready = False
-        self.device = "cpu"
-        self._predictor: Any = None
-        self._lock = threading.Lock()
 
-    def load(self) -> None:
-        self.device = resolve_device(self.options.device)
-        check_supported(self.device, self.options.quantization)  # before reading the weights
-        self._predictor = load_predictor(
-            self.model_dir, self.detected, self.device, self.options.quantization
-        )
-        self.ready = True
-
-    def predict(self, inputs: Sequence[PredictInput]) -> list[Prediction]:
-        with self._lock:
-            return self.task.predict(self._predictor, inputs)
-
-    def unload(self) -> None:
-        self.ready = False
-        self._predictor = None
+    def load_predictor(self, device: str) -> Any:
+        check_supported(device, self.options.quantization)  # before reading the weights
+        return load_predictor(self.model_dir, self.detected, device, self.options.quantization)
 
 
 def load_model(folder: Path, detected: Detected) -> Any:
