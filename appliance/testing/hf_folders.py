@@ -170,6 +170,23 @@ def _generation(size: str, num_beams: int = 1, **ids: Any) -> GenerationConfig:
     return GenerationConfig(max_new_tokens=MAX_NEW_TOKENS[size], num_beams=num_beams, **ids)
 
 
+def _save_generating(
+    out: Path,
+    model: Any,
+    tokenizer: Any,
+    vocab_size: int,
+    size: str,
+    head: Any = None,
+    num_beams: int = 1,
+    **ids: Any,
+) -> None:
+    """Save a model that writes text: its invisible tokens muted (in `head`, default the model)
+    and its generation config set."""
+    mute_invisible(model if head is None else head, tokenizer, vocab_size)
+    model.generation_config = _generation(size, num_beams, **ids)
+    model.save_pretrained(out)
+
+
 # --- image-to-text: VisionEncoderDecoder -----------------------------------------------------
 
 
@@ -249,16 +266,18 @@ def _encoder_decoder(
     config.pad_token_id, config.bos_token_id, config.eos_token_id = pad, bos, eos
     config.vocab_size = decoder.vocab_size
     model = VisionEncoderDecoderModel(config=config)
-    mute_invisible(model, tokenizer, decoder.vocab_size)
-    model.generation_config = _generation(
+    _save_generating(
+        out,
+        model,
+        tokenizer,
+        decoder.vocab_size,
         size,
-        num_beams,
+        num_beams=num_beams,
         decoder_start_token_id=start,
         bos_token_id=bos,
         eos_token_id=eos,
         pad_token_id=pad,
     )
-    model.save_pretrained(out)
     if processor_cls is not None:
         processor_cls(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
     else:
@@ -373,9 +392,7 @@ def _build_blip(out: Path, size: str) -> None:
             projection_dim=_WIDTH,
         )
     model = BlipForConditionalGeneration(config)
-    mute_invisible(model.text_decoder, tokenizer, vocab_size)
-    model.generation_config = _generation(size, **ids)
-    model.save_pretrained(out)
+    _save_generating(out, model, tokenizer, vocab_size, size, head=model.text_decoder, **ids)
     processor = BlipImageProcessorPil(
         size={"height": side, "width": side}, image_mean=_CLIP_MEAN, image_std=_CLIP_STD
     )
@@ -409,9 +426,7 @@ def _build_git(out: Path, size: str) -> None:
         **ids,
     )
     model = GitForCausalLM(config)
-    mute_invisible(model, tokenizer, config.vocab_size)
-    model.generation_config = _generation(size, **ids)
-    model.save_pretrained(out)
+    _save_generating(out, model, tokenizer, config.vocab_size, size, **ids)
     processor = CLIPImageProcessorPil(
         size={"shortest_edge": _IMAGE}, crop_size={"height": _IMAGE, "width": _IMAGE}
     )
@@ -451,9 +466,7 @@ def _build_pix2struct(out: Path, size: str) -> None:
         **ids,
     )
     model = Pix2StructForConditionalGeneration(config)
-    mute_invisible(model, tokenizer, len(tokenizer))
-    model.generation_config = _generation(size, **ids)
-    model.save_pretrained(out)
+    _save_generating(out, model, tokenizer, len(tokenizer), size, **ids)
     options: dict[str, Any] = {
         "patch_size": {"height": _PATCH, "width": _PATCH},
         "max_patches": max_patches,
@@ -530,9 +543,7 @@ def _build_llava(out: Path, size: str) -> None:
         image_seq_length=(_IMAGE // _PATCH) ** 2,
     )
     model = LlavaForConditionalGeneration(config)
-    mute_invisible(model, tokenizer, len(tokenizer))
-    model.generation_config = _generation(size, **ids)
-    model.save_pretrained(out)
+    _save_generating(out, model, tokenizer, len(tokenizer), size, **ids)
     processor = CLIPImageProcessorPil(
         size={"shortest_edge": _IMAGE}, crop_size={"height": _IMAGE, "width": _IMAGE}
     )
@@ -584,9 +595,7 @@ def _build_idefics3(out: Path, size: str) -> None:
         tie_word_embeddings=True,
     )
     model = Idefics3ForConditionalGeneration(config)
-    mute_invisible(model, tokenizer, text.vocab_size)
-    model.generation_config = _generation(size, **ids)
-    model.save_pretrained(out)
+    _save_generating(out, model, tokenizer, text.vocab_size, size, **ids)
     processor = Idefics3ImageProcessorPil(
         size={"longest_edge": 4 * tile if size == "base" else 2 * tile},
         max_image_size={"longest_edge": tile},
