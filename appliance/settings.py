@@ -197,6 +197,21 @@ class Settings:
         default=0.3,
         metadata=_help("Alert when more than this fraction of predictions warn low_light."),
     )
+    alert_quality_drop: float = field(
+        default=0.1,
+        metadata=_help(
+            "Alert when the label-free quality estimate (the mean calibrated confidence of "
+            "recent predictions) is more than this below the deployed version's held-out score."
+        ),
+    )
+    embedding_drift_alpha: float = field(
+        default=0.01,
+        metadata=_help(
+            "Alert when the two-sample test of recent embeddings against the deployed "
+            "version's training embeddings gives a p-value below this (about this share of "
+            "windows without drift are flagged by chance)."
+        ),
+    )
 
     register_check_timeout_s: int = field(
         default=600,

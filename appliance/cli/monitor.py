@@ -234,13 +234,31 @@ def _endpoint_block(figures: dict[str, Any], window: str) -> None:
         f"  p99 {_num(latency['p99'], ' ms')}",
         "confidence": f"{_num(figures['mean_confidence'])} mean",
         "low light": _percent(figures["low_light_rate"]),
+        "uncertain": _percent(figures["uncertain_rate"]),
         "ratings": f"{figures['ratings']}, mean {_num(figures['mean_rating'])}",
     }
+    quality = figures["estimated_quality"]
+    if quality is not None:
+        rows["quality"] = _quality(quality)
     for label, text in rows.items():
         click.echo(f"  {label.ljust(12)} {text}")
-    _trend_lines(
-        figures["trend"], ("count", "p95_latency_ms", "confidence", "low_light_rate", "rating")
+    keys = ["count", "p95_latency_ms", "confidence", "low_light_rate", "rating"]
+    if quality or figures["uncertain_rate"]:  # a flat 0 of a version that never warns: left out
+        keys[4:4] = ["uncertain_rate"]
+    _trend_lines(figures["trend"], keys + (["estimated_quality"] if quality else []))
+
+
+def _quality(quality: Mapping[str, Any]) -> str:
+    """'estimated exact_match 0.81 [0.74, 0.87] vs held-out 0.96; from ratings 0.78 (40 rated)'."""
+    text = (
+        f"estimated {quality['metric'] or 'quality'} {quality['value']:.2f}"
+        f" [{quality['low']:.2f}, {quality['high']:.2f}]"
     )
+    if quality["reference"] is not None:
+        text += f" vs held-out {quality['reference']:.2f}"
+    if quality["feedback"] is None:
+        return text + "; no ratings"
+    return text + f"; from ratings {quality['feedback']:.2f} ({quality['rated']} rated)"
 
 
 # Per trend: its label, how one value prints, and the unit after the range.
@@ -249,7 +267,9 @@ _TRENDS: dict[str, tuple[str, Callable[[float], str], str]] = {
     "p95_latency_ms": ("p95 latency", lambda v: f"{v:.4g}", " ms"),
     "confidence": ("confidence", lambda v: f"{v:.3g}", ""),
     "low_light_rate": ("low light", lambda v: f"{v * 100:.3g}", "%"),
+    "uncertain_rate": ("uncertain", lambda v: f"{v * 100:.3g}", "%"),
     "rating": ("rating", lambda v: f"{v:.3g}", ""),
+    "estimated_quality": ("quality", lambda v: f"{v:.3g}", ""),
 }
 
 
@@ -293,10 +313,22 @@ def _drift_report(data: dict[str, Any], window: str) -> None:
     )
     if data["drifted"]:
         click.echo(f"drifted: {', '.join(data['drifted'])}")
+    click.echo(f"  embeddings   {_embedding_line(data['embedding'])}")
     click.echo()
     _trend_lines(data["trend"], ("confidence", "low_light_rate", "rating"))
     if data["new_answer_words"]:
         click.echo(f"  new words    {', '.join(data['new_answer_words'])}")
+
+
+def _embedding_line(test: Mapping[str, Any] | None) -> str:
+    """The embedding test in one line: what it compared, its p-value, and the verdict."""
+    if test is None:
+        return "not compared: no reference embeddings, or too few captured in the window"
+    verdict = "DRIFT" if test["drifted"] else "ok"
+    return (
+        f"{test['method']} p={test['p_value']:.3g} (statistic {test['statistic']:.3g}),"
+        f" {test['live']} recent vs {test['reference']} training embeddings: {verdict}"
+    )
 
 
 def _status(feature: Mapping[str, Any], min_samples: int) -> str:

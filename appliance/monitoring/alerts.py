@@ -3,6 +3,11 @@
 A rule's state lives in the `alerts` table; only a change of state writes an event
 (`alert_firing`, then `alert_resolved`), so the timeline shows each incident once and the
 scheduler can react to a firing alert (a retrain on drift or bad ratings).
+
+A rule's value is compared with its threshold by `breached(value, threshold)`: most fire above
+the limit (`operator.gt`); `mean_rating` and `embedding_drift` (whose value is a p-value, its
+threshold the significance level) fire below it (`operator.lt`). A value of None is too little
+data to judge, and the rule keeps its state.
 """
 
 from __future__ import annotations
@@ -38,6 +43,25 @@ def _drift_score(summary: dict[str, Any], drift: dict[str, Any] | None) -> float
     return max(judged) if judged else None
 
 
+def _quality_drop(summary: dict[str, Any], drift: dict[str, Any] | None) -> float | None:
+    """How far the label-free quality estimate is below the deployed version's held-out score;
+    None without a held-out score or with fewer calibrated predictions than the drift report's
+    `min_samples` (drift_min_samples)."""
+    quality = summary["estimated_quality"]
+    if not quality or quality["reference"] is None or drift is None:
+        return None
+    if quality["predictions"] < drift["min_samples"]:
+        return None
+    return round(quality["reference"] - quality["value"], 4)
+
+
+def _embedding_p_value(summary: dict[str, Any], drift: dict[str, Any] | None) -> float | None:
+    """The embedding test's p-value; None where it did not run (no reference embeddings, too
+    few live ones)."""
+    test = drift.get("embedding") if drift else None
+    return test["p_value"] if test else None
+
+
 RULES = (
     Rule(
         "p95_latency_ms", "p95 latency above the limit",
@@ -59,6 +83,14 @@ RULES = (
     Rule(
         "low_light_rate", "share of low_light warnings above the limit",
         lambda s: s.alert_low_light_rate, operator.gt, lambda s, d: s["low_light_rate"],
+    ),
+    Rule(
+        "estimated_quality", "estimated quality fell below the held-out score by the limit",
+        lambda s: s.alert_quality_drop, operator.gt, _quality_drop,
+    ),
+    Rule(
+        "embedding_drift", "the model's embeddings of recent inputs drifted from its training data",
+        lambda s: s.embedding_drift_alpha, operator.lt, _embedding_p_value,
     ),
 )  # fmt: skip
 
@@ -89,6 +121,8 @@ def evaluate(services: Services, on_drift: DriftCallback | None = None) -> list[
             values: dict[str, float | None] = {rule.name: None for rule in RULES}
             drift = None
         else:
+            # One drift report per endpoint and round: its embedding test (the costly part)
+            # serves the embedding_drift rule, the features drift_psi and /metrics.
             drift = report.drift(services, workspace, endpoint, window, sample)
             if on_drift is not None:
                 on_drift(endpoint, drift["features"])
@@ -99,12 +133,27 @@ def evaluate(services: Services, on_drift: DriftCallback | None = None) -> list[
             if value is None:  # too little data to judge: the rule keeps its state
                 continue
             state = "firing" if rule.breached(value, threshold) else "ok"
-            extra = {"drifted": drift["drifted"]} if rule.name == "drift_psi" and drift else {}
+            extra = _detail(rule.name, summary, drift)
             if _set_state(services, deployment, rule, state, value, threshold, extra):
                 transitions.append(
                     Transition(workspace, endpoint, rule.name, state, value, threshold)
                 )
     return transitions
+
+
+def _detail(rule: str, summary: dict[str, Any], drift: dict[str, Any] | None) -> dict[str, Any]:
+    """What an event of `rule` records beside its value and threshold."""
+    if rule == "drift_psi" and drift:
+        return {"drifted": drift["drifted"]}
+    if rule == "embedding_drift" and drift and drift["embedding"]:
+        test = drift["embedding"]
+        return {"method": test["method"], "statistic": test["statistic"],
+                "reference_rows": test["reference"], "live_rows": test["live"]}  # fmt: skip
+    if rule == "estimated_quality" and summary["estimated_quality"]:
+        quality = summary["estimated_quality"]
+        return {"estimate": quality["value"], "low": quality["low"], "high": quality["high"],
+                "reference": quality["reference"], "metric": quality["metric"]}  # fmt: skip
+    return {}
 
 
 def _set_state(

@@ -7,7 +7,10 @@ A full queue drops the capture — counted in `dropped` and exported — never t
 
 The capture thread also measures each input's words (the task's `words`, handed over with the
 record and never stored) against its model version's training vocabulary, kept once per version
-(`vocabulary`), and stores `oov_rate` and `new_words` with the other features.
+(`vocabulary`), and stores `oov_rate` and `new_words` with the other features. An input's
+embedding (the model's own vector of it, for embedding drift) is stored as one float16 row; one
+that cannot be (not a flat list of finite numbers, wider than `MAX_EMBEDDING_DIMS`, beyond
+float16's range) is logged and left out, never failing the capture.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from collections.abc import Callable, Container
 from concurrent.futures import Future
 from typing import Any
 
+import numpy as np
 import sqlite_utils
 
 from appliance.monitoring.drift import word_features, words_of
+from appliance.monitoring.embeddings import to_blob
 from appliance.registry import Registry
 from appliance.serving.observer import CaptureRecord
 from appliance.settings import Settings
@@ -35,6 +40,8 @@ log = logging.getLogger("appliance.monitoring")
 BATCH_ROWS = 1000
 LINGER_S = 0.02
 """How long the capture thread waits to fill a batch after the first prediction arrives."""
+MAX_EMBEDDING_DIMS = 4096
+"""Wider embeddings are not stored (8 KiB a prediction at this width)."""
 
 
 class Capture:
@@ -57,6 +64,7 @@ class Capture:
         self.dropped = 0  # refused because the queue was full, or lost to a failed write
         self.written = 0
         self._workspace_ids: dict[str, str] = {}
+        self._bad_embeddings: set[str | None] = set()  # versions already logged for one
         self._thread = threading.Thread(target=self._serve, name="capture", daemon=True)
         self._thread.start()
 
@@ -154,8 +162,31 @@ class Capture:
             "warnings": json.dumps(item.warnings),
             "error": item.error,
             "thumbnail": self._thumbnail(item.image) if item.image is not None else None,
+            # Every row has every column: one statement inserts the batch (`_insert`).
+            "embedding": self._embedding(item) if item.embedding is not None else None,
         }
         return row
+
+    def _embedding(self, item: CaptureRecord) -> bytes | None:
+        """The record's embedding as one float16 row; None (logged once per version) for one
+        that is not a flat list of at most MAX_EMBEDDING_DIMS finite numbers in float16's range."""
+        try:
+            row = np.asarray([item.embedding], dtype=np.float64)
+            if row.ndim != 2 or not 1 <= row.shape[1] <= MAX_EMBEDDING_DIMS:
+                raise ValueError(
+                    f"shape {row.shape[1:]}: not a flat list of 1 to {MAX_EMBEDDING_DIMS} values"
+                )
+            if not np.isfinite(row).all():
+                raise ValueError("it holds NaN or infinite values")
+            return to_blob(row)
+        except Exception as exc:  # whatever it is, the capture goes on without it
+            level = (
+                logging.DEBUG if item.model_version_id in self._bad_embeddings else logging.WARNING
+            )
+            self._bad_embeddings.add(item.model_version_id)
+            log.log(level, "prediction %s of version %s: embedding not stored (%s)",
+                    item.id, item.model_version_id, exc)  # fmt: skip
+            return None
 
     def _features(self, item: CaptureRecord) -> dict[str, float]:
         """The record's features, with its words' against its version's vocabulary when both

@@ -62,6 +62,21 @@ class Predictions:
         rows.reverse()  # newest first to take the newest `limit`; oldest first to return
         return [_decode(r) for r in rows]
 
+    def embeddings(
+        self, workspace: str, endpoint: str, version_id: str, since: str = "", limit: int = 500
+    ) -> list[bytes]:
+        """The stored embeddings (float16 blobs of one row each) of the newest `limit` answered
+        predictions of `version_id` at `endpoint` since `since`, newest first. Only this reads
+        the embedding column: `window` never carries blobs."""
+        ws = self._workspaces.get(workspace)
+        rows = self._registry.query(
+            "SELECT embedding FROM predictions WHERE workspace_id = ? AND endpoint = ?"
+            " AND created_at >= ? AND model_version_id = ? AND error IS NULL"
+            " AND embedding IS NOT NULL ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (ws["id"], endpoint, since, version_id, limit),
+        )
+        return [bytes(r["embedding"]) for r in rows]
+
     def recent(self, workspace: str, endpoint: str | None = None, limit: int = 20) -> Rows:
         return self.window(workspace, endpoint, since="", limit=limit)
 
@@ -180,7 +195,8 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
     for name in ("warnings", "features", "output"):
         if isinstance(row.get(name), str):
             row[name] = json.loads(row[name])
-    row.pop("thumbnail", None)
+    row.pop("thumbnail", None)  # blobs: read on their own (`thumbnail`, `embeddings`)
+    row.pop("embedding", None)
     return row
 
 

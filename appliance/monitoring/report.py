@@ -1,27 +1,47 @@
 """Reading monitoring back: per-endpoint summaries of recent traffic (latency percentiles, errors,
-confidence, warnings, ratings, with trends), drift against the deployed version's reference
-profile, and DORA figures from the event history. Read-only; the CLI, HTTP API, alert rules and
-TUI all use these."""
+confidence, warnings, ratings, the label-free quality estimate, with trends), drift against the
+deployed version's reference profile and reference embeddings, and DORA figures from the event
+history. Read-only; the CLI, HTTP API, alert rules and TUI all use these."""
 
 from __future__ import annotations
 
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import numpy as np
 
 from appliance.errors import InvalidInput, NotFound
 from appliance.models.lineage import task_of
 from appliance.monitoring.dora import Change, compute, parse_time
 from appliance.monitoring.drift import compare
+from appliance.monitoring.embeddings import MIN_LIVE, from_blob, mmd_test
 from appliance.monitoring.predictions import since_text
 from appliance.monitoring.profiles import ensure_profile
+from appliance.monitoring.quality import estimate
 from appliance.services import Services
 from appliance.tasks import DEFAULT_TASK, Task, get_task
+from appliance.trust import store
 
 TREND_BUCKETS = 12
+LIVE_EMBEDDINGS = 500
+"""The newest embeddings of a window that the embedding drift test reads."""
+PERMUTATIONS = 200
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """What the quality estimate knows of an endpoint's versions."""
+
+    versions: frozenset[str] = frozenset()
+    """Versions with a calibration: their confidences are chances of being right."""
+    reference: float | None = None
+    """The deployed version's held-out score (`heldout_accuracy` of its calibration)."""
+    metric: str | None = None
+    """What that score is: the deployed version's task's gate metric."""
 
 
 def percentile(values: Sequence[float | None], q: float) -> float | None:
@@ -38,12 +58,54 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return round(sum(known) / len(known), 4) if known else None
 
 
-def summarize(rows: Sequence[dict[str, Any]], window_s: float) -> dict[str, Any]:
-    """Figures over one endpoint's rows (oldest first) in a window of `window_s` seconds."""
+def _share(rows: Sequence[dict[str, Any]], warning: str) -> float | None:
+    """The share of `rows` (answered ones) that carry `warning`; None without rows."""
+    return round(sum(1 for r in rows if warning in r["warnings"]) / len(rows), 4) if rows else None
+
+
+def _calibrated_confidences(
+    ok: Sequence[dict[str, Any]], calibrated: Calibrated | None
+) -> list[float]:
+    if calibrated is None or not calibrated.versions:
+        return []
+    return [
+        r["confidence"]
+        for r in ok
+        if r["confidence"] is not None and r["model_version_id"] in calibrated.versions
+    ]
+
+
+def estimated_quality(
+    rows: Sequence[dict[str, Any]], calibrated: Calibrated | None
+) -> dict[str, Any] | None:
+    """The label-free estimate of the share of right answers (quality.estimate) over the
+    answered predictions of calibrated versions, with the deployed version's held-out score and
+    the share of rated predictions rated 4 or 5 beside it; None without a calibrated one."""
+    confidences = _calibrated_confidences([r for r in rows if r["error"] is None], calibrated)
+    if not confidences or calibrated is None:
+        return None
+    value, low, high = estimate(confidences)
+    rated = [r["rating"] for r in rows if r["rating"] is not None]
+    return {
+        "value": round(value, 4),
+        "low": round(low, 4),
+        "high": round(high, 4),
+        "predictions": len(confidences),
+        "reference": calibrated.reference,
+        "metric": calibrated.metric,
+        "feedback": round(sum(1 for x in rated if x >= 4) / len(rated), 4) if rated else None,
+        "rated": len(rated),
+    }
+
+
+def summarize(
+    rows: Sequence[dict[str, Any]], window_s: float, calibrated: Calibrated | None = None
+) -> dict[str, Any]:
+    """Figures over one endpoint's rows (oldest first) in a window of `window_s` seconds;
+    `calibrated` says which versions' confidences the quality estimate may use."""
     ok = [r for r in rows if r["error"] is None]
     latencies = [r["latency_ms"] for r in ok]
     ratings = [r["rating"] for r in rows if r["rating"] is not None]
-    low_light = sum(1 for r in ok if "low_light" in r["warnings"])
     return {
         "predictions": len(rows),
         "errors": len(rows) - len(ok),
@@ -58,17 +120,21 @@ def summarize(rows: Sequence[dict[str, Any]], window_s: float) -> dict[str, Any]
         "inference_ms_p50": percentile([r["inference_ms"] for r in ok], 50),
         "mean_batch_size": _mean([r["batch_size"] for r in ok]),
         "mean_confidence": _mean([r["confidence"] for r in ok]),
-        "low_light_rate": round(low_light / len(ok), 4) if ok else None,
+        "low_light_rate": _share(ok, "low_light"),
+        "uncertain_rate": _share(ok, "uncertain"),
         "ratings": len(ratings),
         "mean_rating": _mean(ratings),
+        "estimated_quality": estimated_quality(rows, calibrated),
         "versions": sorted({r["model_version_id"] for r in rows if r["model_version_id"]}),
     }
 
 
 def trends(
-    rows: Sequence[dict[str, Any]], start: datetime, end: datetime, buckets: int = TREND_BUCKETS
-) -> dict[str, list[float | None]]:
-    """Per time bucket: count, p95 latency, mean confidence, low-light share, mean rating."""
+    rows: Sequence[dict[str, Any]], start: datetime, end: datetime, buckets: int = TREND_BUCKETS,
+    calibrated: Calibrated | None = None,
+) -> dict[str, list[float | None]]:  # fmt: skip
+    """Per time bucket: count, p95 latency, mean confidence, low-light and uncertain shares,
+    mean rating, and the quality estimate (the mean calibrated confidence)."""
     span = max((end - start).total_seconds(), 1e-9)
     grouped: list[list[dict[str, Any]]] = [[] for _ in range(buckets)]
     for row in rows:
@@ -76,15 +142,17 @@ def trends(
         grouped[min(buckets - 1, max(0, int(offset / span * buckets)))].append(row)
     out: dict[str, list[float | None]] = {
         "count": [], "p95_latency_ms": [], "confidence": [], "low_light_rate": [], "rating": [],
+        "uncertain_rate": [], "estimated_quality": [],
     }  # fmt: skip
     for group in grouped:
         ok = [r for r in group if r["error"] is None]
         out["count"].append(float(len(group)))
         out["p95_latency_ms"].append(percentile([r["latency_ms"] for r in ok], 95))
         out["confidence"].append(_mean([r["confidence"] for r in ok]))
-        dark = sum(1 for r in ok if "low_light" in r["warnings"])
-        out["low_light_rate"].append(round(dark / len(ok), 4) if ok else None)
+        out["low_light_rate"].append(_share(ok, "low_light"))
         out["rating"].append(_mean([r["rating"] for r in group if r["rating"] is not None]))
+        out["uncertain_rate"].append(_share(ok, "uncertain"))
+        out["estimated_quality"].append(_mean(_calibrated_confidences(ok, calibrated)))
     return out
 
 
@@ -97,28 +165,36 @@ def summary(
     now = datetime.now(UTC)
     start = now - timedelta(seconds=window_s)
     rows = services.predictions.window(workspace, endpoint, since_text(window_s, now), limit)
-    endpoints = sorted({r["endpoint"] for r in rows} | _deployed(services, workspace, endpoint))
+    deployed = _deployed(services, workspace, endpoint)
+    endpoints = sorted({r["endpoint"] for r in rows} | set(deployed))
     out = []
     for name in endpoints:
         mine = [r for r in rows if r["endpoint"] == name]
+        calibrated = _calibrated(services, workspace, mine, deployed.get(name))
         out.append(
-            {"endpoint": name, **summarize(mine, window_s), "trend": trends(mine, start, now)}
+            {
+                "endpoint": name,
+                **summarize(mine, window_s, calibrated),
+                "trend": trends(mine, start, now, calibrated=calibrated),
+            }
         )
     return {"workspace": workspace, "window_s": window_s, "endpoints": out}
 
 
 def drift(
     services: Services, workspace: str, endpoint: str, window_s: float = 3600,
-    limit: int = 100_000,
+    limit: int = 100_000, embeddings: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
     """Recent traffic of `endpoint` (at most its newest `limit` predictions) against the
-    reference profile of the version it serves."""
+    reference profile of the version it serves, and (unless `embeddings` is False) its newest
+    embeddings against the version's reference embeddings."""
     settings = services.settings
     deployment = services.deployments.get(workspace, endpoint)
     version = _version(services, deployment["model_version_id"])
     now = datetime.now(UTC)
     start = now - timedelta(seconds=window_s)
-    rows = services.predictions.window(workspace, endpoint, since_text(window_s, now), limit)
+    since = since_text(window_s, now)
+    rows = services.predictions.window(workspace, endpoint, since, limit)
     ok = [r for r in rows if r["error"] is None]
     profile = ensure_profile(services, version)
     features = []
@@ -147,7 +223,52 @@ def drift(
         "features": features,
         "drifted": [f["feature"] for f in features if f["drifted"]],
         "new_answer_words": sorted(w for w in seen if w.isalpha() and w not in words)[:20],
-        "trend": trends(rows, start, now),
+        "embedding": (
+            embedding_drift(services, workspace, endpoint, version["id"], since)
+            if embeddings
+            else None
+        ),
+        "trend": trends(
+            rows, start, now, calibrated=_calibrated(services, workspace, rows, version["id"])
+        ),
+    }
+
+
+def embedding_drift(
+    services: Services, workspace: str, endpoint: str, version_id: str, since: str
+) -> dict[str, Any] | None:
+    """The newest (at most LIVE_EMBEDDINGS) embeddings captured at `endpoint` from `version_id`
+    since `since` against the version's reference embeddings, by kernel MMD with a permutation
+    p-value (embeddings.mmd_test); drifted when the p-value is below
+    `embedding_drift_alpha`. None when the version has no reference embeddings or fewer than
+    MIN_LIVE live ones of its width were captured."""
+    loaded = store.load(services.registry, version_id)
+    reference = loaded[1] if loaded is not None else None
+    if reference is None or len(reference) < 2:
+        return None
+    dims = reference.shape[1]
+    blobs = services.predictions.embeddings(workspace, endpoint, version_id, since, LIVE_EMBEDDINGS)
+    wide = [b for b in blobs if len(b) == 2 * dims]  # another width: not this version's vectors
+    if len(wide) < MIN_LIVE:
+        return None
+    live = from_blob(b"".join(wide), dims)
+    live = live[np.isfinite(live).all(axis=1)]
+    reference = reference[np.isfinite(reference).all(axis=1)]
+    if len(live) < MIN_LIVE or len(reference) < 2:
+        return None
+    alpha = services.settings.embedding_drift_alpha
+    # Enough shuffles that a p-value below alpha can occur at all: the smallest is 1/(1+k).
+    permutations = max(PERMUTATIONS, min(5000, math.ceil(2 / alpha))) if alpha > 0 else 200
+    test_alpha = max(alpha, 2 / (permutations + 1))  # the test's own flag is not used
+    result = mmd_test(reference, live, alpha=test_alpha, permutations=permutations)
+    p_value = round(result.p_value, 6)
+    return {
+        "method": result.method,
+        "statistic": round(result.statistic, 6),
+        "p_value": p_value,
+        "reference": result.reference,
+        "live": result.live,
+        "drifted": p_value < alpha,
     }
 
 
@@ -199,6 +320,29 @@ def _version(services: Services, version_id: str) -> dict[str, Any]:
     return rows[0]
 
 
-def _deployed(services: Services, workspace: str, endpoint: str | None) -> set[str]:
-    names = {d["endpoint"] for d in services.deployments.list(workspace)}
-    return names if endpoint is None else names & {endpoint}
+def _calibrated(
+    services: Services, workspace: str, rows: Sequence[dict[str, Any]], deployed: str | None
+) -> Calibrated:
+    """Which of the versions that answered `rows` (and the `deployed` one) have a calibration,
+    and the deployed version's held-out score and gate metric."""
+    ids = {r["model_version_id"] for r in rows} | {deployed}
+    trusts = {vid: store.summary(services.registry, vid) for vid in ids if vid}
+    versions = frozenset(vid for vid, trust in trusts.items() if trust is not None)
+    if not versions:
+        return Calibrated()
+    reference = metric = None
+    if deployed is not None:
+        trust = trusts.get(deployed) or {}
+        held_out = (trust.get("metrics") or {}).get("heldout_accuracy")
+        reference = round(float(held_out), 4) if held_out is not None else None
+        metric = _task(services, workspace, _version(services, deployed)).gate_metric
+    return Calibrated(versions, reference, metric)
+
+
+def _deployed(services: Services, workspace: str, endpoint: str | None) -> dict[str, str]:
+    """Endpoint → the version it serves, for the workspace's deployments (or only `endpoint`)."""
+    return {
+        d["endpoint"]: d["model_version_id"]
+        for d in services.deployments.list(workspace)
+        if endpoint is None or d["endpoint"] == endpoint
+    }

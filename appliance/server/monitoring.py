@@ -93,6 +93,29 @@ class Trend(Answer):
     confidence: list[float | None]
     low_light_rate: list[float | None]
     rating: list[float | None]
+    uncertain_rate: list[float | None]
+    estimated_quality: list[float | None]
+    """The mean calibrated confidence of the bucket's answers (see EstimatedQuality)."""
+
+
+class EstimatedQuality(Answer):
+    """Live quality without labels: the expected share of right answers, from the calibrated
+    confidences of the window's answers (of versions with a calibration)."""
+
+    value: float
+    """The mean calibrated confidence: the expected exact match (or accuracy)."""
+    low: float
+    high: float
+    """A 95% interval for the window's realised share right, if the calibration holds."""
+    predictions: int
+    """The answered predictions of calibrated versions it is computed from."""
+    reference: float | None
+    """The deployed version's held-out score, measured at evaluation."""
+    metric: str | None
+    """What both are: the task's gate metric ('exact_match', 'accuracy')."""
+    feedback: float | None
+    """The share of the window's rated predictions rated 4 or 5 (null without ratings)."""
+    rated: int
 
 
 class EndpointSummary(Answer):
@@ -107,8 +130,12 @@ class EndpointSummary(Answer):
     mean_batch_size: float | None
     mean_confidence: float | None
     low_light_rate: float | None
+    uncertain_rate: float | None
+    """The share of answered predictions that warned 'uncertain'."""
     ratings: int
     mean_rating: float | None
+    estimated_quality: EstimatedQuality | None
+    """Null when no prediction of the window came from a version with a calibration."""
     versions: list[str]
     """The model version ids that answered in the window."""
     trend: Trend
@@ -118,6 +145,22 @@ class Summary(Answer):
     workspace: str
     window_s: int
     endpoints: list[EndpointSummary]
+
+
+class EmbeddingTest(Answer):
+    """The model's embeddings of recent inputs against those of its training rows: a kernel MMD
+    two-sample test with a permutation p-value."""
+
+    method: str
+    """'mmd'."""
+    statistic: float
+    """The MMD² estimate (about 0 when both sides are alike)."""
+    p_value: float
+    reference: int
+    live: int
+    """The embeddings compared on each side."""
+    drifted: bool
+    """p_value below the embedding_drift_alpha setting."""
 
 
 class Drift(Answer):
@@ -136,6 +179,8 @@ class Drift(Answer):
     new_answer_words: list[str]
     """Words of recent descriptions that the training descriptions never had (at most 20;
     empty for a task that answers labels). Not the `new_words` feature of the inputs."""
+    embedding: EmbeddingTest | None
+    """Null when the version has no reference embeddings or too few recent ones were captured."""
     trend: Trend
 
 
@@ -258,7 +303,8 @@ class MonitoringController(Controller):
         window: FromQuery[str] = "1h",
     ) -> Summary:
         """Per endpoint: predictions, errors, latency percentiles, confidence, warnings,
-        ratings, and their trends over the window (e.g. 15m, 1h, 7d)."""
+        ratings, the label-free quality estimate, and their trends over the window (e.g. 15m,
+        1h, 7d)."""
         seconds = parse_window(window)
         found = await _settled(monitor, report.summary, services, workspace, endpoint, seconds)
         return msgspec.convert(found, Summary)
@@ -273,7 +319,7 @@ class MonitoringController(Controller):
         window: FromQuery[str] = "1h",
     ) -> Drift:
         """PSI and KS per input feature of the endpoint's recent traffic against the training
-        data of the version it serves."""
+        data of the version it serves, and a two-sample test of the model's embeddings."""
         seconds = parse_window(window)
         found = await _settled(monitor, report.drift, services, workspace, endpoint, seconds)
         return msgspec.convert(found, Drift)

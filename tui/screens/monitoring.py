@@ -1,8 +1,9 @@
 """The monitoring screen: DORA tiles for the workspace; the machine the appliance runs on (CPU,
 memory, disk, GPU when there is one: the latest sample and a sparkline of the recent ones, from
 the system metrics the server records); then per endpoint the last hour's figures with trend
-sparklines (count, p95 latency, confidence, low-light rate, rating), input drift per feature and
-the alert states, firing ones highlighted. Refreshed every few seconds."""
+sparklines (count, p95 latency, confidence, low-light rate, rating, and the label-free quality
+estimate where the version is calibrated), input drift per feature and the alert states, firing
+ones highlighted. Refreshed every few seconds."""
 
 from __future__ import annotations
 
@@ -83,7 +84,9 @@ class MonitoringScreen(ApplianceScreen):
         drift = {}
         for endpoint in served:
             try:
-                drift[endpoint] = report.drift(services, workspace, endpoint, WINDOW_S)["features"]
+                # Features only: the embedding test is the monitor's (its alert state shows).
+                found = report.drift(services, workspace, endpoint, WINDOW_S, embeddings=False)
+                drift[endpoint] = found["features"]
             except ApplianceError:  # no lineage to profile, or the version is gone: no drift line
                 continue
         self.deliver(
@@ -184,6 +187,13 @@ def _endpoint_block(
         for label, value, series in lines:
             parts.append(f"\n  {label:<12} {value:>10}  ")
             parts.append((sparkline(series, SPARK_WIDTH), "$secondary"))
+        quality = summary["estimated_quality"]
+        if quality is not None:
+            parts.append(f"\n  {'quality':<12} {figures.number(quality['value'], 2):>10}  ")
+            parts.append((sparkline(trend["estimated_quality"], SPARK_WIDTH), "$secondary"))
+            parts.append((f"  [{quality['low']:.2f}-{quality['high']:.2f}]", "$text-muted"))
+            note = _quality_note(quality, summary["uncertain_rate"])
+            parts.append((f"\n  {'':<12} {note}", "$text-muted"))
     if drift:
         parts.append("\n  drift (psi)  ")
         for i, feature in enumerate(drift):
@@ -193,6 +203,18 @@ def _endpoint_block(
     parts.append("\n  alerts  ")
     parts.extend(_alert_states(rules or []))
     return Content.assemble(*parts)
+
+
+def _quality_note(quality: dict[str, Any], uncertain: float | None) -> str:
+    """Under the estimate: what it stands for, the held-out score, the share of ratings of 4-5
+    and the share of uncertain answers."""
+    parts = [f"estimated {quality['metric'] or 'quality'}"]
+    if quality["reference"] is not None:
+        parts.append(f"held-out {quality['reference']:.2f}")
+    if quality["feedback"] is not None:
+        parts.append(f"rated {quality['feedback']:.2f} ({quality['rated']})")
+    parts.append(f"uncertain {figures.percent(uncertain)}")
+    return " · ".join(parts)
 
 
 def _system_block(samples: list[dict[str, Any]]) -> Content:
