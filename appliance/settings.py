@@ -101,7 +101,25 @@ class Settings:
     low_light_confidence: float = field(
         default=0.9,
         metadata=_help(
-            "A dark photo gets the low_light warning when the model's confidence is below this."
+            "The uncertain threshold of a model version without calibration (registered without "
+            "held-out rows, or before calibration): an answer whose confidence is below it warns "
+            "uncertain, and low_light too when the photo is dark."
+        ),
+    )
+    uncertain_confidence: float = field(
+        default=0.0,
+        metadata=_help(
+            "Warn uncertain below this calibrated confidence on every version, instead of each "
+            "version's own threshold (chosen at evaluation for uncertain_target_recall); 0 keeps "
+            "each version's own."
+        ),
+    )
+    uncertain_target_recall: float = field(
+        default=0.7,
+        metadata=_help(
+            "At evaluation, a version's uncertain threshold is the lowest that warns on this "
+            "share of its wrong answers on the held-out rows (it applies to versions evaluated "
+            "after a change)."
         ),
     )
 

@@ -102,7 +102,7 @@ def greedy_path(folder: Path, model: Any, tokens: int) -> Callable[[list[Any]], 
         pixels = pixels.to(next(model.parameters()).dtype)
         states = model.encoder(pixel_values=pixels).last_hidden_state
         out = infer.greedy(model, states, [start], eos, max_new_tokens=tokens)
-        return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids, _ in out]
+        return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids, *_ in out]
 
     return caption
 
@@ -122,7 +122,7 @@ def measure(args: argparse.Namespace, kind: str, folder: Path) -> list[dict[str,
         except QuantizationUnsupported as exc:
             rows.append({"model": kind, "mode": mode, "refused": str(exc)})
             continue
-        paths = {"runtime": lambda ims, r=runtime: [t for t, _ in r.predict(ims)]}
+        paths = {"runtime": lambda ims, r=runtime: [t for t, *_ in r.predict(ims)]}
         if kind == "vit-gpt2":
             base = prepare_model(copy.deepcopy(load_model(folder, detected)), "cpu", mode)
             paths["greedy (before)"] = greedy_path(folder, base, args.tokens)

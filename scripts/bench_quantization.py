@@ -173,7 +173,7 @@ def trained(args: argparse.Namespace, modes: list[str], sync: Callable) -> list[
 
     def predict(cap: Any, batch: int, count: int) -> list[str]:
         cap.batch_size = batch
-        return [text for text, _ in cap.predict(images[:count])]
+        return [text for text, *_ in cap.predict(images[:count])]
 
     texts = {m: predict(cap, 32, len(images)) for m, cap in caps.items()}
     speed = {}

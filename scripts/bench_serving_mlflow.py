@@ -44,7 +44,7 @@ WRAPPER = textwrap.dedent(
         def predict(self, context, model_input, params=None):
             images = [Image.open(io.BytesIO(base64.b64decode(b))).convert("RGB")
                       for b in model_input["image"]]
-            return [text for text, _ in self.predictor.predict(images)]
+            return [text for text, *_ in self.predictor.predict(images)]
 
 
     mlflow.models.set_model(RecipeModel())

@@ -146,13 +146,13 @@ def test_saved_folder_reloads_without_the_recipe(recipe, photos: Path, overfit: 
 
     captioner = recipe.load(overfit)
     predicted = captioner.predict(images)
-    assert [text for text, _ in predicted] == plain
-    assert [conf for _, conf in predicted] == pytest.approx(expected, abs=1e-5)
-    assert all(0.5 < conf <= 1.0 for _, conf in predicted)
+    assert [text for text, *_ in predicted] == plain
+    assert [conf for _, conf, *_ in predicted] == pytest.approx(expected, abs=1e-5)
+    assert all(0.5 < conf <= 1.0 for _, conf, *_ in predicted)
     # Any batch size, any reload: the same answers.
     again = recipe.load(overfit)
     again.batch_size = 3
-    for (a, ca), (b, cb) in zip(again.predict(images), predicted, strict=True):
+    for (a, ca, *_), (b, cb, *_) in zip(again.predict(images), predicted, strict=True):
         assert a == b and ca == pytest.approx(cb, abs=1e-5)
     assert again.predict([]) == []
 
@@ -164,9 +164,9 @@ def test_load_serves_quantized(recipe, photos: Path, overfit: Path) -> None:
     images = _images(photos, rows)
     for mode in ("int8", "bf16"):
         got = recipe.load(overfit, device="cpu", quantization=mode).predict(images)
-        matches = sum(text == row["text"] for (text, _), row in zip(got, rows, strict=True))
+        matches = sum(text == row["text"] for (text, *_), row in zip(got, rows, strict=True))
         assert matches >= 6, mode  # quantization may cost a word, not the model
-        assert all(0.0 < conf <= 1.0 for _, conf in got)
+        assert all(0.0 < conf <= 1.0 for _, conf, *_ in got)
     with pytest.raises(QuantizationUnsupported):  # refused, never a silent float32 fallback
         recipe.load(overfit, device="cpu", quantization="fp16")
 
@@ -205,13 +205,13 @@ def test_keywords_steer_the_description(recipe, photos: Path, tmp_path: Path) ->
     captioner = recipe.load(out)
     images = _images(tmp_path, rows)
     got = captioner.predict(images, keywords=[row["color"] for row in rows])
-    assert [text for text, _ in got] == [row["text"] for row in rows]
+    assert [text for text, *_ in got] == [row["text"] for row in rows]
     # Without keywords it still describes the photo (with one of its two colours)...
     plain = captioner.predict(images[::2])
-    for (text, _), row in zip(plain, rows[::2], strict=True):
+    for (text, *_), row in zip(plain, rows[::2], strict=True):
         assert text.split()[1:] == row["text"].split()[1:]
     # ...and keywords are a prompt, never echoed as part of the description.
-    assert all("<" not in text for text, _ in [*got, *plain])
+    assert all("<" not in text for text, *_ in [*got, *plain])
     with pytest.raises(ValueError):
         captioner.predict(images[:1], keywords=[None, None])
 
@@ -241,7 +241,7 @@ def test_fine_tuning_adds_a_new_category(
     (warning,) = [line for line in ctx.report.logs if line.startswith("warning: added")]
     assert "car" in warning and "mug" not in warning.split(":", 2)[2].split(";")[0].split(", ")
     results = recipe.load(tmp_path / "tuned").predict(_images(cars, rows[:2]))
-    assert len(results) == 2 and all(isinstance(text, str) for text, _ in results)
+    assert len(results) == 2 and all(isinstance(text, str) for text, *_ in results)
 
 
 def _rename_specials(folder: Path, renames: dict[str, str]) -> None:
@@ -273,7 +273,7 @@ def test_a_folder_with_s_tokens_starts_and_stops_on_them(
     assert captioner.text.eos == tokenizer.eos_token_id != tokenizer.unk_token_id
     rows = _rows(photos)
     got = captioner.predict(_images(photos, rows))
-    assert [text for text, _ in got] == [row["text"] for row in rows]
+    assert [text for text, *_ in got] == [row["text"] for row in rows]
 
 
 def test_a_trocr_style_folder_starts_where_generate_starts(recipe, tmp_path: Path) -> None:
@@ -292,10 +292,10 @@ def test_a_trocr_style_folder_starts_where_generate_starts(recipe, tmp_path: Pat
         ]
         states = captioner.encode(images)
     greedy = sys.modules[type(captioner).__module__].greedy
-    ids = [tokens for tokens, _ in greedy(captioner.model, states, [captioner.text.bos], 2, 6)]
+    ids = [tokens for tokens, *_ in greedy(captioner.model, states, [captioner.text.bos], 2, 6)]
     assert ids == expected.tolist()
     described = captioner.predict(images, keywords=["red", None])
-    assert all(text for text, _ in described)
+    assert all(text for text, *_ in described)
 
 
 def test_fine_tuning_a_bpe_base_adds_no_token(recipe, photos: Path, tmp_path: Path) -> None:
@@ -323,7 +323,7 @@ def test_fine_tuning_a_bpe_base_adds_no_token(recipe, photos: Path, tmp_path: Pa
     assert any(token.startswith("Ġ") and len(token) > 1 for token in after.tokenize(caption))
     assert not any(line.startswith("warning: added") for line in ctx.report.logs)
     results = recipe.load(tmp_path / "tuned").predict(_images(photos, _rows(photos)[:2]))
-    assert len(results) == 2 and all(isinstance(text, str) for text, _ in results)
+    assert len(results) == 2 and all(isinstance(text, str) for text, *_ in results)
 
 
 def test_score_reads_attributes_by_slot(recipe) -> None:

@@ -238,6 +238,6 @@ def test_a_vlm_registered_as_image_to_text_answers_without_keywords(
     )
     prompted = load_predictor(folders["llava"], detect(folders["llava"]), "cpu", "none")
     assert plain.prompt(None) == prompted.prompt(None)
-    ((text, confidence),) = plain.predict([image], ["leather, size 42"])
+    ((text, confidence, _),) = plain.predict([image], ["leather, size 42"])
     assert text and 0 < confidence <= 1
     assert plain.predict([image], ["leather, size 42"]) == plain.predict([image], None)

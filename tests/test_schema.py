@@ -240,7 +240,7 @@ def test_the_answers_are_what_the_schema_says(
 def result(output: dict[str, Any]) -> PredictionResult:
     return PredictionResult(
         id="p1", endpoint="e", model="m", version=1, output=output, confidence=0.9,
-        warnings=[], latency_ms=1.0, queue_ms=0.1, inference_ms=0.5, batch_size=1,
+        warnings=[], reasons={}, latency_ms=1.0, queue_ms=0.1, inference_ms=0.5, batch_size=1,
     )  # fmt: skip
 
 

@@ -87,8 +87,17 @@ def test_image_to_text_reads_decodes_warns_and_encodes_on_plain_values() -> None
     assert item.values["keywords"] == "red mug" and item.values["image"].size == (32, 32)
     assert set(item.features) == set(task.features)
     unsure = Prediction({"description": "a mug"}, 0.5)
-    assert task.warnings(item, unsure, settings) == ["low_light"]  # dark and uncertain
+    # Uncalibrated: below low_light_confidence is uncertain, and a dark photo says so too.
+    assert task.warnings(item, unsure, settings) == ["uncertain", "low_light"]
     assert task.warnings(item, Prediction({"description": "a mug"}, 0.99), settings) == []
+    # Calibrated: the version's own threshold decides, unless settings override it.
+    sure = Prediction({"description": "a mug"}, 0.5, uncertain=False)
+    assert task.warnings(item, sure, settings) == []
+    assert task.warnings(item, sure, Settings(uncertain_confidence=0.6)) == [
+        "uncertain", "low_light",
+    ]  # fmt: skip
+    bright = task.decode(task.from_raw(png((250, 250, 250)), {}), settings)
+    assert task.warnings(bright, unsure, settings) == ["uncertain"]
     assert task.answer(unsure) == {"description": "a mug"}
     assert task.capture(item, None) == {"keywords": "red mug", "description": None}
     assert [t["name"] for t in task.tensors([unsure])] == ["description", "confidence"]

@@ -9,7 +9,7 @@ import click
 from appliance.cli.context import json_option, services
 from appliance.cli.output import emit_json, emit_table
 from appliance.errors import InvalidInput
-from appliance.models.describe import describe, quantization
+from appliance.models.describe import calibration_lines, describe, quantization
 
 
 @click.group()
@@ -85,8 +85,10 @@ def list_(workspace: str, as_json: bool) -> None:
 @click.argument("ref", metavar="NAME[@VERSION|@ALIAS]")
 @json_option
 def show(workspace: str, ref: str, as_json: bool) -> None:
-    """Show a model's versions, or one version when a version or alias is given."""
-    models = services().models
+    """Show a model's versions, or one version when a version or alias is given (with its
+    calibration: how far its confidence can be believed)."""
+    svc = services()
+    models = svc.models
     rows = [models.get(workspace, ref)] if "@" in ref else models.versions(workspace, ref)
     if as_json:
         emit_json(rows)
@@ -97,6 +99,40 @@ def show(workspace: str, ref: str, as_json: bool) -> None:
     if "@" in ref:
         for device, supported in quantization(rows[0]).items():
             click.echo(f"quantization on {device}: {', '.join(supported)}")
+        from appliance.trust.store import summary
+
+        trust = summary(svc.registry, rows[0]["id"])
+        for line in (
+            calibration_lines(trust)
+            if trust
+            else ["calibration: none (appliance model calibrate measures one)"]
+        ):
+            click.echo(line)
+
+
+@model.command()
+@click.argument("workspace")
+@click.argument("ref", metavar="NAME@VERSION|NAME@ALIAS")
+@click.option(
+    "--dataset", help="NAME@VERSION whose held-out rows to calibrate on (default: its own)."
+)
+@json_option
+def calibrate(workspace: str, ref: str, dataset: str | None, as_json: bool) -> None:
+    """Measure how far REF's answers can be believed, and store its calibration.
+
+    Its runtime answers the dataset's held-out rows, as they are and under synthetic shifts
+    (dark, blurred, noisy, faded photos; texts with typos); the calibration that predicts best
+    whether an answer is right is kept, with the uncertain threshold that warns on
+    uncertain_target_recall of the wrong answers. A version trained by a run has one already;
+    this is for a folder registered by hand. It applies from the version's next deploy."""
+    from appliance.models.calibration import calibrate_version
+
+    trust = calibrate_version(services(), workspace, ref, dataset)
+    if as_json:
+        emit_json(trust)
+        return
+    for line in calibration_lines(trust):
+        click.echo(line)
 
 
 @model.command()

@@ -51,7 +51,7 @@ WRAPPER = textwrap.dedent(
             images = [_image(item) for item in items]
             return [
                 {"description": text, "confidence": float(confidence)}
-                for text, confidence in self.predictor.predict(images)
+                for text, confidence, *_ in self.predictor.predict(images)
             ]
 
 

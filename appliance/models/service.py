@@ -107,6 +107,22 @@ class Models:
             raise
         return self._decorate(row, name, ws["name"]) | {"notes": notes}
 
+    def add_metrics(self, version_id: str, metrics: dict[str, float]) -> None:
+        """Merge `metrics` into a version's (its weights and lineage never change; figures
+        measured later, such as a calibration's, join the ones of its run)."""
+
+        def merge(db: sqlite_utils.Database) -> None:
+            (current,) = db.execute(
+                "SELECT metrics FROM model_versions WHERE id = ?", [version_id]
+            ).fetchone()
+            merged = {**json.loads(current or "{}"), **metrics}
+            db.execute(
+                "UPDATE model_versions SET metrics = ? WHERE id = ?",
+                [json.dumps(merged, sort_keys=True), version_id],
+            )
+
+        self._registry.write(merge)
+
     def _sweep_unrecorded(self) -> None:
         """Remove version folders a crash left between their rename and their row. Only stale
         ones: a young one may be another process's registration about to write its row."""

@@ -377,3 +377,25 @@ def _model_version_runtime(db: sqlite_utils.Database) -> None:
         UPDATE model_versions SET runtime = 'recipe' WHERE recipe IS NOT NULL
         """,
     )
+
+
+@MIGRATIONS(name="0009_trust")
+def _trust(db: sqlite_utils.Database) -> None:
+    # A version's calibration (appliance/trust/): the calibrator, its uncertain threshold and
+    # what they were measured at, as JSON, with the reference embeddings of its training rows
+    # (float16 rows of `dims` values) that the distance from the training data and embedding
+    # drift compare with. A version without a row serves its model's own confidence.
+    # Captured predictions keep their embedding (float16) for embedding drift.
+    _execute_script(
+        db,
+        """
+        CREATE TABLE version_trust (
+            model_version_id TEXT PRIMARY KEY REFERENCES model_versions(id),
+            trust TEXT NOT NULL,
+            reference BLOB,
+            dims INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        );
+        ALTER TABLE predictions ADD COLUMN embedding BLOB
+        """,
+    )

@@ -13,10 +13,14 @@ from typing import Any
 from appliance.models.folder import architecture, weights_summary
 from appliance.recipes.catalog import load_module
 from appliance.recipes.context import EvalContext, TrainContext
+from appliance.recipes.spec import RecipeSpec
 from appliance.recipes.split import split_rows
 from appliance.runs.tracking import Runs
 from appliance.services import Services
 from appliance.tasks import DEFAULT_TASK
+from appliance.trust import store as trust_store
+from appliance.trust.calibrate import version_metrics
+from appliance.trust.fit import Fitted
 
 LIBRARIES = ("appliance", "torch", "transformers", "tokenizers", "numpy", "pillow")
 
@@ -98,6 +102,11 @@ def execute(services: Services, run: dict[str, Any]) -> dict[str, Any]:
             )
         )
         metrics["train_seconds"] = round(train_seconds, 3)
+        task = spec.task or DEFAULT_TASK
+        fitted = _calibrate(services, spec, task, output_dir, dataset_dir, train_rows, eval_rows,
+                            int(run["seed"] or 0), reporter)  # fmt: skip
+        if fitted is not None:
+            metrics |= version_metrics(fitted)
         final_step = services.runs.last_step(run["id"])
         services.runs.log_metrics(run["id"], [(k, v, final_step) for k, v in metrics.items()])
         shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
@@ -112,14 +121,55 @@ def execute(services: Services, run: dict[str, Any]) -> dict[str, Any]:
             dataset_digest=run["dataset_digest"],
             parent_version_id=run["parent_model_version_id"],
             recipe=spec.name,
-            task=spec.task or DEFAULT_TASK,
+            task=task,
             info={**architecture(output_dir), **weights_summary(output_dir)},
         )
         reporter.log(f"registered {version_row['name']}@{version_row['version']}")
+        if fitted is not None:
+            trust_store.save(services.registry, version_row["id"], fitted)
         _profile(services, version_row, reporter)
         return version_row
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _calibrate(
+    services: Services,
+    spec: RecipeSpec,
+    task: str,
+    output_dir: Path,
+    dataset_dir: Path,
+    train_rows: list[dict[str, Any]],
+    eval_rows: list[dict[str, Any]],
+    seed: int,
+    reporter: RegistryReporter,
+) -> Fitted | None:
+    """The new model's calibration (appliance/trust/), measured by the runtime that will serve
+    it; a failure here costs no version, which then serves its model's own confidence."""
+    from appliance.serving.options import DeployOptions
+    from appliance.serving.runtime import RecipeRuntime
+    from appliance.tasks import get_task
+    from appliance.trust.calibrate import calibrate
+
+    started = time.perf_counter()
+    runtime = RecipeRuntime(spec, output_dir, DeployOptions("none", "cpu", 32, 0), get_task(task))
+    target = services.settings.uncertain_target_recall
+    try:
+        fitted = calibrate(runtime, dataset_dir, train_rows, eval_rows, target, seed)
+    except Exception as exc:
+        reporter.log(f"warning: no calibration ({type(exc).__name__}: {exc}); the version "
+                     "serves its model's own confidence")  # fmt: skip
+        return None
+    trust = fitted.trust
+    shown = ", ".join(f"{k}={v:.3f}" for k, v in version_metrics(fitted).items())
+    threshold = trust["uncertain"]["threshold"]
+    reporter.log(
+        f"calibrated on {trust['rows']['held_out']} held-out and {trust['rows']['shifted']} "
+        f"shifted rows in {time.perf_counter() - started:.1f}s: {trust['signal']} by "
+        f"{trust['calibrator']['method']} ({trust['kept']}), uncertain below {threshold:.3f}; "
+        f"{shown}"
+    )
+    return fitted
 
 
 def _profile(services: Services, version: dict[str, Any], reporter: RegistryReporter) -> None:

@@ -43,7 +43,10 @@ class PredictAnswer(msgspec.Struct, kw_only=True):
     confidence: float
     """Calibrated: the chance that the answer is right."""
     warnings: list[str]
-    """e.g. `uncertain`, `low_light`."""
+    """e.g. `uncertain` (the confidence is below the version's threshold, chosen at evaluation),
+    and `low_light` with it when the photo is dark."""
+    reasons: dict[str, str]
+    """Each warning's reason, in words an app can show to the person who sent the input."""
     latency_ms: float
     queue_ms: float
     inference_ms: float
@@ -109,7 +112,7 @@ def _answer(result: PredictionResult) -> PredictAnswer:
         return PredictAnswer(
             **result.output, id=result.id, endpoint=result.endpoint, model=result.model,
             version=result.version, confidence=result.confidence, warnings=result.warnings,
-            latency_ms=result.latency_ms, queue_ms=result.queue_ms,
+            reasons=result.reasons, latency_ms=result.latency_ms, queue_ms=result.queue_ms,
             inference_ms=result.inference_ms, batch_size=result.batch_size,
         )  # fmt: skip
     except TypeError:  # a field PredictAnswer does not declare (or one named like a common one)

@@ -33,6 +33,11 @@ class CaptureRecord:
     output: dict[str, Any] | None = None
     """The task's answer fields, as the predict answer gave them."""
     confidence: float | None = None
+    """Calibrated, where the version has a calibration (appliance/trust/)."""
+    uncertain: bool | None = None
+    """Below the version's uncertain threshold (None: the version has no calibration)."""
+    embedding: Any = None
+    """The model's embedding of the input (a list of floats), for embedding drift."""
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     image: Any = None

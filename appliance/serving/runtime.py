@@ -15,6 +15,7 @@ from appliance.recipes.catalog import load_module
 from appliance.recipes.spec import RecipeSpec
 from appliance.serving.options import DeployOptions
 from appliance.tasks import PredictInput, Prediction, Task
+from appliance.trust.apply import Trust
 
 
 class ModelRuntime(Protocol):
@@ -41,6 +42,9 @@ class PredictorRuntime:
         self.device = "cpu"
         self._predictor: Any = None
         self._lock = threading.Lock()
+        self.trust: Trust | None = None
+        """The version's calibration (appliance/trust/), applied to every batch; None serves the
+        model's own confidence."""
 
     def load_predictor(self, device: str) -> Any:
         raise NotImplementedError
@@ -52,7 +56,8 @@ class PredictorRuntime:
 
     def predict(self, inputs: Sequence[PredictInput]) -> list[Prediction]:
         with self._lock:
-            return self.task.predict(self._predictor, inputs)
+            predictions = self.task.predict(self._predictor, inputs)
+        return self.trust.apply(predictions) if self.trust is not None else predictions
 
     def unload(self) -> None:
         self.ready = False

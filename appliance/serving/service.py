@@ -22,6 +22,7 @@ from appliance.serving.options import DeployOptions
 from appliance.serving.pool import ModelPool
 from appliance.serving.runtime import ModelRuntime
 from appliance.tasks import PredictInput, Task
+from appliance.tasks.contract import reasons
 
 T = TypeVar("T")
 
@@ -36,6 +37,8 @@ class PredictionResult:
     """The task's answer fields (e.g. `description`), first in the predict answer."""
     confidence: float
     warnings: list[str]
+    reasons: dict[str, str]
+    """What each warning tells the person behind the request."""
     latency_ms: float
     queue_ms: float
     inference_ms: float
@@ -209,6 +212,8 @@ class Serving:
             output = task.answer(prediction)
             record.output = output
             record.confidence = round(prediction.confidence, 4)
+            record.uncertain = prediction.uncertain
+            record.embedding = prediction.embedding
             record.warnings = warnings
             record.queue_ms = round(timing.queue_ms, 3)
             record.inference_ms = round(timing.inference_ms, 3)
@@ -223,6 +228,7 @@ class Serving:
                     output=output,
                     confidence=record.confidence,
                     warnings=warnings,
+                    reasons=reasons(warnings, prediction),
                     latency_ms=total_ms,
                     queue_ms=record.queue_ms,
                     inference_ms=record.inference_ms,

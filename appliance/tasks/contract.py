@@ -50,6 +50,17 @@ class Prediction:
     output: dict[str, Any]
     """The task's answer fields (a description; a label and its scores)."""
     confidence: float
+    """The model's own score until the version's calibrator (appliance/trust/) turns it into
+    the chance that the answer is right."""
+    signals: dict[str, float] = field(default_factory=dict)
+    """Raw scores of the answer, each higher when the model is surer (`trust.signals`): what a
+    calibrator is fitted on. Empty for a predictor that gives only its confidence."""
+    embedding: Any = None
+    """The model's own view of the input (a float vector: the encoder's pooled output), for
+    the distance from the training data and embedding drift; None when the predictor gives none."""
+    uncertain: bool | None = None
+    """Set by the version's calibration: its confidence is below the version's `uncertain`
+    threshold. None where no calibration says (a task then falls back to a settings threshold)."""
 
 
 class Task(Protocol):
@@ -129,6 +140,22 @@ class Task(Protocol):
         """An input for the one forward pass before a model takes traffic."""
         ...
 
+    # -- trust: calibration and the uncertain warning (appliance/trust/) ---------------------
+
+    shifts: tuple[str, ...]
+    """The synthetic shifts `shift` knows (for photos: dark, blur, noise, faded), applied to
+    held-out rows so that calibration sees inputs unlike the training data."""
+
+    def shift(self, item: PredictInput, kind: str, seed: int) -> PredictInput:
+        """`item` changed by the synthetic shift `kind`, deterministically for `seed`; its
+        answer stays the row's own (a dark photo of a red mug is still a red mug)."""
+        ...
+
+    def correct(self, prediction: Prediction, row: Mapping[str, Any]) -> bool:
+        """Whether `prediction` is the row's own answer (the gate metric's unit: an exact
+        description, the right label)."""
+        ...
+
     # -- evaluation, where no recipe evaluates (a folder served by the Hugging Face runtime) --
 
     gate_metric: str
@@ -153,6 +180,41 @@ def decode_base64(text: str, what: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidInput(f"{what} is not valid base64") from None
+
+
+def answer_extras(answer: Sequence[Any]) -> tuple[dict[str, float], Any]:
+    """The optional third item of a predictor's answer tuple, `{"signals": {...}, "embedding":
+    [...]}`, as (signals, embedding); a two-item answer (text or label, score) has neither."""
+    extras = answer[2] if len(answer) > 2 else None
+    if not isinstance(extras, Mapping):
+        return {}, None
+    signals = {str(k): float(v) for k, v in (extras.get("signals") or {}).items()}
+    return signals, extras.get("embedding")
+
+
+def is_uncertain(prediction: Prediction, settings: Settings) -> bool:
+    """Whether the answer warns `uncertain`: below the settings' override when one is set, else
+    by the version's own threshold (its calibration sets `uncertain`), else, for a version
+    without calibration, below `low_light_confidence`."""
+    if settings.uncertain_confidence > 0:
+        return prediction.confidence < settings.uncertain_confidence
+    if prediction.uncertain is not None:
+        return prediction.uncertain
+    return prediction.confidence < settings.low_light_confidence
+
+
+REASONS = {
+    "uncertain": "The model is unsure of this answer (a {chance:.0%} chance that it is right): "
+    "check it before using it.",
+    "low_light": "The photo is dark: one taken in better light gets a more reliable description.",
+}
+"""What each warning tells the person behind the request (`reasons`), for an app to show."""
+
+
+def reasons(warnings: Sequence[str], prediction: Prediction) -> dict[str, str]:
+    """Each warning's reason (`REASONS`), the uncertain one with the answer's chance of being
+    right; a warning without a reason of its own is left out."""
+    return {w: REASONS[w].format(chance=prediction.confidence) for w in warnings if w in REASONS}
 
 
 def output_tensors(

@@ -1,6 +1,7 @@
 """`image-to-text`: a product photo (and optional seller keywords) in, a description out. The
-recipe's predictor answers `predict(images, keywords) -> [(text, confidence)]`. A dark photo
-with an uncertain answer carries the `low_light` warning."""
+recipe's predictor answers `predict(images, keywords) -> [(text, confidence)]`, each optionally
+with a third item of extras (`answer_extras`: the signals and embedding trust uses). An
+uncertain answer warns `uncertain`, and `low_light` too when the photo is dark."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from appliance.tasks.contract import (
     PredictInput,
     Prediction,
     RawInput,
+    answer_extras,
     decode_base64,
+    is_uncertain,
     output_tensors,
 )  # fmt: skip
-from appliance.tasks.images import decode_image, image_features
+from appliance.tasks.images import SHIFTS, decode_image, image_features, shift_image
 from appliance.tasks.scoring import text_scores
 
 MAX_KEYWORDS_CHARS = 200
@@ -82,14 +85,19 @@ class ImageToText:
     def predict(self, predictor: Any, inputs: Sequence[PredictInput]) -> list[Prediction]:
         images = [i.values["image"] for i in inputs]
         keywords = [i.values.get("keywords") for i in inputs]
-        answers = predictor.predict(images, keywords)
-        return [Prediction({"description": text}, float(conf)) for text, conf in answers]
+        made = []
+        for answer in predictor.predict(images, keywords):
+            signals, embedding = answer_extras(answer)
+            made.append(
+                Prediction({"description": answer[0]}, float(answer[1]), signals, embedding)
+            )
+        return made
 
     def warnings(self, item: PredictInput, prediction: Prediction, settings: Settings) -> list[str]:
+        if not is_uncertain(prediction, settings):
+            return []
         dark = item.features["brightness_p99"] < settings.low_light_brightness
-        if dark and prediction.confidence < settings.low_light_confidence:
-            return ["low_light"]
-        return []
+        return ["uncertain", "low_light"] if dark else ["uncertain"]
 
     def answer(self, prediction: Prediction) -> dict[str, Any]:
         return {"description": prediction.output["description"]}
@@ -130,6 +138,15 @@ class ImageToText:
     def warmup(self) -> PredictInput:
         image = Image.new("RGB", (WARMUP_SIZE, WARMUP_SIZE), "white")
         return PredictInput({"image": image, "keywords": None}, image_features(image))
+
+    shifts = SHIFTS
+
+    def shift(self, item: PredictInput, kind: str, seed: int) -> PredictInput:
+        image = shift_image(item.values["image"], kind, seed)
+        return PredictInput({**item.values, "image": image}, image_features(image))
+
+    def correct(self, prediction: Prediction, row: Mapping[str, Any]) -> bool:
+        return str(prediction.output["description"]) == str(row.get("text", ""))
 
 
 def _utf8(data: bytes) -> str | None:

@@ -10,7 +10,8 @@ import math
 import operator
 import warnings
 
-from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps, UnidentifiedImageError
 
 from appliance.errors import TooLarge, Unprocessable, UnsupportedMedia
 
@@ -103,3 +104,26 @@ def _percentile(histogram: list[int], share: float) -> int:
 
 # offset 128 keeps negative responses inside 0..255 so the spread measures edges both ways.
 _LAPLACIAN = ImageFilter.Kernel((3, 3), (0, 1, 0, 1, -4, 1, 0, 1, 0), scale=1, offset=128)
+
+
+SHIFTS = ("dark", "blur", "noise", "faded")
+"""The synthetic shifts of a photo that calibration measures a version on (`shift_image`): what
+a phone camera does to a product photo in bad conditions, none of which changes what it shows."""
+
+
+def shift_image(image: Image.Image, kind: str, seed: int) -> Image.Image:
+    """`image` taken in bad conditions: `dark` (underexposed, with sensor noise), `blur` (out of
+    focus), `noise` (a high ISO) or `faded` (low contrast); the same for the same `seed`."""
+    rng = np.random.default_rng(seed)
+    if kind == "blur":
+        return image.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(1.0, 2.5))))
+    if kind == "faded":
+        return ImageEnhance.Contrast(image).enhance(float(rng.uniform(0.25, 0.5)))
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float64)
+    if kind == "dark":
+        pixels = pixels * float(rng.uniform(0.15, 0.35)) + rng.normal(0, 3.0, pixels.shape)
+    elif kind == "noise":
+        pixels = pixels + rng.normal(0, float(rng.uniform(20, 40)), pixels.shape)
+    else:
+        raise ValueError(f"unknown shift '{kind}' (known: {', '.join(SHIFTS)})")
+    return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), "RGB")

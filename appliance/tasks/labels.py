@@ -9,8 +9,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from appliance.settings import Settings
-from appliance.tasks.contract import Field, PredictInput, Prediction, output_tensors
+from appliance.tasks.contract import (
+    Field,
+    PredictInput,
+    Prediction,
+    answer_extras,
+    is_uncertain,
+    output_tensors,
+)  # fmt: skip
 from appliance.tasks.scoring import label_scores
+from appliance.trust.signals import label_signals
 
 OUTPUTS = (
     Field("label", "BYTES", "The most likely label."),
@@ -18,13 +26,18 @@ OUTPUTS = (
 )
 
 
-def predictions(answers: Sequence[tuple[str, Mapping[str, float]]]) -> list[Prediction]:
-    """A predictor's `(label, scores)` pairs as Predictions, the label's score the confidence."""
-    return [
-        Prediction({"label": label, "scores": {k: float(v) for k, v in scores.items()}},
-                   float(scores.get(label, 0.0)))
-        for label, scores in answers
-    ]  # fmt: skip
+def predictions(answers: Sequence[Sequence[Any]]) -> list[Prediction]:
+    """A predictor's `(label, scores)` pairs (or `(label, scores, extras)`, `answer_extras`) as
+    Predictions, the label's score the confidence, the scores' signals (`trust.signals`)."""
+    made = []
+    for answer in answers:
+        label, scores = answer[0], {str(k): float(v) for k, v in answer[1].items()}
+        _, embedding = answer_extras(answer)
+        made.append(
+            Prediction({"label": label, "scores": scores}, scores.get(label, 0.0),
+                       signals=label_signals(scores), embedding=embedding)
+        )  # fmt: skip
+    return made
 
 
 def answer(prediction: Prediction) -> dict[str, Any]:
@@ -37,14 +50,18 @@ def answer(prediction: Prediction) -> dict[str, Any]:
 
 
 class Labels:
-    """The answering half of a classification task: outputs, warnings (none), the answer, OIP
-    tensors, the capture row (the label as its summary) and the held-out scores."""
+    """The answering half of a classification task: outputs, warnings (`uncertain`), the
+    answer, OIP tensors, the capture row (the label as its summary), whether an answer is
+    correct and the held-out scores."""
 
     outputs: tuple[Field, ...] = OUTPUTS
     gate_metric = "accuracy"
 
     def warnings(self, item: PredictInput, prediction: Prediction, settings: Settings) -> list[str]:
-        return []
+        return ["uncertain"] if is_uncertain(prediction, settings) else []
+
+    def correct(self, prediction: Prediction, row: Mapping[str, Any]) -> bool:
+        return str(prediction.output["label"]) == str(row.get("label", ""))
 
     def answer(self, prediction: Prediction) -> dict[str, Any]:
         return answer(prediction)

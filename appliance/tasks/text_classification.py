@@ -4,6 +4,7 @@ a text with a title reads "title\\ntext", as the text-classifier recipe trains o
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,33 @@ from appliance.tasks.contract import (
 MAX_TEXT_CHARS = 20_000
 """Longer than any ad; a model reads its first few hundred tokens anyway."""
 MAX_TITLE_CHARS = 500
+
+
+TEXT_SHIFTS = ("typos", "dropped", "unknown")
+"""The synthetic shifts of a text that calibration measures a version on (`shift_text`)."""
+
+
+def shift_text(text: str, kind: str, seed: int) -> str:
+    """`text` written less carefully, the same for the same `seed`: `typos` (two letters swapped
+    in a third of its words), `dropped` (a third of its words left out) or `unknown` (a made-up
+    word after every third one)."""
+    rng = random.Random(seed)
+    words = text.split()
+    if kind == "typos":
+        for i, word in enumerate(words):
+            if len(word) > 3 and rng.random() < 1 / 3:
+                j = rng.randrange(len(word) - 1)
+                words[i] = word[:j] + word[j + 1] + word[j] + word[j + 2 :]
+    elif kind == "dropped":
+        kept = [w for w in words if rng.random() >= 1 / 3]
+        words = kept or words[:1]
+    elif kind == "unknown":
+        made_up = ["".join(rng.choice("bcdfgkmpqvxz") for _ in range(6)) for _ in words]
+        words = [w for i, pair in enumerate(zip(words, made_up, strict=True))
+                 for w in (pair if i % 3 == 2 else pair[:1])]  # fmt: skip
+    else:
+        raise ValueError(f"unknown shift '{kind}' (known: {', '.join(TEXT_SHIFTS)})")
+    return " ".join(words)
 
 
 class TextClassification(labels.Labels):
@@ -97,6 +125,12 @@ class TextClassification(labels.Labels):
     def warmup(self) -> PredictInput:
         text = "Red striped mug, barely used. Pickup only."
         return PredictInput({"text": text, "title": None}, text_features(text))
+
+    shifts = TEXT_SHIFTS
+
+    def shift(self, item: PredictInput, kind: str, seed: int) -> PredictInput:
+        text = shift_text(str(item.values["text"]), kind, seed)
+        return PredictInput({**item.values, "text": text}, text_features(text))
 
 
 def text_features(text: str) -> dict[str, float]:

@@ -35,6 +35,8 @@ import numpy as np
 
 METHODS = ("identity", "platt", "isotonic", "logistic")
 _LOW, _HIGH = 0.001, 0.999  # calibrated outputs never claim certainty
+CLIP = (_LOW, _HIGH)
+"""The range every calibrated confidence is clipped to."""
 _EPS = 1e-6  # how far a probability is kept from 0 and 1 before its logit is taken
 
 
@@ -169,23 +171,27 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _newton(design: np.ndarray, y: np.ndarray, penalty: np.ndarray) -> np.ndarray:
-    """Coefficients minimising mean log-loss + 0.5 * sum(penalty * beta^2), by Newton's method
-    (iteratively reweighted least squares) with step halving; the penalty is per row, so its
-    strength does not depend on how many rows there are, and it keeps perfectly separable data
-    finite."""
+def _newton(
+    design: np.ndarray, y: np.ndarray, penalty: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Coefficients minimising the (weighted) mean log-loss + 0.5 * sum(penalty * beta^2), by
+    Newton's method (iteratively reweighted least squares) with step halving; the penalty is
+    per row, so its strength does not depend on how many rows there are, and it keeps perfectly
+    separable data finite. `weights` (one per row, default 1) say how much each row counts."""
+    w = np.ones(design.shape[0]) if weights is None else np.asarray(weights, dtype=float)
+    w = w / w.mean()
     n = design.shape[0]
     beta = np.zeros(design.shape[1])
 
     def loss(b: np.ndarray) -> float:
         z = design @ b
-        return float(np.mean(np.logaddexp(0.0, z) - y * z) + 0.5 * np.sum(penalty * b * b))
+        return float(np.mean(w * (np.logaddexp(0.0, z) - y * z)) + 0.5 * np.sum(penalty * b * b))
 
     current = loss(beta)
     for _ in range(100):
         p = _sigmoid(design @ beta)
-        gradient = design.T @ (p - y) / n + penalty * beta
-        hessian = (design.T * (p * (1.0 - p))) @ design / n + np.diag(penalty)
+        gradient = design.T @ (w * (p - y)) / n + penalty * beta
+        hessian = (design.T * (w * p * (1.0 - p))) @ design / n + np.diag(penalty)
         hessian += 1e-12 * np.eye(len(beta))
         step = np.linalg.solve(hessian, gradient)
         scale = 1.0
@@ -248,9 +254,10 @@ def fit_isotonic(x: Any, correct: Any) -> Calibrator:
     return Calibrator("isotonic", {"x": knots_x, "y": knots_y})
 
 
-def fit_logistic(features: Any, correct: Any, l2: float = 1e-2) -> Calibrator:
+def fit_logistic(features: Any, correct: Any, l2: float = 1e-2, weights: Any = None) -> Calibrator:
     """Logistic regression on several signals at once (rows of k features), each standardised by
-    its mean and standard deviation (1.0 for a constant column); L2 on the weights only."""
+    its mean and standard deviation (1.0 for a constant column); L2 on the weights only;
+    `weights` say how much each row counts (default: all alike)."""
     f = np.asarray(features, dtype=float)
     if f.ndim == 1:
         f = f[:, None]
@@ -267,7 +274,7 @@ def fit_logistic(features: Any, correct: Any, l2: float = 1e-2) -> Calibrator:
         w, b = np.zeros(k), float(_logit(np.array([y.mean()]))[0])
     else:
         design = np.column_stack([(f - mean) / std, np.ones(f.shape[0])])
-        beta = _newton(design, y, np.array([l2] * k + [0.0]))
+        beta = _newton(design, y, np.array([l2] * k + [0.0]), weights)
         w, b = beta[:k], float(beta[k])
     params = {"mean": _plain(mean), "std": _plain(std), "w": _plain(w), "b": b}
     return Calibrator("logistic", params)

@@ -162,7 +162,7 @@ def score(predictions: list[str], rows: list[dict[str, Any]]) -> dict[str, float
 def evaluate(ctx: EvalContext) -> dict[str, float]:
     captioner = load(ctx.model_dir, device=ctx.params.get("device", "cpu"))
     images = [open_rgb(ctx.dataset_dir, row) for row in ctx.rows]
-    predictions = [text for text, _ in captioner.predict(images)]
+    predictions = [text for text, *_ in captioner.predict(images)]
     metrics = score(predictions, ctx.rows)
     shown = ", ".join(f"{k}={v:.3f}" for k, v in metrics.items())
     ctx.report.log(f"evaluated {len(ctx.rows)} rows: {shown}")

@@ -179,7 +179,7 @@ def load(model_dir: Path, device: str = "cpu", quantization: str = "none") -> An
 def predict_all(predictor: Any, images: Sequence[Any], batch_size: int) -> list[str]:
     texts: list[str] = []
     for start in range(0, len(images), batch_size):
-        texts.extend(text for text, _ in predictor.predict(images[start : start + batch_size]))
+        texts.extend(text for text, *_ in predictor.predict(images[start : start + batch_size]))
     return texts
 
 
