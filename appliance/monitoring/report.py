@@ -6,6 +6,7 @@ history. Read-only; the CLI, HTTP API, alert rules and TUI all use these."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -25,6 +26,8 @@ from appliance.monitoring.quality import estimate
 from appliance.services import Services
 from appliance.tasks import DEFAULT_TASK, Task, get_task
 from appliance.trust import store
+
+log = logging.getLogger("appliance.monitoring")
 
 TREND_BUCKETS = 12
 LIVE_EMBEDDINGS = 500
@@ -242,7 +245,11 @@ def embedding_drift(
     p-value (embeddings.mmd_test); drifted when the p-value is below
     `embedding_drift_alpha`. None when the version has no reference embeddings or fewer than
     MIN_LIVE live ones of its width were captured."""
-    loaded = store.load(services.registry, version_id)
+    try:
+        loaded = store.load(services.registry, version_id)
+    except ValueError:  # a damaged reference blob: no test, and the rest of drift goes on
+        log.exception("version %s: its reference embeddings cannot be read", version_id)
+        return None
     reference = loaded[1] if loaded is not None else None
     if reference is None or len(reference) < 2:
         return None

@@ -191,7 +191,10 @@ def _endpoint_block(
         if quality is not None:
             parts.append(f"\n  {'quality':<12} {figures.number(quality['value'], 2):>10}  ")
             parts.append((sparkline(trend["estimated_quality"], SPARK_WIDTH), "$secondary"))
-            parts.append((f"  [{quality['low']:.2f}-{quality['high']:.2f}]", "$text-muted"))
+            interval = f"  [{quality['low']:.2f}-{quality['high']:.2f}]"
+            if quality["reference"] is not None:  # the held-out score it is measured against
+                interval += f" vs {quality['reference']:.2f}"
+            parts.append((interval, "$text-muted"))
             note = _quality_note(quality, summary["uncertain_rate"])
             parts.append((f"\n  {'':<12} {note}", "$text-muted"))
     if drift:
@@ -206,14 +209,12 @@ def _endpoint_block(
 
 
 def _quality_note(quality: dict[str, Any], uncertain: float | None) -> str:
-    """Under the estimate: what it stands for, the held-out score, the share of ratings of 4-5
-    and the share of uncertain answers."""
-    parts = [f"estimated {quality['metric'] or 'quality'}"]
-    if quality["reference"] is not None:
-        parts.append(f"held-out {quality['reference']:.2f}")
+    """Under the estimate: what it estimates (against the held-out score), the share of
+    ratings of 4-5 and the share of uncertain answers."""
+    parts = [f"{quality['metric'] or 'quality'} estimated"]
     if quality["feedback"] is not None:
         parts.append(f"rated {quality['feedback']:.2f} ({quality['rated']})")
-    parts.append(f"uncertain {figures.percent(uncertain)}")
+    parts.append(f"{figures.percent(uncertain)} uncertain")
     return " · ".join(parts)
 
 
