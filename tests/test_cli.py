@@ -168,8 +168,10 @@ def test_demo_fast_tells_the_story_in_its_own_home(
     assert "registered captioner@1" in out and "promoted captioner@1 to production" in out
     assert "deployed captioner@1 (production) at endpoint captions: int8 on CPU" in out
     assert out.count(" conf ") == 6  # six answers over HTTP, each with its confidence
-    # Monitoring: dark photos warn, brightness drifts, the alert fires, ratings are stored.
-    assert re.search(r"low +\d+/40 described exactly, [1-9]\d* low_light warnings", out)
+    # Monitoring: wrong dark answers warn, brightness drifts, the alert fires, ratings are
+    # stored beside the label-free estimate.
+    assert re.search(r"low +\d+/40 described exactly; uncertain warned on [1-9]\d* of the", out)
+    assert "estimated exact_match without labels" in out
     assert "brightness psi" in out and "DRIFT" in out
     assert "alerts firing on captions: drift_psi" in out
     assert "66 predictions captured" in out and "60 ratings" in out

@@ -263,7 +263,8 @@ def test_the_built_in_tasks_answer_declared_fields() -> None:
         assert type(answer) is predict.PredictAnswer
         encoded = msgspec.json.decode(msgspec.json.encode(answer))
         assert encoded == output | {"id": "p1", "endpoint": "e", "model": "m", "version": 1,
-                                    "confidence": 0.9, "warnings": [], "latency_ms": 1.0,
+                                    "confidence": 0.9, "warnings": [], "reasons": {},
+                                    "latency_ms": 1.0,
                                     "queue_ms": 0.1, "inference_ms": 0.5, "batch_size": 1}  # fmt: skip
     ranked = msgspec.json.decode(msgspec.json.encode(predict._answer(result(label))))["scores"]
     assert list(ranked) == ["mug", "lamp"]  # best first, as the task ranked them

@@ -1,5 +1,6 @@
 """The demo's monitoring chapter: sellers' traffic with ratings, then what monitoring makes of
-it (low_light warnings, brightness drift, firing alerts, feedback, DORA)."""
+it (uncertain and low_light warnings on the wrong answers, brightness drift, firing alerts,
+feedback beside the label-free quality estimate, DORA)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def traffic_and_monitoring(
     )
     counts: dict[str, dict[str, int]] = {}
     for lighting, folder in streams.items():
-        right = warned = 0
+        right = warned = warned_wrong = 0
         rows = rows_of(folder)
         for row in rows:
             answer = server.post_bytes(
@@ -51,12 +52,21 @@ def traffic_and_monitoring(
             )  # fmt: skip
             correct = answer["description"] == row["text"]
             right += correct
-            warned += "low_light" in answer["warnings"]
+            uncertain = "uncertain" in answer["warnings"]
+            warned += uncertain
+            warned_wrong += uncertain and not correct
             server.post_json(
                 f"/v1/predictions/{answer['id']}/feedback", {"rating": 5 if correct else 2}
             )
-        counts[lighting] = {"photos": len(rows), "right": right, "low_light_warnings": warned}
-        say(f"   {lighting:<6} {right}/{len(rows)} described exactly, {warned} low_light warnings")
+        wrong = len(rows) - right
+        counts[lighting] = {
+            "photos": len(rows), "right": right, "uncertain": warned,
+            "uncertain_wrong": warned_wrong,
+        }  # fmt: skip
+        say(
+            f"   {lighting:<6} {right}/{len(rows)} described exactly; uncertain warned on "
+            f"{warned_wrong} of the {wrong} wrong and {warned - warned_wrong} of the {right} right"
+        )
     drift = server.get(f"/v1/workspaces/{WORKSPACE}/monitoring/drift?endpoint={ENDPOINT}")
     shown = ", ".join(
         f"{f['feature']} psi {f['psi']:.2f} ks {f['ks']:.2f}{' DRIFT' if f['drifted'] else ''}"
@@ -78,6 +88,14 @@ def traffic_and_monitoring(
         f"p95 {latency['p95']:.1f} ms; {feedback['count']} ratings, mean "
         f"{feedback['mean_rating']:.2f}"
     )
+    estimate = summary.get("estimated_quality")
+    if estimate:
+        note(
+            f"estimated {estimate['metric']} without labels (the mean calibrated confidence): "
+            f"{estimate['value']:.2f} [{estimate['low']:.2f}, {estimate['high']:.2f}] against "
+            f"{estimate['reference']:.2f} held out; from the ratings "
+            + ("–" if estimate["feedback"] is None else f"{estimate['feedback']:.2f}")
+        )
     dora = server.get(f"/v1/workspaces/{WORKSPACE}/monitoring/dora")
     note(
         f"DORA: {dora['deployments']} deployment(s), lead time "

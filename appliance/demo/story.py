@@ -4,8 +4,9 @@ Product photos are generated into the workspace `classified-ads` and versioned; 
 recipe trains v1 (no low-light augmentation) in a child process, evaluates it on held-out photos
 and registers it; the gate promotes it to `production`, which is deployed int8 on CPU and answers
 sellers' photos over HTTP. Sellers' traffic follows — ordinary photos, then a run of low-light
-ones — and they rate the descriptions; monitoring shows the low_light warnings, brightness drift
-as a firing alert, the ratings and the DORA figures. Then the closed loop runs on the server's
+ones — and they rate the descriptions; monitoring shows the uncertain warnings on the wrong
+answers (v1 is calibrated at evaluation), the label-free quality estimate beside the ratings,
+brightness drift as a firing alert and the DORA figures. Then the closed loop runs on the server's
 scheduler (demo/loop.py): car photos land, a dataset watch versions them, v2 retrains with
 low-light augmentation and deploys through the gate, and a degraded v3 is rolled back by the
 post-deploy watch. The event timeline and DORA figures close the story.

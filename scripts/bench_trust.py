@@ -1,0 +1,99 @@
+"""How each calibration choice does on streams it was not fitted on (docs/trust.md).
+
+Measures a registered version the way its calibration does (held-out rows, their synthetic
+shifts, the reference rows), fits every choice (appliance/trust/fit.py), and answers streams of
+imagefolders (fresh photos, real low-light ones, an unseen category) with each: accuracy, mean
+confidence, ECE, error AUROC, and the share of wrong and of right answers warned uncertain at the
+threshold each choice picks on the held-out rows.
+
+    python scripts/bench_trust.py --home H --workspace WS --model captioner@1 \\
+        --stream fresh=DIR --stream low=DIR --stream cars=DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from appliance.datasets.imagefolder import METADATA
+from appliance.recipes.split import split_rows
+from appliance.runtimes.choose import runtime_for
+from appliance.services import Services
+from appliance.serving.options import DeployOptions
+from appliance.trust import calibration as cal
+from appliance.trust.distance import Distances, stack
+from appliance.trust.fit import SHIFT_WEIGHTS, Choice, _plain_candidates, fit
+from appliance.trust.measure import Outcome, measure
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--workspace", required=True)
+    parser.add_argument("--model", required=True, help="NAME@VERSION")
+    parser.add_argument("--stream", action="append", default=[], metavar="NAME=DIR")
+    args = parser.parse_args()
+    services = Services.open(home=args.home)
+    version = services.models.get(args.workspace, args.model)
+    data = services.datasets.by_digest(version["dataset_id"], version["dataset_digest"])
+    folder = services.datasets.materialize(data)
+    train, held_rows = split_rows(services.datasets.rows(data))
+    runtime = runtime_for(services, version, DeployOptions("none", "cpu", 32, 0), calibrated=False)
+    runtime.load()
+    measured = measure(runtime.predict, runtime.task, folder, train, held_rows)
+    streams = {}
+    for spec in args.stream:
+        name, _, path = spec.partition("=")
+        base = Path(path)
+        lines = (base / METADATA).read_text().splitlines()
+        rows = [json.loads(line) for line in lines if line]
+        examples = [runtime.task.example(base, row) for row in rows]
+        predictions = []
+        for start in range(0, len(examples), 32):
+            predictions += runtime.predict(examples[start : start + 32])
+        streams[name] = [
+            Outcome(p.signals, p.confidence, p.embedding, runtime.task.correct(p, row))
+            for p, row in zip(predictions, rows, strict=True)
+        ]
+    runtime.unload()
+
+    held, shifted = measured.part(False), measured.part(True)
+    kept = fit(measured).trust["kept"]
+    _, signal, method = _plain_candidates(held, _y(held), 0)
+    distances = Distances(measured.reference) if measured.reference is not None else None
+    if distances is not None:
+        distances.scale = float(np.median(distances.raw(stack([o.embedding for o in held]))))
+    choices = [Choice("plain", signal, method, None, 0.0)]
+    if distances is not None:
+        choices += [Choice(f"distance@{w:g}", signal, method, distances, w) for w in SHIFT_WEIGHTS]
+    print(f"{args.model}: {len(held)} held-out rows, {len(shifted)} shifted; kept: {kept}")
+    print("| choice | stream | accuracy | confidence | ECE | error AUROC | wrong warned "
+          "| right warned |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    raw = np.array([o.confidence for o in held])
+    print(f"| raw | held out | {_y(held).mean():.2f} | {raw.mean():.2f} | "
+          f"{cal.ece(raw, _y(held)):.3f} | {cal.error_auroc(raw, _y(held)):.2f} | | |")  # fmt: skip
+    for choice in choices:
+        calibrator = choice.fit(held, shifted)
+        on_held = choice.held_out(calibrator, held, 0)
+        threshold = cal.choose_threshold(on_held, _y(held))["threshold"]
+        rows = {"held out": (on_held, _y(held)), **{
+            name: (calibrator.apply(choice.features(s)), _y(s)) for name, s in streams.items()
+        }}  # fmt: skip
+        for name, (p, y) in rows.items():
+            wrong = f"{(p[~y] < threshold).mean():.2f}" if (~y).any() else "–"
+            right = f"{(p[y] < threshold).mean():.2f}" if y.any() else "–"
+            print(f"| {choice.name} | {name} | {y.mean():.2f} | {p.mean():.2f} | "
+                  f"{cal.ece(p, y):.3f} | {cal.error_auroc(p, y):.2f} | {wrong} "
+                  f"| {right} |")  # fmt: skip
+
+
+def _y(rows: list[Outcome]) -> np.ndarray:
+    return np.array([o.correct for o in rows], dtype=bool)
+
+
+if __name__ == "__main__":
+    main()
