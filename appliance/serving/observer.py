@@ -41,6 +41,10 @@ class CaptureRecord:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     image: Any = None
+    values: dict[str, Any] | None = None
+    """The decoded input (a PIL image and keywords; a text and its title), handed over by
+    reference, never copied: monitoring keeps it only where a person should review the answer
+    (an uncertain one, or one rated low soon after), off the request path."""
 
 
 class Observer(Protocol):

@@ -200,6 +200,7 @@ class Serving:
                 features=item.features,
                 words=task.words(item.values),
                 image=task.thumbnail(item) if self.observer.keep_thumbnail() else None,
+                values=item.values,
                 **task.capture(item, prediction),
             )
             if isinstance(answer, BaseException):
