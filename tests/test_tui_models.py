@@ -103,9 +103,9 @@ def test_the_highlighted_version_says_what_it_is_and_how_it_quantizes(
         await press(app, pilot, "4")
         assert list(by_first_cell(app, "#models")) == ["colour", "router"]
         # colour@2 (the newest) is highlighted: a run registered it, so no check ran.
-        assert detail(app) == (
+        assert detail(app).startswith(
             "v2: image-to-text, recipe runtime, GPT2LMHeadModel, 348 parameters, 1.4 KB\n"
-            "Quantization: not checked at register"
+            "Quantization: not checked at register\ncalibration: "
         )
         app.screen.query_one("#versions", DataTable).focus()
         await press(app, pilot, "down")
@@ -114,7 +114,8 @@ def test_the_highlighted_version_says_what_it_is_and_how_it_quantizes(
         await press(app, pilot, "down")
         assert detail(app) == (
             "v1: text-classification, huggingface runtime, BertForSequenceClassification, "
-            "4.39M parameters, 16.7 MB\nQuantization: cpu none, int8; cuda none, fp16, nf4"
+            "4.39M parameters, 16.7 MB\nQuantization: cpu none, int8; cuda none, fp16, nf4\n"
+            "calibration: none (appliance model calibrate measures one)"
         )
 
     assert errors(drive(services, scenario, workspace="ads")) == []
@@ -125,8 +126,15 @@ def test_version_detail_words_are_the_cli_s() -> None:
 
     row = {"version": 3, "task": None, "runtime": None, "size": 2048, "info": {}}
     assert str(version_detail(row)) == (
-        f"v3: {describe(row)}\nQuantization: not checked at register"
+        f"v3: {describe(row)}\nQuantization: not checked at register\n"
+        "calibration: none (appliance model calibrate measures one)"
     )
+    trust = {"signal": "geo_prob", "method": "platt", "kept": "plain", "metrics": {"ece": 0.01},
+             "rows": {"held_out": 40, "shifted": 40}, "uncertain": {},
+             "reliability": [{"low": 0.9, "high": 1.0, "accuracy": 0.95, "count": 30}]}  # fmt: skip
+    shown = str(version_detail({**row, "trust": trust}))
+    assert "calibration: geo_prob by platt, on 40 held-out and 40 shifted rows" in shown
+    assert "0.9-1.0  ███████████████████· 0.95  n=30" in shown
     assert describe(row) == "task unknown, no runtime, 2.0 KB"
 
 

@@ -4,12 +4,14 @@ reference embeddings as float16 rows."""
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from appliance.registry import Registry, utcnow
-from appliance.trust.fit import Fitted
+
+if TYPE_CHECKING:  # numpy only where embeddings are read or written: `summary` is the TUI's
+    import numpy as np
+
+    from appliance.trust.fit import Fitted
 
 
 def save(registry: Registry, version_id: str, fitted: Fitted) -> None:
@@ -47,10 +49,14 @@ def summary(registry: Registry, version_id: str) -> dict[str, Any] | None:
 
 
 def to_blob(embeddings: np.ndarray) -> bytes:
+    import numpy as np
+
     return np.ascontiguousarray(embeddings, dtype="<f2").tobytes()
 
 
 def from_blob(data: bytes, dims: int) -> np.ndarray:
+    import numpy as np
+
     if dims <= 0 or len(data) % (2 * dims):
         raise ValueError(f"{len(data)} bytes are not rows of {dims} float16 values")
     return np.frombuffer(data, dtype="<f2").astype(np.float32).reshape(-1, dims)

@@ -1,10 +1,11 @@
 """The models screen: the current workspace's models, and for the highlighted one its versions
 side by side (aliases, metrics as columns with the recipe's gate metric first, the dataset
 version and run they came from); below them, what the highlighted version is (task, runtime,
-architecture, parameters, weight size: the CLI's `model show` wording) and the quantization
-modes its register check found it serves in. `p` promotes the highlighted version to production
-after a confirmation: the evaluation gate runs in a worker (it may load the models, so torch only
-ever loads there) and its numbers come back as a notification, whether it moved the alias or
+architecture, parameters, weight size: the CLI's `model show` wording), its calibration and the
+quantization modes its register check found it serves in. `p` promotes the highlighted version
+to production after a confirmation: the evaluation gate runs in a worker (it may load the
+models, so torch only ever loads there) and its numbers come back as a notification, whether it
+moved the alias or
 refused a worse candidate."""
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from appliance.errors import ApplianceError, NotFound
-from appliance.models.describe import describe, quantization
+from appliance.models.describe import calibration_lines, describe, quantization
+from appliance.trust.store import summary as trust_summary
 from tui import figures
 from tui.screens.base import ApplianceScreen
 from tui.screens.confirm import ConfirmScreen
@@ -157,6 +159,7 @@ class ModelsScreen(ApplianceScreen):
         for row in rows:
             if row["id"] not in self._lineage:
                 self._lineage[row["id"]] = self._dataset_of(row)
+            row["trust"] = trust_summary(self.services.registry, row["id"])
         datasets = {row["id"]: self._lineage[row["id"]] for row in rows}
         recipes = dict.fromkeys(row["recipe"] for row in reversed(rows) if row.get("recipe"))
         gates = [gate for recipe in recipes if (gate := self._gate(workspace, recipe))]
@@ -271,13 +274,19 @@ class ModelsScreen(ApplianceScreen):
 
 
 def version_detail(version: dict[str, Any]) -> Text:
-    """Two lines on a version: what it is, then the quantization modes per device that its
-    register check served it in (a version a run registered was not checked)."""
+    """A version: what it is, the quantization modes per device that its register check served
+    it in (a version a run registered was not checked), and its calibration with the
+    reliability plot (the CLI's `model show` lines)."""
     modes = quantization(version).items()
     checked = "; ".join(f"{device} {', '.join(m) or figures.DASH}" for device, m in modes)
+    trust = version.get("trust")
+    calibration = (
+        calibration_lines(trust) if trust
+        else ["calibration: none (appliance model calibrate measures one)"]
+    )  # fmt: skip
     return Text(
         f"v{version['version']}: {describe(version)}\n"
-        f"Quantization: {checked or 'not checked at register'}"
+        f"Quantization: {checked or 'not checked at register'}\n" + "\n".join(calibration)
     )
 
 
