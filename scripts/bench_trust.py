@@ -8,6 +8,9 @@ threshold each choice picks on the held-out rows.
 
     python scripts/bench_trust.py --home H --workspace WS --model captioner@1 \\
         --stream fresh=DIR --stream low=DIR --stream cars=DIR
+
+With `--embeddings OUT.npz --same fresh --shifted cars` it also writes the reference (training)
+embeddings and two streams' embeddings for scripts/bench_embedding_drift.py --npz.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ def main() -> None:
     parser.add_argument("--workspace", required=True)
     parser.add_argument("--model", required=True, help="NAME@VERSION")
     parser.add_argument("--stream", action="append", default=[], metavar="NAME=DIR")
+    parser.add_argument("--embeddings", type=Path, help="write an .npz for the drift benchmark")
+    parser.add_argument("--same", help="the stream like the training data (with --embeddings)")
+    parser.add_argument("--shifted", help="the stream unlike it (with --embeddings)")
     args = parser.parse_args()
     services = Services.open(home=args.home)
     version = services.models.get(args.workspace, args.model)
@@ -59,6 +65,12 @@ def main() -> None:
             for p, row in zip(predictions, rows, strict=True)
         ]
     runtime.unload()
+    if args.embeddings:
+        np.savez(
+            args.embeddings, reference=measured.reference,
+            same=stack([o.embedding for o in streams[args.same]]),
+            shifted=stack([o.embedding for o in streams[args.shifted]]),
+        )  # fmt: skip
 
     held, shifted = measured.part(False), measured.part(True)
     kept = fit(measured).trust["kept"]
