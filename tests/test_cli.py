@@ -172,6 +172,7 @@ def test_demo_fast_tells_the_story_in_its_own_home(
     # stored beside the label-free estimate.
     assert re.search(r"low +\d+/40 described exactly; uncertain warned on [1-9]\d* of the", out)
     assert "estimated exact_match without labels" in out
+    assert "sellers start offering cars: 30 car photos" in out and "embedding drift (" in out
     assert "brightness psi" in out and "DRIFT" in out
     assert "alerts firing on captions: drift_psi" in out
     assert "66 predictions captured" in out and "60 ratings" in out

@@ -47,6 +47,7 @@ def demo(fast: bool, seed: int, replace: bool) -> None:
             train_params={"epochs": "15"},
             traffic_normal=20,
             traffic_low_light=40,
+            car_traffic=30,
             watch_seconds=8,
         )
     home_unless_chosen(default_demo_home())

@@ -74,6 +74,7 @@ def traffic_and_monitoring(
         if f["feature"] in ("brightness", "contrast", "sharpness")
     )
     note(f"drift against {drift['reference']} (GET …/monitoring/drift): {shown}")
+    say(f"   {embedding_line(drift)}")
     alerts.evaluate(services)  # the server's monitor also does this every monitor_interval_s
     firing = [
         f"{a['rule']} ({a['value']:.3g} vs {a['threshold']:.3g})"
@@ -116,3 +117,15 @@ def hours(value: float | None) -> str:
 
 def rate(value: float | None) -> str:
     return "–" if value is None else f"{value:.0%}"
+
+
+def embedding_line(drift: dict[str, Any]) -> str:
+    """The drift report's embedding test in one line."""
+    test = drift.get("embedding")
+    if not test:
+        return "embedding drift: not measured (no reference embeddings, or too few live ones)"
+    verdict = "DRIFT" if test["drifted"] else "no drift"
+    return (
+        f"embedding drift (the model's own view, MMD of {test['live']} live vs "
+        f"{test['reference']} training embeddings): p {test['p_value']:.3f} {verdict}"
+    )

@@ -26,6 +26,7 @@ class DemoOptions:
     train_params: dict[str, str] = field(default_factory=dict)
     traffic_normal: int = 60
     traffic_low_light: int = 90
+    car_traffic: int = 60
     watch_seconds: float = 15.0
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from appliance.datasets.imagefolder import METADATA
 from appliance.demo.home import fresh_workspace
 from appliance.demo.loop import closed_loop, sample_images
-from appliance.demo.monitoring import hours, rate, traffic_and_monitoring
+from appliance.demo.monitoring import embedding_line, hours, rate, traffic_and_monitoring
 from appliance.demo.options import (
     DATASET,
     ENDPOINT,
@@ -142,6 +142,7 @@ def run_demo(
                 cars, count=options.new_category_count, seed=options.seed + 1,
                 low_light_fraction=options.low_light_fraction, categories=["car"],
             )  # fmt: skip
+            _sell_cars(server, cars, options.car_traffic, note, say)
             added = _append_imagefolder(photos, cars, prefix="car-")
             note(f"a new category lands: {added} car photos are copied into {photos.name}/")
             traffic = sample_images(Path(scratch) / "traffic-normal")
@@ -207,6 +208,28 @@ def summary_rows(versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _scores(version: dict[str, Any]) -> str:
     metrics = version["metrics"]
     return ", ".join(f"{k} {metrics[k]:.3g}" for k in SUMMARY_METRICS if k in metrics)
+
+
+def _sell_cars(
+    server: ServerClient, cars: Path, count: int, note: Callable[[str], None],
+    say: Callable[[str], None],
+) -> None:  # fmt: skip
+    """Sellers start offering cars, which v1 has never seen: every description is wrong, and
+    what tells is the model's own view of the photos (embedding drift), not the decoder."""
+    rows = rows_of(cars)[:count]
+    warned = 0
+    for row in rows:
+        answer = server.post_bytes(
+            f"/v1/endpoints/{ENDPOINT}/predict", (cars / row["file_name"]).read_bytes(),
+            "image/png",
+        )  # fmt: skip
+        warned += "uncertain" in answer["warnings"]
+    note(
+        f"sellers start offering cars: {len(rows)} car photos, none described right (v1 never "
+        f"saw one); uncertain warned on {warned} of them"
+    )
+    drift = server.get(f"/v1/workspaces/{WORKSPACE}/monitoring/drift?endpoint={ENDPOINT}")
+    say(f"   {embedding_line(drift)}")
 
 
 def _append_imagefolder(target: Path, extra: Path, prefix: str) -> int:
