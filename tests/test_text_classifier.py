@@ -88,7 +88,7 @@ def test_the_folder_is_plain_hugging_face(recipe, unseen: Path, trained: Path) -
         ids = model(**batch).logits.argmax(-1).tolist()
     plain = [model.config.id2label[i] for i in ids]
     ours = recipe.load(trained).predict(texts)
-    assert plain == [label for label, _ in ours]
+    assert plain == [label for label, *_ in ours]
     assert model.config.label2id == {label: i for i, label in model.config.id2label.items()}
 
 
@@ -97,20 +97,21 @@ def test_predict_gives_a_label_and_a_probability_per_label(recipe, trained: Path
     long_ad = "Selling my blue coffee mug, dishwasher safe. " * 200  # past max_length
     texts = ["Brand new hardcover, 320 pages, signed by the author.", long_ad, ""]
     answers = classifier.predict(texts)
-    assert [label for label, _ in answers[:2]] == ["book", "mug"]
-    for label, scores in answers:
+    assert [label for label, *_ in answers[:2]] == ["book", "mug"]
+    for label, scores, extras in answers:
         assert set(scores) == set(classifier.labels) and len(scores) == 8
         assert abs(sum(scores.values()) - 1.0) < 1e-4 and max(scores, key=scores.get) == label
+        assert len(extras["embedding"]) == classifier.model.config.hidden_size
     one_by_one = [classifier.predict([text])[0][0] for text in texts]
-    assert one_by_one == [label for label, _ in answers]
+    assert one_by_one == [label for label, *_ in answers]
     assert classifier.predict([]) == []
 
 
 def test_int8_and_bf16_agree_and_impossible_modes_raise(recipe, unseen: Path, trained: Path):
     texts = [recipe.ad_input(row) for row in _rows(unseen)]
-    full = [label for label, _ in recipe.load(trained).predict(texts)]
+    full = [label for label, *_ in recipe.load(trained).predict(texts)]
     for mode in ("int8", "bf16"):
-        quantized = [label for label, _ in recipe.load(trained, quantization=mode).predict(texts)]
+        quantized = [label for label, *_ in recipe.load(trained, quantization=mode).predict(texts)]
         agree = sum(a == b for a, b in zip(full, quantized, strict=True)) / len(texts)
         assert agree >= 0.95, (mode, agree)
     with pytest.raises(QuantizationUnsupported, match="fp16"):

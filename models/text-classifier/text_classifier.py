@@ -175,7 +175,7 @@ def score(predicted: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> dict[s
 
 def evaluate(ctx: EvalContext) -> dict[str, float]:
     classifier = load(ctx.model_dir, device=ctx.params.get("device", "cpu"))
-    predicted = [label for label, _ in classifier.predict([ad_input(r) for r in ctx.rows])]
+    predicted = [label for label, *_ in classifier.predict([ad_input(r) for r in ctx.rows])]
     metrics = score(predicted, ctx.rows)
     shown = ", ".join(f"{k}={v:.3f}" for k, v in metrics.items())
     ctx.report.log(f"evaluated {len(ctx.rows)} rows: {shown}")
