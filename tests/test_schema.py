@@ -46,6 +46,7 @@ DOCUMENTED = [
     ("get", "/v1/predictions/{prediction_id}", {"id", "features", "output", "latency_ms"}),
     ("get", "/v1/workspaces/{workspace}/monitoring/summary", {"workspace", "window_s", "endpoints"}),
     ("get", "/v1/workspaces/{workspace}/monitoring/drift", {"features", "drifted", "reference", "trend"}),
+    ("get", "/v1/workspaces/{workspace}/monitoring/slices", {"overall", "slices", "left_out"}),
     ("get", "/v1/workspaces/{workspace}/monitoring/alerts", {"rules", "events"}),
     ("get", "/v1/workspaces/{workspace}/monitoring/feedback", {"summary", "recent"}),
     ("get", "/v1/workspaces/{workspace}/monitoring/dora", {"deployments", "level", "lead_time_hours"}),
@@ -192,6 +193,9 @@ def test_the_answers_are_what_the_schema_says(
 
     monitoring = "/v1/workspaces/{workspace}/monitoring"
     call("GET", f"{monitoring}/summary", "/v1/workspaces/ads/monitoring/summary")
+    sliced = call("GET", f"{monitoring}/slices", "/v1/workspaces/ads/monitoring/slices",
+                  params={"endpoint": "captions", "min_rows": 1})  # fmt: skip
+    assert sliced["slices"] and sliced["overall"]["predictions"] == 7
     drift = call("GET", f"{monitoring}/drift", "/v1/workspaces/ads/monitoring/drift",
                  params={"endpoint": "captions"})  # fmt: skip
     assert drift["features"] and drift["reference"] == "photos@1"

@@ -63,6 +63,83 @@ def summary(workspace: str, endpoint: str | None, window: str, as_json: bool) ->
 
 @monitor.command()
 @click.argument("workspace")
+@click.option("--endpoint", help="Only this endpoint (default: every endpoint).")
+@window_option
+@click.option(
+    "--by",
+    metavar="FIELD",
+    help="Slice by this field only: lighting, answer, keywords, description, version, endpoint,"
+    " latency_ms or an input feature (brightness, chars, …; cut in quartiles). Default:"
+    " lighting and the answer's words (a classifier's label).",
+)
+@click.option(
+    "--min-rows", default=10, show_default=True, help="The predictions a slice needs to be listed."
+)
+@click.option("--top", default=20, show_default=True, help="How many of the worst slices to list.")
+@json_option
+def slices(
+    workspace: str, endpoint: str | None, window: str, by: str | None, min_rows: int, top: int,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Quality by slice, worst first: which kinds of inputs and answers the model fails on.
+
+    Per slice, the estimated quality (the mean calibrated confidence, with its 95% interval),
+    its difference from the whole window, the share of uncertain answers and the ratings: their
+    mean and the share rated 2 or lower.
+    """
+    from appliance.monitoring import report
+
+    data = report.slices(services(), workspace, endpoint, _window(window), by, min_rows, top=top)
+    if as_json:
+        emit_json(data)
+        return
+    where = f"{workspace}/{endpoint}" if endpoint else workspace
+    overall = data["overall"]
+    click.echo(
+        f"{where} · last {window} · {_plural(overall['predictions'], 'answered prediction')}"
+        f" · slices of at least {min_rows}, worst first"
+    )
+    metric = data["metric"] or "quality"
+    quality = overall["estimated_quality"]
+    estimated = (
+        f"estimated {metric} {_interval(quality)}" if quality else "no estimate (no calibration)"
+    )
+    if quality and data["reference"] is not None:
+        estimated += f" vs held-out {data['reference']:.2f}"
+    click.echo(
+        f"  all  {estimated}; {_percent(overall['uncertain_rate'])} uncertain;"
+        f" {overall['ratings']} rated, mean {_num(overall['mean_rating'])},"
+        f" {_percent(overall['rated_low'])} rated low"
+    )
+    click.echo()
+    emit_table(
+        [
+            {
+                "slice": _clip(s["slice"]),
+                "predictions": str(s["predictions"]),
+                "estimated quality": _interval(s["estimated_quality"]),
+                "vs all": _versus(s),
+                "uncertain": _percent(s["uncertain_rate"]),
+                "mean rating": _num(s["mean_rating"]),
+                "rated low": DASH
+                if s["rated_low"] is None
+                else f"{_percent(s['rated_low'])} of {s['ratings']}",
+            }
+            for s in data["slices"]
+        ],
+        ("slice", "predictions", "estimated quality", "vs all", "uncertain", "mean rating",
+         "rated low"),
+    )  # fmt: skip
+    hidden = data["counted"] - len(data["slices"])
+    notes = [f"{hidden} better slices not listed (--top)"] if hidden > 0 else []
+    if data["left_out"]:
+        notes.append(f"{_plural(data['left_out'], 'slice')} of fewer than {min_rows} left out")
+    if notes:
+        click.echo("; ".join(notes))
+
+
+@monitor.command()
+@click.argument("workspace")
 @click.argument("endpoint")
 @window_option
 @click.option("--fail-on-drift", is_flag=True, help="Exit with status 3 when any feature drifted.")
@@ -329,6 +406,23 @@ def _embedding_line(test: Mapping[str, Any] | None) -> str:
         f"{test['method']} p={test['p_value']:.3g} (statistic {test['statistic']:.3g}),"
         f" {test['live']} recent vs {test['reference']} training embeddings: {verdict}"
     )
+
+
+def _interval(quality: Mapping[str, Any] | None) -> str:
+    """'0.81 [0.74, 0.87]'; a dash without an estimate."""
+    if quality is None:
+        return DASH
+    return f"{quality['value']:.2f} [{quality['low']:.2f}, {quality['high']:.2f}]"
+
+
+def _versus(figures: Mapping[str, Any]) -> str:
+    """A slice against the whole window: its estimate's difference ('-0.31'), or without one
+    the difference of its share rated low ('+25% low')."""
+    if figures["vs_all"] is not None:
+        return f"{figures['vs_all']:+.2f}"
+    if figures["rated_low_vs_all"] is not None:
+        return f"{figures['rated_low_vs_all'] * 100:+.0f}% low"
+    return DASH
 
 
 def _status(feature: Mapping[str, Any], min_samples: int) -> str:

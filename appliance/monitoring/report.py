@@ -1,7 +1,7 @@
 """Reading monitoring back: per-endpoint summaries of recent traffic (latency percentiles, errors,
-confidence, warnings, ratings, the label-free quality estimate, with trends), drift against the
-deployed version's reference profile and reference embeddings, and DORA figures from the event
-history. Read-only; the CLI, HTTP API, alert rules and TUI all use these."""
+confidence, warnings, ratings, the label-free quality estimate, with trends), quality by slice,
+drift against the deployed version's reference profile and reference embeddings, and DORA
+figures from the event history. Read-only; the CLI, HTTP API, alert rules and TUI all use these."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from appliance.errors import InvalidInput, NotFound
 from appliance.models.lineage import task_of
+from appliance.monitoring import slices as slicing
 from appliance.monitoring.dora import Change, compute, parse_time
 from appliance.monitoring.drift import compare
 from appliance.monitoring.embeddings import MIN_LIVE, from_blob, mmd_test
@@ -234,6 +235,42 @@ def drift(
         "trend": trends(
             rows, start, now, calibrated=_calibrated(services, workspace, rows, version["id"])
         ),
+    }
+
+
+def slices(
+    services: Services, workspace: str, endpoint: str | None = None, window_s: float = 3600,
+    by: str | None = None, min_rows: int = 10, limit: int = 100_000, top: int = 20,
+) -> dict[str, Any]:  # fmt: skip
+    """Quality by slice (monitoring/slices.py) over the answered predictions of the last
+    `window_s` seconds (at most the newest `limit`) of `endpoint` (or every endpoint): the
+    worst `top` slices of at least `min_rows` predictions first, each against the whole window.
+    The estimate counts the versions with a calibration only."""
+    if min_rows < 1 or top < 1:
+        raise InvalidInput(f"min_rows and top must be at least 1, got {min_rows} and {top}")
+    rows = services.predictions.window(workspace, endpoint, since_text(window_s), limit)
+    deployed = _deployed(services, workspace, endpoint).get(endpoint) if endpoint else None
+    if endpoint is not None and deployed is None and not rows:
+        raise NotFound(
+            f"no endpoint '{endpoint}' in workspace '{workspace}': nothing is deployed there"
+            f" and it answered no predictions in the window"
+        )
+    calibrated = _calibrated(services, workspace, rows, deployed)
+    found = slicing.group(
+        rows, calibrated.versions, by, services.settings.low_light_brightness, min_rows
+    )
+    return {
+        "workspace": workspace,
+        "endpoint": endpoint,
+        "window_s": window_s,
+        "by": by,
+        "min_rows": min_rows,
+        "metric": calibrated.metric,
+        "reference": calibrated.reference,
+        "overall": found["overall"],
+        "slices": slicing.worst(found["slices"], found["overall"], top, min_rows),
+        "counted": len(found["slices"]),
+        "left_out": found["left_out"],
     }
 
 

@@ -1,5 +1,5 @@
 """The monitoring API: feedback on a prediction, the captured prediction itself, per-workspace
-summaries, drift, alerts and DORA figures, and Prometheus `/metrics`."""
+summaries, quality by slice, drift, alerts and DORA figures, and Prometheus `/metrics`."""
 
 from __future__ import annotations
 
@@ -184,6 +184,71 @@ class Drift(Answer):
     trend: Trend
 
 
+class SliceQuality(Answer):
+    """The label-free estimate over a slice's answers of calibrated versions."""
+
+    value: float
+    """The mean calibrated confidence: the expected share of right answers."""
+    low: float
+    high: float
+    """A 95% interval for the realised share, if the calibration holds."""
+    predictions: int
+    """The slice's answers of calibrated versions the estimate is computed from."""
+
+
+class SliceFigures(Answer):
+    """Quality figures of a set of answered predictions."""
+
+    predictions: int
+    estimated_quality: SliceQuality | None
+    """Null when none of them came from a version with a calibration."""
+    uncertain_rate: float | None
+    """The share that warned 'uncertain'."""
+    ratings: int
+    """How many of them were rated (a prediction rated twice counts once, by its mean)."""
+    mean_rating: float | None
+    rated_low: float | None
+    """The share of the rated ones rated 2 or lower."""
+
+
+class QualitySlice(SliceFigures):
+    """One slice: the answered predictions that share a value of a dimension."""
+
+    slice: str
+    """'dimension=value', e.g. 'word=mug', 'lighting=dark', 'label=cars', 'keywords=shoe'."""
+    dimension: str
+    """'lighting', 'word', 'label', or the field sliced by (a feature is cut in quartiles)."""
+    value: str
+    vs_all: float | None
+    """Its estimated quality minus the whole window's (negative: worse than all)."""
+    rated_low_vs_all: float | None
+    """Its share rated low minus the whole window's (positive: worse than all)."""
+
+
+class Slices(Answer):
+    """Quality by slice over the window: the worst slices first."""
+
+    workspace: str
+    endpoint: str | None
+    window_s: int
+    by: str | None
+    """The field sliced by; null for the default (lighting and the answer's words or label)."""
+    min_rows: int
+    """The predictions a slice needs to be listed."""
+    metric: str | None
+    """What the estimates are (the endpoint's gate metric); null without an endpoint."""
+    reference: float | None
+    """The deployed version's held-out score."""
+    overall: SliceFigures
+    """The whole window, to compare each slice with."""
+    slices: list[QualitySlice]
+    """Worst first: by estimated quality, then (without an estimate) by the share rated low."""
+    counted: int
+    """The slices of at least min_rows predictions (slices lists at most `top` of them)."""
+    left_out: int
+    """Slices of fewer than min_rows predictions, not listed."""
+
+
 class AlertState(Answer):
     endpoint: str
     rule: str
@@ -323,6 +388,28 @@ class MonitoringController(Controller):
         seconds = parse_window(window)
         found = await _settled(monitor, report.drift, services, workspace, endpoint, seconds)
         return msgspec.convert(found, Drift)
+
+    @get("/slices")
+    async def slices(
+        self,
+        monitor: NamedDependency[Monitor],
+        services: NamedDependency[Services],
+        workspace: FromPath[str],
+        endpoint: FromQuery[str | None] = None,
+        window: FromQuery[str] = "1h",
+        by: FromQuery[str | None] = None,
+        min_rows: FromQuery[int] = 10,
+        top: FromQuery[int] = 20,
+    ) -> Slices:
+        """Quality by slice, worst first: per lighting and word of the answer (or label), or
+        per value of the field `by` names (keywords, version, a feature in quartiles), the
+        estimated quality, uncertain rate and ratings against the whole window."""
+        seconds = parse_window(window)
+        found = await _settled(
+            monitor, report.slices, services, workspace, endpoint, seconds, by, min_rows,
+            100_000, top,
+        )  # fmt: skip
+        return msgspec.convert(found, Slices)
 
     @get("/alerts")
     async def alerts(self, services: NamedDependency[Services], workspace: FromPath[str]) -> Alerts:
