@@ -39,6 +39,11 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="NAME@VERSION")
     parser.add_argument("--stream", action="append", default=[], metavar="NAME=DIR")
     parser.add_argument("--embeddings", type=Path, help="write an .npz for the drift benchmark")
+    parser.add_argument(
+        "--quantization", default="none",
+        help="answer the streams in this mode (calibration is always measured unquantized, as a "
+        "run measures it)",
+    )  # fmt: skip
     parser.add_argument("--same", help="the stream like the training data (with --embeddings)")
     parser.add_argument("--shifted", help="the stream unlike it (with --embeddings)")
     args = parser.parse_args()
@@ -50,6 +55,11 @@ def main() -> None:
     runtime = runtime_for(services, version, DeployOptions("none", "cpu", 32, 0), calibrated=False)
     runtime.load()
     measured = measure(runtime.predict, runtime.task, folder, train, held_rows)
+    if args.quantization != "none":
+        runtime.unload()
+        options = DeployOptions(args.quantization, "cpu", 32, 0)
+        runtime = runtime_for(services, version, options, calibrated=False)
+        runtime.load()
     streams = {}
     for spec in args.stream:
         name, _, path = spec.partition("=")
