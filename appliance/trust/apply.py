@@ -39,9 +39,11 @@ class Trust:
             calibrated = self.calibrator.apply(x)
         else:
             embeddings = stack([p.embedding for p in predictions])
+            dims = self.distances.reference.shape[1]
             far = (
-                self.distances(embeddings) if embeddings is not None
-                else np.ones(len(predictions))  # no embedding: judged as a typical input
+                self.distances(embeddings)
+                if embeddings is not None and embeddings.shape[1] == dims
+                else np.ones(len(predictions))  # no embedding like the reference's: typical
             )  # fmt: skip
             calibrated = self.calibrator.apply(features(x, far))
         return [
