@@ -162,6 +162,34 @@ class Settings:
         default=1_000_000,
         metadata=_help("At most this many captured predictions are kept (the oldest go first)."),
     )
+    review_max_bytes: int = field(
+        default=200_000_000,
+        metadata=_help(
+            "Disk budget, in bytes, of the inputs kept for review (uncertain or low-rated "
+            "answers); past it the oldest pending items go first (counted). 0 keeps none."
+        ),
+    )
+    review_recent_inputs: int = field(
+        default=500,
+        metadata=_help(
+            "How many recent decoded inputs the server holds in memory, so that a low rating "
+            "arriving soon after can still queue its input for review; 0 holds none."
+        ),
+    )
+    review_recent_max_bytes: int = field(
+        default=256_000_000,
+        metadata=_help(
+            "Memory cap, in bytes of pixels or text, of those recent inputs (the oldest are "
+            "let go first)."
+        ),
+    )
+    review_low_rating: int = field(
+        default=2,
+        metadata=_help(
+            "A rating at or below this (or a thumb down) queues the prediction for review, when "
+            "its input is still held (review_recent_inputs)."
+        ),
+    )
     monitor_interval_s: int = field(
         default=30,
         metadata=_help(

@@ -1,6 +1,6 @@
 """The Textual application: one screen per concern (workspaces, datasets, runs, models,
-deployments, monitoring, jobs, playground) as app modes, a current workspace shown in the header,
-key bindings, a help screen and command palette entries. It is handed a ready `Services`;
+deployments, monitoring, jobs, playground, review) as app modes, a current workspace shown in the
+header, key bindings, a help screen and command palette entries. It is handed a ready `Services`;
 everything it reads goes through them, and live changes go through the server (`server()`)."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from tui.screens.jobs import JobsScreen
 from tui.screens.models import ModelsScreen
 from tui.screens.monitoring import MonitoringScreen
 from tui.screens.playground import PlaygroundScreen
+from tui.screens.review import ReviewScreen
 from tui.screens.runs import RunsScreen
 from tui.screens.workspaces import WorkspacesScreen
 
@@ -45,6 +46,7 @@ class ApplianceApp(App[None]):
         "monitoring": MonitoringScreen,
         "jobs": JobsScreen,
         "playground": PlaygroundScreen,
+        "review": ReviewScreen,
     }
     COMMANDS = App.COMMANDS | {ApplianceCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -56,6 +58,7 @@ class ApplianceApp(App[None]):
         Binding("6", "show('monitoring')", "Monitor"),
         Binding("7", "show('jobs')", "Jobs"),
         Binding("8", "show('playground')", "Play"),
+        Binding("9", "show('review')", "Review"),
         Binding("w", "show('workspaces')", "Workspaces", show=False),
         Binding("d", "show('deployments')", "Deployments", show=False),
         Binding("m", "show('monitoring')", "Monitoring", show=False),

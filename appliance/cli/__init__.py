@@ -22,6 +22,7 @@ from appliance.cli.job import job
 from appliance.cli.model import model
 from appliance.cli.monitor import monitor
 from appliance.cli.recipe import new, recipe
+from appliance.cli.review import review
 from appliance.cli.run import run
 from appliance.cli.serve import serve
 from appliance.cli.settings import settings
@@ -83,7 +84,8 @@ def cli(ctx: click.Context, home: Path | None) -> None:
 
 
 for command in (
-    workspace, dataset, recipe, run, model, deploy, serve, monitor, job, new, settings, demo,
+    workspace, dataset, recipe, run, model, deploy, serve, monitor, review, job, new, settings,
+    demo,
 ):  # fmt: skip
     cli.add_command(command)
 

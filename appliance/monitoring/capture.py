@@ -48,11 +48,15 @@ class Capture:
     def __init__(
         self, registry: Registry, settings: Settings,
         vocabulary: Callable[[str], Container[str]] | None = None,
+        written: Callable[[list[CaptureRecord]], None] | None = None,
     ):  # fmt: skip
         """`vocabulary(version_id)` gives a version's training words (empty when it has none),
-        on the capture thread for each record with words: it must be quick after the first."""
+        on the capture thread for each record with words: it must be quick after the first.
+        `written(batch)` is told of each batch once it is committed, on the capture thread
+        (the review queue keeps inputs there); what it raises is logged, never a drop."""
         self._registry = registry
         self._vocabulary = vocabulary
+        self._written = written
         self.enabled = settings.capture_enabled
         self._thumbnail_rate = settings.capture_thumbnail_rate
         self._thumbnail_size = settings.capture_thumbnail_size
@@ -142,6 +146,11 @@ class Capture:
             return
         with self._counts_lock:
             self.written += len(batch)
+        if self._written is not None:
+            try:
+                self._written(batch)
+            except Exception:
+                log.exception("the hook of %d written captures failed", len(batch))
 
     def _row(self, item: CaptureRecord) -> dict[str, Any]:
         row: dict[str, Any] = {

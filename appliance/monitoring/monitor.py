@@ -15,6 +15,7 @@ from appliance.monitoring.capture import Capture
 from appliance.monitoring.metrics import ServingMetrics, StateCollector
 from appliance.monitoring.profiles import Vocabularies
 from appliance.monitoring.system import SystemMetrics, SystemSampler
+from appliance.review.keeper import Keeper, ReviewCollector
 from appliance.services import Services
 from appliance.serving.observer import CaptureRecord
 
@@ -28,7 +29,13 @@ class Monitor:
         self.services = services
         settings = services.settings
         self.vocabularies = Vocabularies(services)
-        self.capture = Capture(services.registry, settings, self.vocabularies.get)
+        # The review queue keeps uncertain inputs as their captures are written, and low-rated
+        # ones while their input is still held (docs/review.md).
+        self.review = Keeper(services)
+        self.capture = Capture(
+            services.registry, settings, self.vocabularies.get, self.review.written
+        )
+        services.predictions.feedback_listeners.append(self.review.rated)
         self.metrics = ServingMetrics()
         self.system = SystemMetrics(services.registry, settings.system_metrics_max_rows)
         self._sampler = SystemSampler(settings.home)
@@ -49,6 +56,7 @@ class Monitor:
     def bind(self, queue_depths: Callable[[], Iterable[tuple[str, int]]]) -> None:
         """Export the live gauges; `queue_depths` lists (endpoint, waiting requests)."""
         self.metrics.add_state(StateCollector(self.capture, queue_depths, lambda: self._state))
+        self.metrics.add_state(ReviewCollector(self.review))
 
     # -- periodic work -----------------------------------------------------------------------
 
@@ -72,6 +80,7 @@ class Monitor:
             self.services.predictions.prune(
                 settings.capture_retention_days, settings.capture_max_rows
             )
+            self.review.reviews.prune(settings.capture_retention_days)
             self._last_prune = time.monotonic()
         return transitions
 
@@ -93,3 +102,5 @@ class Monitor:
         if self._thread is not None:
             self._thread.join(10)
         self.capture.close()
+        if self.review.rated in self.services.predictions.feedback_listeners:
+            self.services.predictions.feedback_listeners.remove(self.review.rated)

@@ -4,6 +4,8 @@ summarize ratings, and enforce retention."""
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +14,8 @@ import sqlite_utils
 from appliance.errors import InvalidInput, NotFound
 from appliance.registry import Registry, Rows, utcnow
 from appliance.workspaces import Workspaces
+
+log = logging.getLogger("appliance.monitoring")
 
 THUMBS = ("up", "down")
 MAX_COMMENT = 2000
@@ -27,6 +31,8 @@ class Predictions:
     def __init__(self, registry: Registry, workspaces: Workspaces):
         self._registry = registry
         self._workspaces = workspaces
+        self.feedback_listeners: list[Callable[[dict[str, Any]], None]] = []
+        """Told of each stored feedback row, after its commit (the server's review queue)."""
 
     def get(self, prediction_id: str) -> dict[str, Any]:
         rows = self._registry.query(
@@ -129,7 +135,13 @@ class Predictions:
             row["id"] = cursor.lastrowid
             return row
 
-        return self._registry.write(write)
+        stored = self._registry.write(write)
+        for listener in list(self.feedback_listeners):
+            try:
+                listener(dict(stored))
+            except Exception:  # the feedback is stored: a listener's failure is only logged
+                log.exception("a feedback listener failed on prediction %s", prediction_id)
+        return stored
 
     def feedback(
         self, workspace: str, endpoint: str | None = None, since: str = "", limit: int = 50

@@ -399,3 +399,44 @@ def _trust(db: sqlite_utils.Database) -> None:
         ALTER TABLE predictions ADD COLUMN embedding BLOB
         """,
     )
+
+
+@MIGRATIONS(name="0010_review")
+def _review(db: sqlite_utils.Database) -> None:
+    # The review queue (appliance/review/): a served answer a person should look at (uncertain,
+    # or rated low soon after), with its input kept (an image as a PNG file under the home,
+    # `input_file`; a text in `input_text`), until it is reviewed and exported into a dataset
+    # version (`exported_to`) or trimmed. No foreign key to `predictions`: an item outlives a
+    # prediction pruned for `capture_max_rows`, and goes by age with the captures instead.
+    _execute_script(
+        db,
+        """
+        CREATE TABLE review_items (
+            id TEXT PRIMARY KEY,
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+            endpoint TEXT NOT NULL,
+            prediction_id TEXT NOT NULL UNIQUE,
+            model_version_id TEXT,
+            reason TEXT NOT NULL CHECK (reason IN ('uncertain', 'low_rating')),
+            kind TEXT NOT NULL CHECK (kind IN ('image', 'text')),
+            input_file TEXT,
+            input_text TEXT,
+            fields TEXT NOT NULL DEFAULT '{}',
+            answer TEXT,
+            answer_field TEXT NOT NULL CHECK (answer_field IN ('text', 'label')),
+            confidence REAL,
+            warnings TEXT NOT NULL DEFAULT '[]',
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'accepted', 'corrected', 'dismissed')),
+            correction TEXT,
+            reviewed_at TEXT,
+            reviewed_by TEXT,
+            exported_to TEXT,
+            bytes INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX review_by_endpoint
+            ON review_items (workspace_id, endpoint, status, created_at);
+        CREATE INDEX review_by_time ON review_items (created_at)
+        """,
+    )

@@ -30,6 +30,7 @@ from appliance.server.monitoring import FeedbackController, MonitoringController
 from appliance.server.oip import OipController
 from appliance.server.predict import PredictController, Predicting
 from appliance.server.record import home_id, new_instance
+from appliance.server.review import ReviewItemController, ReviewQueueController
 from appliance.services import Services
 from appliance.serving.service import Serving
 
@@ -77,6 +78,8 @@ def create_app(services: Services, restore: bool = True, schedule: bool = True) 
             MonitoringController,
             JobController,
             JobRunController,
+            ReviewQueueController,
+            ReviewItemController,
             metrics,
         ],
         lifespan=[lifespan],
