@@ -234,6 +234,28 @@ def test_retention_prunes_old_items_with_their_files_and_sweeps_strays(loop: Loo
     assert loop.reviews.input_path(new).is_file()  # type: ignore[union-attr]
 
 
+def test_the_monitor_keeps_reviews_and_prunes_them_with_the_captures(services: Services) -> None:
+    from appliance.monitoring.monitor import Monitor
+
+    services.workspaces.create("ads")
+    monitor = Monitor(services)
+    try:
+        monitor.observe(image_record(1))
+        monitor.capture.flush()
+        [item] = monitor.review.reviews.list("ads")
+        services.registry.write(
+            lambda db: db.execute(
+                "UPDATE review_items SET created_at = '2020-01-01T00:00:00.000000Z'"
+            ).close()
+        )
+        monitor.tick()  # its first round prunes
+        assert monitor.review.reviews.list("ads", status="all") == []
+        assert not monitor.review.reviews.input_path(item).exists()  # type: ignore[union-attr]
+    finally:
+        monitor.close()
+    assert services.predictions.feedback_listeners == []
+
+
 def test_a_review_happens_once_and_is_checked_before_anything_is_written(loop: Loop) -> None:
     from appliance.errors import Conflict, InvalidInput, NotFound, TooLarge
 
@@ -305,6 +327,18 @@ def test_an_export_adds_one_row_per_reviewed_item_to_a_new_version_once(
     assert export(loop.services, "ads", "captions", "photos")["version"] == 3
     assert len(datasets.versions("ads", "photos")) == 3
     assert sum("source_prediction" in r for r in datasets.rows(datasets.get("ads", "photos"))) == 3
+
+
+def test_an_export_leaves_out_a_photo_that_no_longer_reads(loop: Loop, tmp_path: Path) -> None:
+    loop.services.datasets.add("ads", "photos", generate(tmp_path / "photos", count=4, seed=1).path)
+    loop.serve(image_record(1), image_record(2))
+    a, b = (i["id"] for i in loop.reviews.list("ads", oldest_first=True))
+    for item in (a, b):
+        loop.reviews.review(item, "accept")
+    loop.reviews.input_path(loop.reviews.get(b)).write_bytes(b"")  # type: ignore[union-attr]
+    done = export(loop.services, "ads", "captions", "photos")
+    assert (done["version"], done["exported"], done["skipped"]) == (2, [a], [b])
+    assert loop.reviews.get(b)["exported_to"] is None
 
 
 def test_an_export_never_adds_a_prediction_twice_and_refuses_a_mismatch(
@@ -611,3 +645,28 @@ def test_bad_review_requests_are_4xx_with_a_message_and_change_nothing(
 
 
 JSON = {"content-type": "application/json"}
+
+
+def test_with_a_token_every_review_route_needs_it(home: Path) -> None:
+    """The queue serves what users sent: its reads need the token too."""
+    with Services.open(home=home, token="s3cret") as services, running_server(services) as client:
+        wait_ready(client)
+        dark = predict(client, photo("low", seed=9))  # predict itself needs no token
+        routes = [
+            ("GET", "/v1/workspaces/ads/review", None),
+            ("GET", "/v1/review/nope", None),
+            ("GET", "/v1/review/nope/input", None),
+            ("POST", "/v1/review/nope", {"action": "accept"}),
+            ("POST", "/v1/workspaces/ads/review/export", {"endpoint": "captions"}),
+        ]
+        for method, path, body in routes:
+            refused = client.request(method, path, json=body)
+            assert refused.status_code == 401 and "token" in refused.json()["error"], path
+        signed = {"authorization": "Bearer s3cret"}
+        listed = client.get("/v1/workspaces/ads/review", headers=signed)
+        assert listed.status_code == 200
+        [item] = [i for i in listed.json()["items"] if i["prediction_id"] == dark["id"]]
+        assert client.get(item["input_url"], headers=signed).status_code == 200
+        assert (
+            client.get(item["input_url"], headers={"authorization": "Bearer no"}).status_code == 401
+        )

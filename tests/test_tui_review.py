@@ -57,7 +57,8 @@ def test_review_one_by_one_accept_correct_dismiss(loop: Loop) -> None:
         assert field.has_focus and field.value == "answer 1"
         field.value = "   "
         await press(app, pilot, "enter")
-        assert errors(notes) and "needs its text" in errors(notes)[-1]
+        assert errors(notes) and "Give the right answer" in errors(notes)[-1]
+        assert field.has_class("open") and "answer 1" in text_of(app, "#details")
         field.value = "a green shoe"
         await press(app, pilot, "enter")
         assert any(f"Corrected item {ids[1]}" in m for _, m in notes)
@@ -85,12 +86,16 @@ def test_a_text_endpoints_items_show_their_text(loop: Loop) -> None:
         details = text_of(app, "#details")
         assert "oak table number 1" in details and "answer furniture" in details
         assert app.screen.query_one("#preview", ImagePreview).image is None
-        await press(app, pilot, "a")
+        loop.serve(text_record(2))  # answered meanwhile: a reload counts it, staying on this one
+        await press(app, pilot, "r")
+        assert "router · item 1 of 2 pending" in text_of(app, "#position")
+        assert "oak table number 1" in text_of(app, "#details")
+        await press(app, pilot, "a", "a")  # as fast as one can type: each its own item
         assert "Nothing to review at router" in text_of(app, "#position")
 
     notes = drive(loop.services, scenario, workspace="ads")
     assert errors(notes) == []
-    assert loop.reviews.counts("ads", "router")["accepted"] == 1
+    assert loop.reviews.counts("ads", "router")["accepted"] == 2
 
 
 def test_without_a_workspace_the_screen_says_so(services: Services) -> None:
@@ -103,3 +108,19 @@ def test_without_a_workspace_the_screen_says_so(services: Services) -> None:
         assert "No endpoints in workspace empty" in text_of(app, "#position")
 
     assert errors(drive(services, scenario)) == []
+
+
+def test_a_refused_review_shows_its_item_again(loop: Loop) -> None:
+    first = loop.reviews.list("ads", "captions", oldest_first=True)[0]["id"]
+
+    async def scenario(app: ApplianceApp, pilot: Pilot[None], notes: Notes) -> None:
+        await press(app, pilot, "9")
+        loop.reviews.review(first, "dismiss")  # by someone else, meanwhile
+        await press(app, pilot, "a")
+        assert errors(notes) and "already dismissed" in errors(notes)[-1]
+        assert "item 1 of 3 pending" in text_of(app, "#position")
+        assert "answer 0" in text_of(app, "#details")
+        await press(app, pilot, "r")  # a reload drops it
+        assert "item 1 of 2 pending" in text_of(app, "#position")
+
+    drive(loop.services, scenario, workspace="ads")

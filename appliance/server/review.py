@@ -1,9 +1,11 @@
 """The review API: a workspace's review queue, an item's kept input, a person's review of it
 (accept, correct, dismiss) and the export of the reviewed items into a new dataset version.
-Writes take a declared JSON body (`application/json`), and the token like every write."""
+Writes take a declared JSON body (`application/json`). The queue holds what users sent (their
+photos, their texts), so with a token set every review route needs it, reads too."""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -12,6 +14,7 @@ import msgspec
 from litestar import Controller, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
 
@@ -21,6 +24,7 @@ from appliance.review.export import export
 from appliance.review.store import Reviews
 from appliance.server.answers import Answer
 from appliance.services import Services
+from appliance.settings import Settings
 
 T = TypeVar("T")
 
@@ -101,6 +105,21 @@ class ReviewExport(Answer):
     message: str
 
 
+async def private(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """With a token set, reads need it too: they serve people's inputs."""
+    settings: Settings = connection.app.state.settings
+    if not settings.token:
+        return
+    scheme, _space, given = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), settings.token.encode()
+    ):
+        raise NotAuthorizedException(
+            "the review queue holds users' inputs: send the server's token as "
+            "'Authorization: Bearer <token>'"
+        )
+
+
 async def json_body(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Writes read a JSON body only when the request says it is one."""
     media = connection.headers.get("content-type", "").partition(";")[0].strip().lower()
@@ -114,6 +133,7 @@ async def json_body(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
 class ReviewQueueController(Controller):
     path = "/v1/workspaces/{workspace:str}/review"
     tags = ["review"]
+    guards = [private]
 
     @get("/")
     async def queue(
@@ -157,6 +177,7 @@ class ReviewQueueController(Controller):
 class ReviewItemController(Controller):
     path = "/v1/review"
     tags = ["review"]
+    guards = [private]
 
     @get("/{item_id:str}")
     async def item(self, services: NamedDependency[Services], item_id: FromPath[str]) -> ReviewItem:

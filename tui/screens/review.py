@@ -47,6 +47,7 @@ class Shown:
 
 
 class ReviewScreen(ApplianceScreen):
+    REFRESH_S = 10.0  # new items arrive as the server answers; never while a correction is typed
     BINDINGS = [
         Binding("a", "accept", "Accept"),
         Binding("c", "correct", "Correct"),
@@ -95,6 +96,8 @@ class ReviewScreen(ApplianceScreen):
     # -- loading ---------------------------------------------------------------------------------
 
     def reload(self) -> None:
+        if self.query_one("#correction", Input).has_class("open"):
+            return
         endpoint = self.query_one("#endpoint", Select).value
         self._load(self.workspace, endpoint if isinstance(endpoint, str) else None)
 
@@ -125,7 +128,10 @@ class ReviewScreen(ApplianceScreen):
         # Stay on the item shown when it is still pending (a reload while reviewing).
         ids = [item["id"] for item in queue.items]
         self._index = ids.index(current["id"]) if current and current["id"] in ids else 0
-        self._show_current()
+        if current is not None and self.current is not None and current["id"] == ids[self._index]:
+            self._show_position()  # the same item: only the count may have changed
+        else:
+            self._show_current()
 
     @on(Select.Changed, "#endpoint")
     def _endpoint_chosen(self) -> None:
@@ -142,11 +148,14 @@ class ReviewScreen(ApplianceScreen):
             self.query_one("#details", Static).update("")
             position.update(_empty(self._queue))
             return
-        position.update(
-            f"{self._queue.endpoint} · item {self._index + 1} of {len(self._queue.items)} pending"
-        )
+        self._show_position()
         self.query_one("#details", Static).update(describe(item))
         self._read_input(item)
+
+    def _show_position(self) -> None:
+        self.query_one("#position", Static).update(
+            f"{self._queue.endpoint} · item {self._index + 1} of {len(self._queue.items)} pending"
+        )
 
     @work(thread=True, exclusive=True, group="input", exit_on_error=False)
     def _read_input(self, item: dict[str, Any]) -> None:
@@ -180,12 +189,10 @@ class ReviewScreen(ApplianceScreen):
             self._show_current()
 
     def action_accept(self) -> None:
-        if (item := self.current) is not None:
-            self._review(item, "accept", None)
+        self._review_current("accept", None)
 
     def action_dismiss_item(self) -> None:
-        if (item := self.current) is not None:
-            self._review(item, "dismiss", None)
+        self._review_current("dismiss", None)
 
     def action_correct(self) -> None:
         if (item := self.current) is None:
@@ -197,8 +204,10 @@ class ReviewScreen(ApplianceScreen):
 
     @on(Input.Submitted, "#correction")
     def _correction_given(self, event: Input.Submitted) -> None:
-        if (item := self.current) is not None:
-            self._review(item, "correct", event.value)
+        if not event.value.strip():  # said here, and the field stays open for the answer
+            self.notify("Give the right answer, or escape to cancel.", severity="error")
+            return
+        self._review_current("correct", event.value)
 
     def action_leave_field(self) -> None:
         self._close_field()
@@ -209,21 +218,45 @@ class ReviewScreen(ApplianceScreen):
             field.remove_class("open")
             self.set_focus(None)
 
+    def _review_current(self, action: str, text: str | None) -> None:
+        """Go on to the next item at once; the review is stored meanwhile, and a refused one
+        comes back (`_refused`)."""
+        if (item := self.current) is None:
+            return
+        index = self._index
+        self._set_items([i for i in self._queue.items if i["id"] != item["id"]])
+        self._index = min(index, max(0, len(self._queue.items) - 1))
+        self._show_current()
+        self._review(item, index, action, text)
+
     @work(thread=True, group="review", exit_on_error=False)
-    def _review(self, item: dict[str, Any], action: str, text: str | None) -> None:
-        done = Reviews(self.services).review(item["id"], action, text, "tui")
+    def _review(self, item: dict[str, Any], index: int, action: str, text: str | None) -> None:
+        try:
+            done = Reviews(self.services).review(item["id"], action, text, "tui")
+        except Exception:
+            self.deliver(self._refused, (item, index))
+            raise  # the worker's failure is the notification
         self.deliver(self._reviewed, done)
 
     def _reviewed(self, done: dict[str, Any]) -> None:
         verb = {"accepted": "Accepted", "corrected": "Corrected", "dismissed": "Dismissed"}
         self.notify(f"{verb[done['status']]} item {done['id']}.")
-        items = [i for i in self._queue.items if i["id"] != done["id"]]
+
+    def _refused(self, back: tuple[dict[str, Any], int]) -> None:
+        """Show a refused item again (a label the model lacks; reviewed elsewhere meanwhile
+        shows again until the next reload)."""
+        item, index = back
+        items = list(self._queue.items)
+        items.insert(min(index, len(items)), item)
+        self._set_items(items)
+        self._index = items.index(item)
+        self._show_current()
+
+    def _set_items(self, items: list[dict[str, Any]]) -> None:
         endpoints = dict(self._queue.endpoints)
         if self._queue.endpoint in endpoints:
             endpoints[self._queue.endpoint] = len(items)
         self._queue = Queue(self._queue.workspace, endpoints, self._queue.endpoint, items)
-        self._index = min(self._index, max(0, len(items) - 1))
-        self._show_current()
 
 
 def describe(item: dict[str, Any]) -> Text:
