@@ -585,6 +585,11 @@ def test_a_correction_over_http_is_a_row_of_the_next_dataset_version(
         "appliance_review_queued_total" in metrics and "appliance_review_trimmed_total" in metrics
     )
 
+    # What a retrain job does with the dataset's name: it trains on the version with the row.
+    run = wait_run(services, start_run(services, "ads", "colour", "photos", {}))
+    assert run["status"] == "succeeded", run["error"]
+    assert run["dataset_digest"] == after["digest"]
+
 
 def test_a_low_rating_over_http_queues_the_answer(server: tuple[Services, httpx.Client]) -> None:
     _, client = server
@@ -594,7 +599,10 @@ def test_a_low_rating_over_http_queues_the_answer(server: tuple[Services, httpx.
         assert stored.status_code == 201
     item = queued(client, low["id"])
     assert item["reason"] == "low_rating" and item["confidence"] == low["confidence"]
-    items = client.get("/v1/workspaces/ads/review", params={"status": "all", "limit": 1000}).json()
+    items = client.get(
+        "/v1/workspaces/ads/review", params={"endpoint": "", "status": "all", "limit": 1000}
+    ).json()
+    assert low["id"] in {i["prediction_id"] for i in items["items"]} and items["endpoint"] is None
     assert good["id"] not in {i["prediction_id"] for i in items["items"]}
     assert client.post(f"/v1/review/{item['id']}", json={"action": "dismiss"}).status_code == 200
 

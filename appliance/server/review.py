@@ -148,13 +148,15 @@ class ReviewQueueController(Controller):
         """The review queue, newest first: items in `status` (pending, accepted, corrected,
         dismissed or all), at most `limit` (1-1000)."""
 
+        chosen = endpoint or None  # `?endpoint=` is every endpoint
+
         def read() -> dict[str, Any]:
             monitor.capture.flush()  # an answer just given may still be on its way to the queue
             reviews = Reviews(services)
-            rows = reviews.list(workspace, endpoint, status, limit)
+            rows = reviews.list(workspace, chosen, status, limit)
             return {
-                "workspace": workspace, "endpoint": endpoint, "status": status,
-                "counts": reviews.counts(workspace, endpoint), "items": [_item(r) for r in rows],
+                "workspace": workspace, "endpoint": chosen, "status": status,
+                "counts": reviews.counts(workspace, chosen), "items": [_item(r) for r in rows],
             }  # fmt: skip
 
         return msgspec.convert(await anyio.to_thread.run_sync(read), ReviewQueue)
