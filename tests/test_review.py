@@ -11,6 +11,7 @@ import io
 import json
 import os
 import random
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -678,3 +679,40 @@ def test_with_a_token_every_review_route_needs_it(home: Path) -> None:
         assert (
             client.get(item["input_url"], headers={"authorization": "Bearer no"}).status_code == 401
         )
+
+
+def test_a_watched_folder_s_next_version_keeps_the_reviewed_rows(
+    loop: Loop, tmp_path: Path
+) -> None:
+    """An export adds to the dataset, not to the folder a dataset_watch versions: when that
+    folder changes, its next version still holds every reviewed row, with its image."""
+    from appliance.review.carry import with_reviewed_rows
+
+    datasets = loop.services.datasets
+    folder = generate(tmp_path / "photos", count=6, seed=1).path
+    datasets.add("ads", "photos", folder)
+    loop.serve(image_record(0), image_record(1))
+    a, b = (i["id"] for i in loop.reviews.list("ads", oldest_first=True))
+    loop.reviews.review(a, "correct", "a blue lamp")
+    loop.reviews.review(b, "accept")
+    assert export(loop.services, "ads", "captions", "photos")["version"] == 2
+    before = (folder / "metadata.jsonl").read_bytes()
+    with with_reviewed_rows(loop.services, "ads", "photos", folder) as unchanged:
+        assert datasets.add("ads", "photos", unchanged).version["version"] == 2  # the same
+    assert (folder / "metadata.jsonl").read_bytes() == before  # the folder is never written
+    generate(tmp_path / "more", count=2, seed=9)  # the folder grows: two more photos
+    for path in (tmp_path / "more").iterdir():
+        if path.suffix == ".png":
+            shutil.copyfile(path, folder / f"more-{path.name}")
+    with (folder / "metadata.jsonl").open("a") as metadata:
+        for line in (tmp_path / "more" / "metadata.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            metadata.write(json.dumps({**row, "file_name": f"more-{row['file_name']}"}) + "\n")
+    with with_reviewed_rows(loop.services, "ads", "photos", folder) as staged:
+        assert staged != folder
+        v3 = datasets.add("ads", "photos", staged).version
+    rows = datasets.rows(v3)
+    assert v3["version"] == 3 and len(rows) == 6 + 2 + 2
+    assert {r["text"] for r in rows if "source_prediction" in r} == {"a blue lamp", "answer 1"}
+    assert {f"review/{a}.png", f"review/{b}.png"} <= set(datasets.manifest(v3))
+    assert not staged.exists()

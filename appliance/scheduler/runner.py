@@ -232,7 +232,8 @@ def _options(
 
 
 def _dataset_watch(ctx: JobContext) -> Outcome:
-    """A new version when the source folder's content changed, then its retrain job."""
+    """A new version when the source folder's content changed (with the reviewed rows of the
+    latest version that the folder lacks: review/carry.py), then its retrain job."""
     services, job = ctx.services, ctx.job
     source = Path(job["params"]["source"])
     if not source.is_dir():
@@ -242,7 +243,10 @@ def _dataset_watch(ctx: JobContext) -> Outcome:
     looks = [r for r in services.jobs.runs(job["id"], 20) if "fingerprint" in r["detail"]]
     if looks and looks[0]["detail"]["fingerprint"] == fingerprint:
         return Outcome("skipped", detail={"fingerprint": fingerprint, "changed": False})
-    added = services.datasets.add(job["workspace"], job["target"], source)
+    from appliance.review.carry import with_reviewed_rows
+
+    with with_reviewed_rows(services, job["workspace"], job["target"], source) as folder:
+        added = services.datasets.add(job["workspace"], job["target"], folder)
     version = added.version
     ref = f"{version['name']}@{version['version']}"
     if not added.created:
