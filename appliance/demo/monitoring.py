@@ -4,6 +4,7 @@ feedback beside the label-free quality estimate, DORA)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,7 @@ def traffic_and_monitoring(
         "(5 when right, 2 when wrong) through POST /v1/predictions/{id}/feedback"
     )
     counts: dict[str, dict[str, int]] = {}
+    truths: dict[str, str] = {}  # prediction id → the right description, for the reviewers
     for lighting, folder in streams.items():
         right = warned = warned_wrong = 0
         rows = rows_of(folder)
@@ -51,6 +53,7 @@ def traffic_and_monitoring(
                 (folder / row["file_name"]).read_bytes(), "image/png",
             )  # fmt: skip
             correct = answer["description"] == row["text"]
+            truths[answer["id"]] = row["text"]
             right += correct
             uncertain = "uncertain" in answer["warnings"]
             warned += uncertain
@@ -104,7 +107,38 @@ def traffic_and_monitoring(
         f"{rate(dora['change_failure_rate'])}, time to restore "
         f"{hours(dora['time_to_restore_hours'])} ({dora['level']})"
     )
-    return {"traffic": counts, "drift": drift, "alerts": firing, "dora": dora}
+    review = review_chapter(server, truths, note)
+    return {
+        "traffic": counts, "drift": drift, "alerts": firing, "dora": dora, "review": review,
+    }  # fmt: skip
+
+
+def review_chapter(
+    server: ServerClient, truths: dict[str, str], note: Callable[[str], None]
+) -> dict[str, Any]:
+    """Sellers go through the review queue (the answers kept because they were uncertain or
+    rated low): each accepts a right description and corrects a wrong one; the reviewed rows
+    become the next version of the dataset, which the retrain will train on."""
+    queue = server.get(f"/v1/workspaces/{WORKSPACE}/review?endpoint={ENDPOINT}&limit=500")
+    corrected = accepted = 0
+    for item in queue["items"]:
+        truth = truths.get(item["prediction_id"])
+        if truth is None:
+            continue
+        if truth == item["answer"]:
+            server.post_json(f"/v1/review/{item['id']}", {"action": "accept"})
+            accepted += 1
+        else:
+            server.post_json(f"/v1/review/{item['id']}", {"action": "correct", "text": truth})
+            corrected += 1
+    exported = server.post_json(f"/v1/workspaces/{WORKSPACE}/review/export", {"endpoint": ENDPOINT})
+    reasons = Counter(item["reason"] for item in queue["items"])
+    note(
+        f"review queue (GET …/review): {len(queue['items'])} answers kept for a person "
+        f"({', '.join(f'{n} {r}' for r, n in sorted(reasons.items()))}); sellers corrected "
+        f"{corrected} and accepted {accepted} → {exported['message']}"
+    )
+    return {"corrected": corrected, "accepted": accepted, "export": exported}
 
 
 def hours(value: float | None) -> str:

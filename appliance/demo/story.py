@@ -6,7 +6,9 @@ and registers it; the gate promotes it to `production`, which is deployed int8 o
 sellers' photos over HTTP. Sellers' traffic follows — ordinary photos, then a run of low-light
 ones — and they rate the descriptions; monitoring shows the uncertain warnings on the wrong
 answers (v1 is calibrated at evaluation), the label-free quality estimate beside the ratings,
-brightness drift as a firing alert and the DORA figures. Then the closed loop runs on the server's
+brightness and embedding drift as firing alerts and the DORA figures; sellers go through the
+review queue, and their corrections become the dataset's next version. Sellers then offer cars,
+which v1 never saw: the embedding test says so. Then the closed loop runs on the server's
 scheduler (demo/loop.py): car photos land, a dataset watch versions them, v2 retrains with
 low-light augmentation and deploys through the gate, and a degraded v3 is rolled back by the
 post-deploy watch. The event timeline and DORA figures close the story.
