@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,11 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="NAME@VERSION")
     parser.add_argument("--stream", action="append", default=[], metavar="NAME=DIR")
     parser.add_argument("--embeddings", type=Path, help="write an .npz for the drift benchmark")
+    parser.add_argument(
+        "--overhead",
+        action="store_true",
+        help="time the stored calibration on batches of 32 against the model's own forward pass",
+    )
     parser.add_argument(
         "--quantization", default="none",
         help="answer the streams in this mode (calibration is always measured unquantized, as a "
@@ -74,6 +80,8 @@ def main() -> None:
             Outcome(p.signals, p.confidence, p.embedding, runtime.task.correct(p, row))
             for p, row in zip(predictions, rows, strict=True)
         ]
+    if args.overhead:
+        _overhead(services, version, runtime, [runtime.task.example(folder, r) for r in held_rows])
     runtime.unload()
     if args.embeddings:
         np.savez(
@@ -102,15 +110,46 @@ def main() -> None:
         calibrator = choice.fit(held, shifted)
         on_held = choice.held_out(calibrator, held, 0)
         threshold = cal.choose_threshold(on_held, _y(held))["threshold"]
-        rows = {"held out": (on_held, _y(held)), **{
+        answered = {"held out": (on_held, _y(held)), **{
             name: (calibrator.apply(choice.features(s)), _y(s)) for name, s in streams.items()
         }}  # fmt: skip
-        for name, (p, y) in rows.items():
+        for name, (p, y) in answered.items():
             wrong = f"{(p[~y] < threshold).mean():.2f}" if (~y).any() else "–"
             right = f"{(p[y] < threshold).mean():.2f}" if y.any() else "–"
             print(f"| {choice.name} | {name} | {y.mean():.2f} | {p.mean():.2f} | "
                   f"{cal.ece(p, y):.3f} | {cal.error_auroc(p, y):.2f} | {wrong} "
                   f"| {right} |")  # fmt: skip
+
+
+def _overhead(services: Services, version: dict, runtime: Any, examples: list[Any]) -> None:
+    """Best of 9 timings of a batch of 32 through the model, and through the version's stored
+    calibration (its share of the batch), plus storing the 32 embeddings as capture does."""
+    import time
+
+    from appliance.monitoring.embeddings import to_blob
+    from appliance.runtimes.choose import trust_of
+
+    trust = trust_of(services, version)
+    if trust is None:
+        print("the version has no stored calibration")
+        return
+    batch = examples[:32]
+    answers = runtime.predict(batch)
+
+    def best(work: Any) -> float:
+        times = []
+        for _ in range(9):
+            started = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - started)
+        return min(times) * 1000
+
+    model_ms = best(lambda: runtime.predict(batch))
+    trust_ms = best(lambda: trust.apply(answers))
+    blob_ms = best(lambda: [to_blob(np.asarray([a.embedding])) for a in answers])
+    print(f"batch of {len(batch)}: model {model_ms:.2f} ms, calibration {trust_ms:.3f} ms "
+          f"({trust_ms / model_ms:.1%}), embeddings stored {blob_ms:.3f} ms "
+          f"({blob_ms / model_ms:.1%}); kept: {trust.calibrator.method}")  # fmt: skip
 
 
 def _y(rows: list[Outcome]) -> np.ndarray:
