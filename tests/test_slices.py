@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonschema_rs
@@ -18,6 +17,7 @@ import pytest
 import sqlite_utils
 from click.testing import CliRunner
 from serving_harness import running_server
+from test_quality_estimate import TRUST, add_version, ago, deploy
 
 from appliance.cli import cli
 from appliance.errors import InvalidInput, NotFound
@@ -25,54 +25,9 @@ from appliance.monitoring import report, slices
 from appliance.monitoring.quality import estimate
 from appliance.registry import utcnow
 from appliance.services import Services
-from appliance.trust import store
-from appliance.trust.fit import Fitted
 
-TRUST = {"metrics": {"heldout_accuracy": 0.9, "ece": 0.03}, "uncertain": {"threshold": 0.5}}
 MUG = "red striped mug on a white background"
 CAR = "blue plain car on a grey background"
-
-
-def ago(**delta: float) -> str:
-    return (datetime.now(UTC) - timedelta(**delta)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def add_version(
-    services: Services, ws_id: str, version_id: str, number: int, task: str = "image-to-text",
-    trust: dict[str, Any] | None = None,
-) -> None:  # fmt: skip
-    """A model version row (of model `m`, created on first use); calibrated when `trust`."""
-    now = utcnow()
-
-    def write(db: sqlite_utils.Database) -> None:
-        if not db.execute("SELECT 1 FROM models WHERE id = 'm1'").fetchone():
-            db.table("models").insert(
-                {"id": "m1", "workspace_id": ws_id, "name": "m", "created_at": now}
-            )
-        db.table("model_versions").insert(
-            {"id": version_id, "model_id": "m1", "version": number, "path": f"models/{version_id}",
-             "digest": version_id, "size": 1, "created_at": now, "task": task}
-        )  # fmt: skip
-
-    services.registry.write(write)
-    if trust is not None:
-        store.save(services.registry, version_id, Fitted(trust=trust, reference=None))
-
-
-def deploy(services: Services, ws_id: str, endpoint: str, version_id: str) -> None:
-    now = utcnow()
-    services.registry.write(
-        lambda db: db.table("deployments").insert(
-            {
-                "id": f"d-{endpoint}",
-                "workspace_id": ws_id,
-                "endpoint": endpoint,
-                "model_version_id": version_id,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-    )
 
 
 def captured(
