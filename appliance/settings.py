@@ -275,6 +275,28 @@ class Settings:
         ),
     )
 
+    cost_cpu_hour: float = field(
+        default=0.05,
+        metadata=_help(
+            "Price of one CPU core for an hour, in your currency, for the platform report's cost "
+            "per user (the default is about an on-demand cloud vCPU)."
+        ),
+    )
+    cost_gpu_hour: float = field(
+        default=2.5,
+        metadata=_help(
+            "Price of one GPU for an hour, for the platform report's cost per user (the default "
+            "is about an on-demand cloud data-centre GPU)."
+        ),
+    )
+    cost_gb_month: float = field(
+        default=0.1,
+        metadata=_help(
+            "Price of keeping 1 GB (10^9 bytes) on disk for a month (30 days), for the platform "
+            "report's cost per user (the default is about cloud block storage)."
+        ),
+    )
+
     @property
     def registry_path(self) -> Path:
         return self.home / "registry.db"

@@ -18,10 +18,12 @@ from appliance.cli.context import CliState
 from appliance.cli.dataset import dataset
 from appliance.cli.demo import demo
 from appliance.cli.deploy import deploy
+from appliance.cli.feedback import feedback
 from appliance.cli.job import job
 from appliance.cli.model import model
 from appliance.cli.monitor import monitor
 from appliance.cli.recipe import new, recipe
+from appliance.cli.report import report
 from appliance.cli.review import review
 from appliance.cli.run import run
 from appliance.cli.serve import serve
@@ -85,7 +87,7 @@ def cli(ctx: click.Context, home: Path | None) -> None:
 
 for command in (
     workspace, dataset, recipe, run, model, deploy, serve, monitor, review, job, new, settings,
-    demo,
+    demo, feedback, report,
 ):  # fmt: skip
     cli.add_command(command)
 

@@ -440,3 +440,25 @@ def _review(db: sqlite_utils.Database) -> None:
         CREATE INDEX review_by_time ON review_items (created_at)
         """,
     )
+
+@MIGRATIONS(name="0011_platform_feedback")
+def _platform_feedback(db: sqlite_utils.Database) -> None:
+    # What people think of the platform itself (appliance/platform/feedback.py), not of a
+    # prediction: a 1-5 rating with an optional comment, from the CLI, the TUI or HTTP. `user`
+    # names who gave it where known ('cli:alice', 'tui:alice', 'http'); `workspace_id` the team
+    # it speaks for, when one was named (NULL: the platform as a whole).
+    _execute_script(
+        db,
+        """
+        CREATE TABLE platform_feedback (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
+            comment TEXT NOT NULL DEFAULT '' CHECK (length(comment) <= 2000),
+            source TEXT NOT NULL DEFAULT '',
+            user TEXT NOT NULL DEFAULT '',
+            workspace_id TEXT REFERENCES workspaces(id) ON DELETE SET NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX platform_feedback_by_time ON platform_feedback (created_at)
+        """,
+    )

@@ -11,10 +11,15 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 import traceback
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from appliance.errors import ApplianceError
+
+if TYPE_CHECKING:
+    from appliance.runs.tracking import Runs
 
 
 class Cancelled(BaseException):
@@ -49,6 +54,7 @@ def main(argv: list[str]) -> int:
     quiet_offline_transformers()
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, _on_sigterm)
+    started = time.monotonic()
     with Services.open() as services:
         runs = services.runs
         try:
@@ -57,18 +63,40 @@ def main(argv: list[str]) -> int:
             execute(services, runs.get(run_id))
         except Cancelled:
             print("cancelled", flush=True)
+            _record_usage(runs, run_id, started)
             runs.set_status(run_id, "cancelled", "cancelled by the user")
             return 130
         except ApplianceError as exc:
             print(f"error: {exc}", flush=True)
+            _record_usage(runs, run_id, started)
             runs.set_status(run_id, "failed", str(exc))
             return 1
         except BaseException as exc:
             traceback.print_exc()
+            _record_usage(runs, run_id, started)
             runs.set_status(run_id, "failed", f"{type(exc).__name__}: {exc}")
             return 1
+        _record_usage(runs, run_id, started)
         runs.set_status(run_id, "succeeded")
     return 0
+
+
+def _record_usage(runs: Runs, run_id: str, started: float) -> None:
+    """What the run cost, for the platform report's cost per user: the CPU time of this process
+    and of the children it waited for (data loader workers), and its wall time as GPU time when
+    it used CUDA. Failing to record them never changes how the run ends."""
+    times = os.times()
+    usage = [
+        ("cpu_seconds", times.user + times.system + times.children_user + times.children_system)
+    ]
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        usage.append(("gpu_seconds", time.monotonic() - started))
+    try:
+        step = runs.last_step(run_id)
+        runs.log_metrics(run_id, [(key, round(value, 3), step) for key, value in usage])
+    except Exception as exc:
+        print(f"warning: the run's CPU time was not recorded: {exc}", flush=True)
 
 
 if __name__ == "__main__":
