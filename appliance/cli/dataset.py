@@ -9,7 +9,8 @@ import click
 from click.core import ParameterSource
 
 from appliance.cli.context import json_option, services
-from appliance.cli.output import emit_json, emit_table, human_bytes
+from appliance.cli.output import emit_json, emit_record, emit_table, human_bytes
+from appliance.datasets.columns import describe_columns, describe_schema
 from appliance.errors import InvalidInput
 
 
@@ -145,7 +146,8 @@ def list_(workspace: str, as_json: bool) -> None:
 @click.argument("name")
 @json_option
 def versions(workspace: str, name: str, as_json: bool) -> None:
-    """List the versions of dataset NAME."""
+    """List the versions of dataset NAME, each with its columns: the keys of its metadata.jsonl
+    rows, with the number of rows giving a value where that is not all of them."""
     rows = services().datasets.versions(workspace, name)
     if as_json:
         emit_json(rows)
@@ -158,10 +160,41 @@ def versions(workspace: str, name: str, as_json: bool) -> None:
             "digest": r["digest"][:12],
             "size": human_bytes(r["total_bytes"]),
             unit: r["row_count"],
+            "columns": describe_columns(r["columns"], r["row_count"]),
         }
         for r in rows
     ]
-    emit_table(shown, ("version", "digest", unit, "size", "created_at"))
+    emit_table(shown, ("version", "digest", unit, "size", "created_at", "columns"))
+
+
+@dataset.command()
+@click.argument("workspace")
+@click.argument("ref")
+@json_option
+def show(workspace: str, ref: str, as_json: bool) -> None:
+    """Describe one version, given as NAME@VERSION (a number, vN, a digest prefix or latest; NAME
+    alone is the latest): its rows, files, size, source and columns, each with the number of
+    rows that give it a value."""
+    version = services().datasets.get(workspace, ref)
+    if as_json:
+        emit_json(version)
+        return
+    emit_record(
+        {
+            "version": _heading(version),
+            _unit(version): version["row_count"],
+            "files": version["file_count"],
+            "size": human_bytes(version["total_bytes"]),
+            "source": version["source"] or None,
+            "parent": version["parent_digest"][:12] if version["parent_digest"] else None,
+            "created_at": version["created_at"],
+        }
+    )
+    columns = version["columns"]
+    click.echo("columns" + ("" if columns else "  - (not recorded)"))
+    width = max((len(k) for k in columns), default=0)
+    for name, count in columns.items():
+        click.echo(f"  {name.ljust(width)}  {count} of {version['row_count']} rows")
 
 
 @dataset.command()
@@ -172,13 +205,15 @@ def versions(workspace: str, name: str, as_json: bool) -> None:
 @json_option
 def diff(workspace: str, a: str, b: str, limit: int, as_json: bool) -> None:
     """Compare two versions, given as NAME@VERSION (a number, vN, a digest prefix or latest):
-    what was added, removed, changed and relabelled, and the label counts that moved."""
+    what was added, removed, changed and relabelled, the rows whose other metadata changed
+    (rows_changed), the label counts that moved, and the columns added, removed or in more or
+    fewer rows (schema)."""
     result = services().datasets.diff(workspace, a, b)
     if as_json:
         emit_json(result)
         return
     click.echo(_heading(result["from"]) + " → " + _heading(result["to"]))
-    for kind in ("added", "removed", "changed", "relabelled"):
+    for kind in ("added", "removed", "changed", "relabelled", "rows_changed"):
         paths = result[kind]
         click.echo(f"  {kind}: {len(paths)}")
         for path in paths[:limit]:
@@ -190,6 +225,8 @@ def diff(workspace: str, a: str, b: str, limit: int, as_json: bool) -> None:
         click.echo(
             "  labels: " + ", ".join(f"{k} {n['from']} → {n['to']}" for k, n in moved.items())
         )
+    schema = describe_schema(result["schema"])
+    click.echo("  schema: " + (", ".join(schema) if schema else "the same columns"))
 
 
 def _heading(side: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import sqlite_utils
 
 from appliance.artifacts import ArtifactStore
+from appliance.datasets import columns as dataset_columns
 from appliance.datasets.imagefolder import METADATA, ImageFolder, read_imagefolder
 from appliance.datasets.textrows import TextRows, is_text_rows, read_text_rows, row_key
 from appliance.errors import InvalidInput, NotFound
@@ -61,6 +62,7 @@ class Datasets:
         ]
         manifest = json.dumps({"files": files}, sort_keys=True, separators=(",", ":"))
         digest = self._store.put_bytes(manifest.encode()).sha256
+        columns = dataset_columns.count_columns(imagefolder.rows)
 
         def record(db: sqlite_utils.Database) -> tuple[dict[str, Any], bool]:
             dataset = _find_dataset(db, ws["id"], name)
@@ -74,7 +76,7 @@ class Datasets:
                 )
             )
             if existing:
-                return existing[0], False
+                return _decoded(existing[0]), False
             latest = db.execute(
                 "SELECT version, digest FROM dataset_versions WHERE dataset_id = ?"
                 " ORDER BY version DESC LIMIT 1",
@@ -87,12 +89,13 @@ class Datasets:
                 "file_count": len(files),
                 "total_bytes": sum(f["size"] for f in files),
                 "row_count": len(imagefolder.rows),
+                "columns": dataset_columns.encode(columns),
                 "source": str(folder.absolute()),
                 "parent_digest": latest[1] if latest else None,
                 "created_at": utcnow(),
             }
             db.table("dataset_versions").insert(row)
-            return row, True
+            return _decoded(row), True
 
         row, created = self._registry.write(record)
         return AddResult({**row, "name": name}, created, imagefolder.ignored)
@@ -113,7 +116,7 @@ class Datasets:
             "SELECT * FROM dataset_versions WHERE dataset_id = ? ORDER BY version",
             (dataset["id"],),
         )
-        return [{**r, "name": name} for r in rows]
+        return [{**_decoded(r), "name": name} for r in rows]
 
     def get(self, workspace: str, ref: str) -> dict[str, Any]:
         """Resolve `NAME`, `NAME@latest`, `NAME@3`, `NAME@v3` or `NAME@<digest prefix>`."""
@@ -148,7 +151,7 @@ class Datasets:
         )
         if not rows:
             raise NotFound(f"dataset version {digest[:12]} no longer exists")
-        return rows[0]
+        return _decoded(rows[0])
 
     def manifest(self, version: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """path → {sha256, size} for one version."""
@@ -157,14 +160,15 @@ class Datasets:
 
     def rows(self, version: dict[str, Any]) -> Rows:
         """The version's metadata.jsonl rows."""
-        text = self._store.read_bytes(self.manifest(version)[METADATA]["sha256"]).decode()
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        return dataset_columns.stored_rows(self._store, version["digest"])
 
     def diff(self, workspace: str, ref_a: str, ref_b: str) -> dict[str, Any]:
         """Images added, removed and changed, and rows relabelled (their `text` changed); for a
         text dataset, rows added, removed and relabelled (their `label` or `text` changed),
-        named by id (else by text). `labels` counts the rows of each label on both sides
-        ({label: {"from": n, "to": m}}), for rows that have one (a text dataset's)."""
+        named by id (else by text). `rows_changed` names the rows on both sides whose other
+        metadata changed (their `keywords`, say). `labels` counts the rows of each label on both
+        sides ({label: {"from": n, "to": m}}), for rows that have one (a text dataset's);
+        `schema` the columns added, removed, and those in more or fewer rows (columns.py)."""
         a, b = self.get(workspace, ref_a), self.get(workspace, ref_b)
         files_a, files_b = self.manifest(a), self.manifest(b)
         listed_a, listed_b = self.rows(a), self.rows(b)
@@ -187,7 +191,14 @@ class Datasets:
                 k for k in rows_a.keys() & rows_b.keys()
                 if any(rows_a[k].get(f) != rows_b[k].get(f) for f in fields)
             ),
+            "rows_changed": sorted(
+                k for k in rows_a.keys() & rows_b.keys()
+                if _other_metadata(rows_a[k], fields) != _other_metadata(rows_b[k], fields)
+            ),
             "labels": _label_counts(listed_a, listed_b),
+            "schema": dataset_columns.schema_change(
+                dataset_columns.count_columns(listed_a), dataset_columns.count_columns(listed_b)
+            ),
         }  # fmt: skip
 
     def materialize(self, version: dict[str, Any]) -> Path:
@@ -215,6 +226,18 @@ class Datasets:
         if dataset is None:
             raise NotFound(f"no dataset '{name}' in workspace '{workspace}'")
         return dataset
+
+
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    """A dataset_versions row with its `columns` as a dict."""
+    return {**row, "columns": dataset_columns.decode(row.get("columns"))}
+
+
+def _other_metadata(row: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """What a row says besides its name and the relabelling `fields`; an empty value is the
+    same as none."""
+    skip = {*dataset_columns.KEYS, *fields}
+    return {k: v for k, v in row.items() if k not in skip and dataset_columns.has_value(v)}
 
 
 def _label_counts(

@@ -441,6 +441,7 @@ def _review(db: sqlite_utils.Database) -> None:
         """,
     )
 
+
 @MIGRATIONS(name="0011_platform_feedback")
 def _platform_feedback(db: sqlite_utils.Database) -> None:
     # What people think of the platform itself (appliance/platform/feedback.py), not of a
@@ -462,3 +463,38 @@ def _platform_feedback(db: sqlite_utils.Database) -> None:
         CREATE INDEX platform_feedback_by_time ON platform_feedback (created_at)
         """,
     )
+
+
+@MIGRATIONS(name="0012_dataset_columns")
+def _dataset_columns(db: sqlite_utils.Database) -> None:
+    # A dataset version's columns, as JSON {column: rows giving it a value} sorted by name
+    # (appliance/datasets/columns.py), so a schema change (a `keywords` column) shows in
+    # `dataset versions` and `dataset diff`. Existing versions are counted from their stored
+    # metadata.jsonl, in the artifact store beside this registry (<home>/artifacts); one whose
+    # metadata cannot be read keeps {} and a log line: a missing blob never fails the upgrade.
+    import logging
+    from pathlib import Path
+
+    from appliance.artifacts import ArtifactStore
+    from appliance.datasets.columns import count_columns, encode, stored_rows
+    from appliance.errors import ApplianceError
+
+    db.execute("ALTER TABLE dataset_versions ADD COLUMN columns TEXT NOT NULL DEFAULT '{}'")
+    versions = db.execute("SELECT dataset_id, digest FROM dataset_versions").fetchall()
+    registry_file = next((r[2] for r in db.execute("PRAGMA database_list") if r[1] == "main"), "")
+    if not versions or not registry_file:
+        return
+    store = ArtifactStore(Path(registry_file).parent / "artifacts")
+    for dataset_id, digest in versions:
+        try:
+            columns = encode(count_columns(stored_rows(store, digest)))
+        except (ApplianceError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            logging.getLogger("appliance.registry").warning(
+                "dataset version %s: its metadata.jsonl cannot be read (%s); its columns stay {}",
+                digest[:12], exc,
+            )  # fmt: skip
+            continue
+        db.execute(
+            "UPDATE dataset_versions SET columns = ? WHERE dataset_id = ? AND digest = ?",
+            [columns, dataset_id, digest],
+        )

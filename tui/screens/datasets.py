@@ -1,8 +1,8 @@
 """The datasets screen: every version of the current workspace's datasets (rows, files, size,
 when and from where), and for the highlighted version a grid of sample photos (in real pixels
-where the terminal shows them, else half blocks), each with its description. `f` marks a
-version to diff from; `f` on another version shows what changed between them (added, removed,
-changed and relabelled files)."""
+where the terminal shows them, else half blocks), each with its description, under the version's
+columns. `f` marks a version to diff from; `f` on another version shows what changed between them
+(added, removed, changed and relabelled files, rows whose other metadata changed, columns)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static
 
+from appliance.datasets.columns import describe_columns, describe_schema
 from tui import figures
 from tui.images import ImagePreview
 from tui.screens.base import ApplianceScreen
@@ -42,6 +43,7 @@ class Sample:
 class Samples:
     ref: str
     rows: int
+    columns: dict[str, int]
     samples: list[Sample]
 
 
@@ -172,7 +174,7 @@ class DatasetsScreen(ApplianceScreen):
             Sample(row["file_name"], str(row.get("text") or ""), thumbnail(folder, row))
             for row in spread(rows, SAMPLES)
         ]
-        self.deliver(self._show_samples, Samples(ref, len(rows), samples))
+        self.deliver(self._show_samples, Samples(ref, len(rows), version["columns"], samples))
 
     async def _show_samples(self, loaded: Samples) -> None:
         if loaded.ref != self._shown:
@@ -181,6 +183,7 @@ class DatasetsScreen(ApplianceScreen):
         self.query_one("#samples-title", Static).update(
             f"{loaded.ref} · {figures.number(loaded.rows)} rows"
             + (f" · {shown} samples" if shown < loaded.rows else "")
+            + f"\ncolumns: {describe_columns(loaded.columns, loaded.rows)}"
         )
         grid = self.query_one("#samples", SampleGrid)
         await grid.remove_children()
@@ -273,15 +276,22 @@ def describe_diff(diff: dict[str, Any]) -> Text:
     start, end = diff["from"], diff["to"]
     text = Text()
     text.append(f"{start['name']}@v{start['version']} → {end['name']}@v{end['version']}\n", "bold")
-    kinds = (("added", "green"), ("removed", "red"), ("changed", "yellow"), ("relabelled", "cyan"))
+    kinds = (
+        ("added", "green"), ("removed", "red"), ("changed", "yellow"), ("relabelled", "cyan"),
+        ("rows_changed", "magenta"),
+    )  # fmt: skip
     text.append_text(
-        Text("  ").join(Text(f"{len(diff[kind])} {kind}", style) for kind, style in kinds)
+        Text("  ").join(
+            Text(f"{len(diff[kind])} {kind.replace('_', ' ')}", style) for kind, style in kinds
+        )
     )
     for kind, _ in kinds:
         names = diff[kind]
         if names:
             more = f" (+{len(names) - FIRST_NAMES} more)" if len(names) > FIRST_NAMES else ""
-            text.append(f"\n{kind}: {', '.join(names[:FIRST_NAMES])}{more}")
+            text.append(f"\n{kind.replace('_', ' ')}: {', '.join(names[:FIRST_NAMES])}{more}")
+    if schema := describe_schema(diff["schema"]):
+        text.append(f"\nschema: {', '.join(schema)}")
     if not any(diff[kind] for kind, _ in kinds):
         text.append("\nthe same content")
     return text
