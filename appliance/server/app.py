@@ -29,6 +29,7 @@ from appliance.server.manage import DeploymentController
 from appliance.server.maturity import ReportController
 from appliance.server.monitoring import FeedbackController, MonitoringController, metrics
 from appliance.server.oip import OipController
+from appliance.server.platform import PlatformController
 from appliance.server.predict import PredictController, Predicting
 from appliance.server.record import home_id, new_instance
 from appliance.server.review import ReviewItemController, ReviewQueueController
@@ -82,6 +83,7 @@ def create_app(services: Services, restore: bool = True, schedule: bool = True) 
             ReviewQueueController,
             ReviewItemController,
             ReportController,
+            PlatformController,
             metrics,
         ],
         lifespan=[lifespan],
@@ -145,6 +147,9 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
     if exc.status_code == 413:
         limit = request.app.state.settings.max_body_bytes
         detail = f"the request body is larger than the {limit:,}-byte limit (max_body_bytes)"
+        route = request.route_handler.resolve_request_max_body_size()
+        if route is not None and route < limit:  # a route that reads less (a platform rating)
+            detail = f"the request body is larger than this route's {route:,}-byte limit"
     elif isinstance(exc, ValidationException) and exc.extra:
         # What was wrong with the body, as the validator says ("Object contains unknown field
         # `recipe`", "Expected `int`, got `str` - at `$.max_batch_size`"), not only that it was.
