@@ -59,5 +59,7 @@ def _write(path: Path, text: str) -> None:
     try:
         partial.write_text(text, encoding="utf-8")
         partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
+    except OSError as exc:
+        if partial.is_file():
+            partial.unlink()
+        raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
