@@ -13,7 +13,7 @@ from PIL import Image
 
 from appliance.artifacts import ArtifactStore
 from appliance.cli import cli
-from appliance.datasets.columns import count_columns
+from appliance.datasets.columns import count_columns, schema_change
 from appliance.registry.migrations import MIGRATIONS
 from appliance.services import Services
 
@@ -181,3 +181,20 @@ def test_count_columns_treats_blank_values_as_none() -> None:
     rows: list[dict[str, Any]] = [{"a": " ", "b": [], "c": {}, "d": None, "e": 0, "f": False}]
     rows.append({"a": "x"})
     assert count_columns(rows) == {"a": 1, "b": 0, "c": 0, "d": 0, "e": 1, "f": 1}
+
+
+def test_the_tui_diff_panel_names_the_schema_change(
+    services: Services, versions: list[dict]
+) -> None:
+    from tui.screens.datasets import describe_diff
+
+    panel = str(describe_diff(services.datasets.diff("ads", "photos@1", "photos@2")))
+    assert "0 relabelled  3 rows changed" in panel
+    assert "\nrows changed: 00000.png, 00001.png, 00002.png" in panel
+    assert "\nschema: +keywords in 3 rows, -color (was in 2 rows)" in panel
+
+
+def test_a_column_in_every_row_on_both_sides_has_not_changed() -> None:
+    # two rows added: text is still in every row, keywords in one more of them
+    change = schema_change({"keywords": 4, "text": 4}, {"keywords": 5, "text": 6}, 4, 6)
+    assert change == {"added": {}, "removed": {}, "changed": {"keywords": {"from": 4, "to": 5}}}

@@ -63,6 +63,7 @@ def test_versions_are_listed_and_a_version_shows_its_samples(
         await settle(app, pilot)
         title = str(app.screen.query_one("#samples-title", Static).render())
         assert "photos@v2" in title and "15 rows" in title
+        assert f"\ncolumns: {', '.join(sorted(rows[-1]))}" in title  # every row has them all
         assert captions(app) == [rows[i * 15 // 9]["text"] for i in range(9)]  # 13: an extra
 
     assert errors(drive(services, scenario)) == []
@@ -83,6 +84,7 @@ def test_f_then_f_diffs_two_versions(services: Services, tmp_path: Path) -> None
         text = str(panel.render())
         assert "photos@v1 → photos@v2" in text
         assert "3 added" in text and "0 removed" in text and "0 relabelled" in text
+        assert "0 rows changed" in text and "schema:" not in text  # the same columns
         assert "added: extra-" in text
         assert table(app, "#versions")["photos@v1"][0] == ""  # the mark is used up
         await press(app, pilot, "escape")

@@ -33,14 +33,20 @@ def count_columns(rows: Iterable[Mapping[str, Any]]) -> Columns:
     return {name: counts[name] for name in sorted(present)}
 
 
-def schema_change(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, Any]:
+def schema_change(
+    a: Mapping[str, int], b: Mapping[str, int], rows_a: int, rows_b: int
+) -> dict[str, Any]:
     """Columns added (with their rows in b), removed (with their rows in a), and those whose
-    rows with a value changed ({"from": n, "to": m})."""
+    rows with a value changed ({"from": n, "to": m}). A column every row gives a value on both
+    sides has not changed, however many rows were added or removed."""
+    full = {k for k in a.keys() & b.keys() if a[k] == rows_a and b[k] == rows_b}
     return {
         "added": {k: b[k] for k in sorted(b.keys() - a.keys())},
         "removed": {k: a[k] for k in sorted(a.keys() - b.keys())},
         "changed": {
-            k: {"from": a[k], "to": b[k]} for k in sorted(a.keys() & b.keys()) if a[k] != b[k]
+            k: {"from": a[k], "to": b[k]}
+            for k in sorted(a.keys() & b.keys() - full)
+            if a[k] != b[k]
         },
     }
 

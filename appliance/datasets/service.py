@@ -168,7 +168,8 @@ class Datasets:
         named by id (else by text). `rows_changed` names the rows on both sides whose other
         metadata changed (their `keywords`, say). `labels` counts the rows of each label on both
         sides ({label: {"from": n, "to": m}}), for rows that have one (a text dataset's);
-        `schema` the columns added, removed, and those in more or fewer rows (columns.py)."""
+        `schema` the columns added, removed, and those in more or fewer rows, not counting one
+        in every row on both sides (columns.py)."""
         a, b = self.get(workspace, ref_a), self.get(workspace, ref_b)
         files_a, files_b = self.manifest(a), self.manifest(b)
         listed_a, listed_b = self.rows(a), self.rows(b)
@@ -197,7 +198,8 @@ class Datasets:
             ),
             "labels": _label_counts(listed_a, listed_b),
             "schema": dataset_columns.schema_change(
-                dataset_columns.count_columns(listed_a), dataset_columns.count_columns(listed_b)
+                dataset_columns.count_columns(listed_a), dataset_columns.count_columns(listed_b),
+                len(listed_a), len(listed_b),
             ),
         }  # fmt: skip
 
