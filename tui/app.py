@@ -1,7 +1,8 @@
 """The Textual application: one screen per concern (workspaces, datasets, runs, models,
-deployments, monitoring, jobs, playground, review) as app modes, a current workspace shown in the
-header, key bindings, a help screen and command palette entries. It is handed a ready `Services`;
-everything it reads goes through them, and live changes go through the server (`server()`)."""
+deployments, monitoring, jobs, playground, review, platform) as app modes, a current workspace
+shown in the header, key bindings, the platform rating bar (`!`), a help screen and command
+palette entries. It is handed a ready `Services`; everything it reads goes through them, and live
+changes go through the server (`server()`)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ from appliance.services import Services
 from tui.errors import report_failure
 from tui.graphics import HALFBLOCKS
 from tui.palette import ApplianceCommands
+from tui.rating import RatingBar
 from tui.screens.datasets import DatasetsScreen
 from tui.screens.deployments import DeploymentsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.jobs import JobsScreen
 from tui.screens.models import ModelsScreen
 from tui.screens.monitoring import MonitoringScreen
+from tui.screens.platform import PlatformScreen
 from tui.screens.playground import PlaygroundScreen
 from tui.screens.review import ReviewScreen
 from tui.screens.runs import RunsScreen
@@ -47,6 +50,7 @@ class ApplianceApp(App[None]):
         "jobs": JobsScreen,
         "playground": PlaygroundScreen,
         "review": ReviewScreen,
+        "platform": PlatformScreen,
     }
     COMMANDS = App.COMMANDS | {ApplianceCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -59,6 +63,10 @@ class ApplianceApp(App[None]):
         Binding("7", "show('jobs')", "Jobs"),
         Binding("8", "show('playground')", "Play"),
         Binding("9", "show('review')", "Review"),
+        Binding("0", "show('platform')", "Platform", show=False),
+        Binding(
+            "exclamation_mark", "rate_platform", "Rate the platform", key_display="!", show=False
+        ),
         Binding("w", "show('workspaces')", "Workspaces", show=False),
         Binding("d", "show('deployments')", "Deployments", show=False),
         Binding("m", "show('monitoring')", "Monitoring", show=False),
@@ -138,6 +146,14 @@ class ApplianceApp(App[None]):
     def use_workspace(self, name: str) -> None:
         self.workspace = name
         self.notify(f"Workspace {name}")
+
+    def action_rate_platform(self) -> None:
+        """Open the rating bar at the bottom of the current screen (or go back to it)."""
+        found = self.screen.query(RatingBar)
+        bar = found.first() if found else RatingBar()
+        if not found:
+            self.screen.mount(bar)
+        bar.focus()
 
     def action_toggle_theme(self) -> None:
         self.theme = LIGHT if self.current_theme.dark else DARK
