@@ -216,6 +216,28 @@ def test_keywords_steer_the_description(recipe, photos: Path, tmp_path: Path) ->
         captioner.predict(images[:1], keywords=[None, None])
 
 
+def test_seller_keywords_the_photo_cannot_show_are_copied_in(
+    recipe, photos: Path, tmp_path: Path
+) -> None:
+    # Each photo twice, with two brands: only the row's keywords tell the captions apart, and
+    # training always prompts a row with its own keywords (no keyword_rate needed).
+    rows = []
+    for row in _rows(photos)[:3]:
+        shutil.copy(photos / row["file_name"], tmp_path / row["file_name"])
+        for brand in ("acme", "zenith"):
+            rows.append(dict(row, text=f"{brand} {row['text']}", keywords=[brand]))
+    out = tmp_path / "model"
+    report = _train(recipe, tmp_path, rows, out, epochs=400, batch_size=6, decoder_layers=2)
+    assert any("6 rows carry seller keywords" in line for line in report.logs), report.logs
+    context = EvalContext(out, tmp_path, rows, params={}, report=Recorder())
+    metrics = recipe.evaluate(context)  # the rows' keywords reach the model at evaluation
+    assert metrics["keyword_adherence"] == metrics["exact_match_keywords"] == 1.0
+    assert metrics["exact_match"] == 1.0
+    # Without the keywords the same photos get no brand the seller did not give.
+    plain = recipe.load(out).predict(_images(tmp_path, rows[::2]))
+    assert all(text.split()[0] not in ("acme", "zenith") for text, *_ in plain), plain
+
+
 def test_fine_tuning_adds_a_new_category(
     recipe, photos: Path, overfit: Path, tmp_path: Path
 ) -> None:
@@ -344,3 +366,9 @@ def test_score_reads_attributes_by_slot(recipe) -> None:
     metrics = recipe.score(["plain red", ""], rows)
     assert metrics["acc_color"] == metrics["acc_category"] == metrics["exact_match"] == 0.0
     assert all(math.isfinite(v) for v in metrics.values())
+    assert "keyword_adherence" not in metrics  # rows without keywords: no adherence figure
+    # With keywords: adherence counts each keyword in its place, exact match on those rows.
+    rows[0] |= {"text": "acme vintage red plain mug on a white background",
+                "keywords": ["vintage", "acme"]}  # fmt: skip
+    metrics = recipe.score(["vintage red plain mug on a white background", rows[1]["text"]], rows)
+    assert metrics["keyword_adherence"] == 0.5 and metrics["exact_match_keywords"] == 0.0

@@ -20,7 +20,7 @@ def dataset() -> None:
 
 
 KINDS = ("photos", "ad-text")
-_PHOTO_ONLY = ("low_light_fraction", "size")
+_PHOTO_ONLY = ("low_light_fraction", "size", "keyword_fraction")
 
 
 @dataset.command()
@@ -43,6 +43,11 @@ _PHOTO_ONLY = ("low_light_fraction", "size")
 @click.option(
     "--size", type=int, default=64, show_default=True, help="Image side in pixels; photos only."
 )
+@click.option(
+    "--keyword-fraction", type=float, default=0.0, show_default=True,
+    help="Share of photos given seller keywords the photo cannot show (brand, condition, size) "
+    "in a `keywords` column, their descriptions including them (0 to 1); photos only.",
+)  # fmt: skip
 @json_option
 @click.pass_context
 def generate(
@@ -54,6 +59,7 @@ def generate(
     low_light_fraction: float,
     categories: str | None,
     size: int,
+    keyword_fraction: float,
     as_json: bool,
 ) -> None:
     """Write a synthetic dataset to OUT: product photos (images + metadata.jsonl) or ad texts."""
@@ -71,14 +77,17 @@ def generate(
 
     summary = run_generate(
         out, count=count, seed=seed, low_light_fraction=low_light_fraction,
-        categories=chosen, size=size,
+        categories=chosen, size=size, keyword_fraction=keyword_fraction,
     )  # fmt: skip
     if as_json:
         emit_json({"path": str(summary.path), "count": summary.count,
-                   "categories": summary.categories, "low_light": summary.low_light})  # fmt: skip
+                   "categories": summary.categories, "low_light": summary.low_light,
+                   "keywords": summary.keyworded})  # fmt: skip
     else:
+        keyworded = f", {summary.keyworded} with keywords" if summary.keyworded else ""
         click.echo(
-            f"wrote {summary.count} images ({summary.low_light} low-light) to {summary.path}: "
+            f"wrote {summary.count} images ({summary.low_light} low-light{keyworded}) to "
+            f"{summary.path}: "
             + ", ".join(f"{k} {v}" for k, v in sorted(summary.categories.items()))
         )
 

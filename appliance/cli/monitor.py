@@ -183,7 +183,9 @@ def feedback(workspace: str, endpoint: str | None, since: str, limit: int, as_js
         f"{workspace}{where} · last {since}: {totals['count']} feedback,"
         f" mean rating {_num(totals['mean_rating'])},"
         f" thumbs {totals['thumbs_up']} up / {totals['thumbs_down']} down"
-    )
+        + (f", {totals['keywords_ignored']} said a keyword was ignored"
+           if totals["keywords_ignored"] else "")
+    )  # fmt: skip
     histogram: Mapping[str, int] = totals["histogram"]
     top = max(histogram.values(), default=0)
     for stars in ("1", "2", "3", "4", "5"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -43,12 +44,13 @@ def show(workspace: str, name: str, as_json: bool) -> None:
     params = [vars(p) for p in spec.params.values()]
     if as_json:
         emit_json({"name": spec.name, "task": spec.task, "folder": str(spec.folder),
-                   "gate": vars(spec.gate), "params": params})  # fmt: skip
+                   "gate": asdict(spec.gate), "params": params})  # fmt: skip
         return
+    gate = "; ".join(
+        f"{c.metric} ({c.direction} is better, tolerance {c.tolerance})" for c in spec.gate.checks
+    )
     emit_record({"name": spec.name, "task": spec.task, "description": spec.description,
-                 "folder": str(spec.folder),
-                 "gate": f"{spec.gate.metric} ({spec.gate.direction} is better, "
-                         f"tolerance {spec.gate.tolerance})"})  # fmt: skip
+                 "folder": str(spec.folder), "gate": gate})  # fmt: skip
     click.echo()
     emit_table(params, ("name", "type", "default", "help"))
 

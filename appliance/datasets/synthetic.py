@@ -12,7 +12,7 @@ import random
 import secrets
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +52,14 @@ BACKGROUNDS: tuple[str, ...] = tuple(_BACKGROUND_RGB)
 _DARK_INK = (24, 24, 26)
 _LIGHT_INK = (246, 246, 246)
 
+# Seller keywords: facts the photo cannot show. Sizes only where a size means something.
+BRANDS: tuple[str, ...] = ("acme", "nordic", "zenith", "orbit", "kestrel")
+CONDITIONS: tuple[str, ...] = ("vintage", "like new", "refurbished", "handmade")
+SIZES: dict[str, tuple[str, ...]] = {
+    "shoe": ("size 38", "size 40", "size 42", "size 44"),
+    "hat": ("size s", "size m", "size l"),
+}
+
 MIN_SIZE, MAX_SIZE = 32, 512
 MAX_COUNT = 100_000
 
@@ -65,11 +73,23 @@ class ProductAttributes:
     pattern: str
     background: str
     lighting: str = "normal"
+    brand: str = ""
+    condition: str = ""
+    size: str = ""
+    """What a seller knows and the photo cannot show: "" when not given."""
 
     def description(self) -> str:
         # Fixed slots, "plain" included, so every attribute is one word at a known position.
         # Lighting is not part of the caption: a dark photo of a red mug is still a red mug.
-        return f"{self.color} {self.pattern} {self.category} on a {self.background} background"
+        # A seller's keywords take slots of their own: brand and condition before the colour,
+        # the size after the category ("acme vintage red plain shoe size 42 on a …").
+        words = [self.brand, self.condition, self.color, self.pattern, self.category, self.size]
+        return f"{' '.join(w for w in words if w)} on a {self.background} background"
+
+    @property
+    def keywords(self) -> list[str]:
+        """The seller keywords this product was given, in caption order."""
+        return [k for k in (self.brand, self.condition, self.size) if k]
 
 
 @dataclass(frozen=True)
@@ -78,6 +98,7 @@ class GenerateSummary:
     count: int
     categories: dict[str, int]
     low_light: int
+    keyworded: int = 0
 
 
 def _check_size(size: int) -> None:
@@ -85,9 +106,17 @@ def _check_size(size: int) -> None:
         raise InvalidInput(f"image size must be a whole number from {MIN_SIZE} to {MAX_SIZE}")
 
 
-def _check_fraction(low_light_fraction: float) -> None:
-    if not 0.0 <= low_light_fraction <= 1.0:  # also rejects NaN
-        raise InvalidInput("low-light fraction must be between 0 and 1")
+def _check_fraction(fraction: float, what: str = "low-light fraction") -> None:
+    if not 0.0 <= fraction <= 1.0:  # also rejects NaN
+        raise InvalidInput(f"{what} must be between 0 and 1")
+
+
+def with_keywords(attrs: ProductAttributes, rng: random.Random) -> ProductAttributes:
+    """`attrs` given one or two seller keywords (brand, condition, a size where one applies)."""
+    kinds = ["brand", "condition"] + (["size"] if attrs.category in SIZES else [])
+    choices = {"brand": BRANDS, "condition": CONDITIONS, "size": SIZES.get(attrs.category, ())}
+    picked = rng.sample(kinds, rng.randint(1, 2))
+    return replace(attrs, **{kind: rng.choice(choices[kind]) for kind in picked})
 
 
 def check_categories(categories: Sequence[str]) -> tuple[str, ...]:
@@ -294,16 +323,21 @@ def generate(
     low_light_fraction: float = 0.0,
     categories: Sequence[str] | None = None,
     size: int = 64,
+    keyword_fraction: float = 0.0,
 ) -> GenerateSummary:
     """Write `count` photos and metadata.jsonl as an imagefolder at `out`, all or nothing.
 
     Categories are balanced (counts differ by at most one) in a seeded random order; exactly
-    round(count * low_light_fraction) photos, chosen by the seed, are low light. Same arguments,
-    same bytes.
+    round(count * low_light_fraction) photos, chosen by the seed, are low light. Exactly
+    round(count * keyword_fraction) rows get seller keywords (a `keywords` column, a list such
+    as ["vintage", "size 42"] in a random order) that their description includes. Same
+    arguments, same bytes; the keywords are drawn from a stream of their own, so the photos
+    and captions without them are the ones a generator without keywords writes.
     """
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
         raise InvalidInput(f"count must be a whole number from 1 to {MAX_COUNT}")
     _check_fraction(low_light_fraction)
+    _check_fraction(keyword_fraction, "keyword fraction")
     cats = check_categories(DEFAULT_CATEGORIES if categories is None else categories)
     _check_size(size)
     out = Path(out)
@@ -316,6 +350,8 @@ def generate(
     dark = set(rng.sample(range(count), low_light))
     # One seed per photo, drawn up front, so each photo's randomness is independent of the others.
     photo_seeds = [rng.getrandbits(64) for _ in range(count)]
+    keyword_rng = random.Random(f"{seed}:keywords")
+    keyworded = set(keyword_rng.sample(range(count), round(count * keyword_fraction)))
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{secrets.token_hex(4)}"
@@ -327,9 +363,15 @@ def generate(
             attrs = _attributes(photo_rng, category, "low" if i in dark else "normal")
             name = f"{i:05d}.png"
             render(attrs, size=size, rng=photo_rng).save(tmp / name, format="PNG")
+            if i in keyworded:
+                attrs = with_keywords(attrs, keyword_rng)
             row = {"file_name": name, "text": attrs.description(), "category": category}
             row |= {"color": attrs.color, "pattern": attrs.pattern}
             row |= {"background": attrs.background, "lighting": attrs.lighting}
+            if attrs.keywords:
+                given = attrs.keywords
+                keyword_rng.shuffle(given)  # sellers type them in any order
+                row["keywords"] = given
             lines.append(json.dumps(row) + "\n")
         with open(tmp / "metadata.jsonl", "w", encoding="utf-8", newline="\n") as fh:
             fh.writelines(lines)
@@ -346,4 +388,5 @@ def generate(
         count=count,
         categories={c: order.count(c) for c in cats},
         low_light=low_light,
+        keyworded=len(keyworded),
     )

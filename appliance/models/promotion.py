@@ -30,15 +30,23 @@ class GateResult:
     dataset: str
     rows: int
     forced: bool
+    also: tuple[tuple[str, float, float | None], ...] = ()
+    """The gate's further metrics both versions produced: (metric, candidate, current)."""
 
     def summary(self) -> str:
         if self.candidate_value is None:
             return f"{self.metric} not evaluated (forced, with no dataset to evaluate on)"
         where = f"on {self.rows} held-out rows of {self.dataset}"
+        others = "".join(
+            f", {m} {c:.4f}" + (f" vs {p:.4f}" if p is not None else "") for m, c, p in self.also
+        )
         if self.current is None or self.current_value is None:
-            return f"{self.metric} {self.candidate_value:.4f} {where} (no version held it before)"
+            return (
+                f"{self.metric} {self.candidate_value:.4f}{others} {where} "
+                "(no version held it before)"
+            )
         return (
-            f"{self.metric} {self.candidate_value:.4f} vs {self.current_value:.4f} for "
+            f"{self.metric} {self.candidate_value:.4f} vs {self.current_value:.4f}{others} for "
             f"version {self.current['version']}, {where}"
         )
 
@@ -75,22 +83,36 @@ def promote(
     dataset_dir = services.datasets.materialize(version)
     _, held_out = split_rows(services.datasets.rows(version))
     label = f"{version['name']}@{version['version']}"
-    values = [
+    scored = [
         _score(services, workspace, v, dataset_dir, held_out, recipe, metric)
         for v in ((candidate, current) if current is not None else (candidate,))
     ]
-    result = GateResult(
-        candidate, current, metric, values[0], values[1] if current else None, label,
-        len(held_out), force,
+    mine, theirs = scored[0], scored[1] if current is not None else None
+    # The further metrics count where the candidate produced them (and the holder too, to
+    # compare): a dataset without keywords gives no keyword_adherence.
+    also = tuple(
+        (c.metric, mine[c.metric], theirs.get(c.metric) if theirs else None)
+        for c in gate.also if c.metric in mine
     )  # fmt: skip
-    if current is not None and gate.worse_beyond_tolerance(values[0], values[1]) and not force:
+    result = GateResult(
+        candidate, current, metric, mine[metric], theirs[metric] if theirs else None, label,
+        len(held_out), force, also,
+    )  # fmt: skip
+    worse = [
+        check for check in gate.checks
+        if theirs is not None and check.metric in mine and check.metric in theirs
+        and check.worse_beyond_tolerance(mine[check.metric], theirs[check.metric])
+    ]  # fmt: skip
+    if current is not None and theirs is not None and worse and not force:
         _record(services, workspace, "promotion_refused", alias, result)
-        scores = f"{metric} {values[0]:.4f} vs {values[1]:.4f}"
+        scores = ", ".join(
+            f"{c.metric} {mine[c.metric]:.4f} vs {theirs[c.metric]:.4f} (tolerance {c.tolerance})"
+            for c in worse
+        )
         where = f"{len(held_out)} held-out rows of {label}"
         raise GateRefused(
             f"{name}@{candidate['version']} is worse than {alias} "
-            f"({name}@{current['version']}): {scores} on {where} "
-            f"(tolerance {gate.tolerance}); pass --force to promote anyway"
+            f"({name}@{current['version']}): {scores} on {where}; pass --force to promote anyway"
         )
     return _promote(services, workspace, alias, result)
 
@@ -110,8 +132,8 @@ def _score(
     rows: list[dict[str, Any]],
     recipe: str | None,
     metric: str,
-) -> float:
-    """`metric` of `version` on `rows`; a version that cannot produce it is refused."""
+) -> dict[str, float]:
+    """The metrics of `version` on `rows`; a version that cannot produce `metric` is refused."""
     ref = f"{version['name']}@{version['version']}"
     try:
         metrics = evaluate_version(services, workspace, version, dataset_dir, rows, recipe)
@@ -120,7 +142,7 @@ def _score(
     if metric not in metrics:
         known = ", ".join(sorted(metrics)) or "none"
         raise GateRefused(f"{ref} produced no {metric} on {len(rows)} rows (it gave: {known})")
-    return float(metrics[metric])
+    return {k: float(v) for k, v in metrics.items()}
 
 
 def _record(services: Services, workspace: str, kind: str, alias: str, result: GateResult) -> None:
@@ -133,5 +155,8 @@ def _record(services: Services, workspace: str, kind: str, alias: str, result: G
             previous=result.current["version"] if result.current else None,
             metric=result.metric, candidate_value=result.candidate_value,
             current_value=result.current_value, dataset=result.dataset, forced=result.forced,
+            also=[
+                {"metric": m, "candidate_value": c, "current_value": p} for m, c, p in result.also
+            ],
         )
     )  # fmt: skip

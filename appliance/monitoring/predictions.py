@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +13,7 @@ import sqlite_utils
 
 from appliance.errors import InvalidInput, NotFound
 from appliance.registry import Registry, Rows, utcnow
+from appliance.tasks.keywords import parse_keywords
 from appliance.workspaces import Workspaces
 
 log = logging.getLogger("appliance.monitoring")
@@ -103,10 +104,19 @@ class Predictions:
         rating: int | None = None,
         thumb: str | None = None,
         comment: str = "",
+        ignored_keywords: Sequence[str] = (),
     ) -> dict[str, Any]:
-        """Store one piece of feedback; returns only after the row is committed."""
-        if rating is None and thumb is None:
-            raise InvalidInput("give a rating (1-5), a thumb ('up' or 'down'), or both")
+        """Store one piece of feedback; returns only after the row is committed.
+        `ignored_keywords` names keywords the prediction was given that its answer left out."""
+        if rating is None and thumb is None and not ignored_keywords:
+            raise InvalidInput(
+                "give a rating (1-5), a thumb ('up' or 'down'), or the ignored keywords"
+            )
+        if isinstance(ignored_keywords, str) or not all(
+            isinstance(k, str) for k in ignored_keywords
+        ):
+            raise InvalidInput("ignored_keywords must be a list of keywords the request gave")
+        ignored = parse_keywords(list(ignored_keywords))
         if rating is not None and (
             isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5
         ):
@@ -117,22 +127,34 @@ class Predictions:
             raise InvalidInput(f"comment must be text of at most {MAX_COMMENT} characters")
 
         def write(db: sqlite_utils.Database) -> dict[str, Any]:
-            found = db.execute("SELECT 1 FROM predictions WHERE id = ?", [prediction_id]).fetchone()
+            found = db.execute(
+                "SELECT keywords FROM predictions WHERE id = ?", [prediction_id]
+            ).fetchone()
             if found is None:
                 raise NotFound(f"no prediction '{prediction_id}' (unknown, or past retention)")
+            given = parse_keywords(found[0])
+            if unknown := [k for k in ignored if k not in given]:
+                offered = ", ".join(given) if given else "none"
+                raise InvalidInput(
+                    f"the prediction was not given the keyword(s) {', '.join(unknown)} "
+                    f"(it was given: {offered})"
+                )
             row = {
                 "prediction_id": prediction_id,
                 "rating": rating,
                 "thumb": thumb,
                 "comment": comment,
+                "ignored_keywords": json.dumps(ignored),
                 "created_at": utcnow(),
             }
             cursor = db.execute(
-                "INSERT INTO feedback (prediction_id, rating, thumb, comment, created_at)"
-                " VALUES (:prediction_id, :rating, :thumb, :comment, :created_at)",
+                "INSERT INTO feedback (prediction_id, rating, thumb, comment, ignored_keywords,"
+                " created_at) VALUES (:prediction_id, :rating, :thumb, :comment,"
+                " :ignored_keywords, :created_at)",
                 row,
             )
             row["id"] = cursor.lastrowid
+            row["ignored_keywords"] = ignored
             return row
 
         stored = self._registry.write(write)
@@ -164,10 +186,12 @@ class Predictions:
     def feedback_summary(
         self, workspace: str, endpoint: str | None = None, since: str = ""
     ) -> dict[str, Any]:
-        """Count, mean rating, the 1..5 histogram and thumbs up/down."""
+        """Count, mean rating, the 1..5 histogram, thumbs up/down, and how many said a
+        keyword was ignored."""
         ws = self._workspaces.get(workspace)
         sql = (
-            "SELECT f.rating, f.thumb FROM feedback f JOIN predictions p ON p.id = f.prediction_id"
+            "SELECT f.rating, f.thumb, f.ignored_keywords FROM feedback f"
+            " JOIN predictions p ON p.id = f.prediction_id"
             " WHERE p.workspace_id = ? AND f.created_at >= ?"
         )
         params: list[Any] = [ws["id"], since]
@@ -182,6 +206,7 @@ class Predictions:
             "histogram": {str(n): ratings.count(n) for n in range(1, 6)},
             "thumbs_up": sum(1 for r in rows if r["thumb"] == "up"),
             "thumbs_down": sum(1 for r in rows if r["thumb"] == "down"),
+            "keywords_ignored": sum(1 for r in rows if r["ignored_keywords"] not in ("[]", "")),
         }
 
     # -- retention ---------------------------------------------------------------------------
@@ -204,7 +229,7 @@ class Predictions:
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    for name in ("warnings", "features", "output"):
+    for name in ("warnings", "features", "output", "ignored_keywords"):
         if isinstance(row.get(name), str):
             row[name] = json.loads(row[name])
     row.pop("thumbnail", None)  # blobs: read on their own (`thumbnail`, `embeddings`)

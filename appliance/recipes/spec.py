@@ -30,11 +30,20 @@ class Gate:
     metric: str
     direction: str  # "higher" or "lower" is better
     tolerance: float
+    also: tuple[Gate, ...] = ()
+    """Further metrics a candidate must not be worse on (`[gate.also.NAME]` in recipe.toml),
+    each checked where both versions produce it: `keyword_adherence` only on rows with
+    keywords."""
 
     def worse_beyond_tolerance(self, candidate: float, current: float) -> bool:
         if self.direction == "higher":
             return candidate < current - self.tolerance
         return candidate > current + self.tolerance
+
+    @property
+    def checks(self) -> tuple[Gate, ...]:
+        """The gate metric first, then the others."""
+        return (Gate(self.metric, self.direction, self.tolerance), *self.also)
 
 
 @dataclass(frozen=True)
@@ -97,15 +106,22 @@ def read_recipe(folder: Path) -> RecipeSpec:
         name = validate_name(str(data["name"]), "recipe name")
         module = str(data.get("module", f"{name}.py"))
         gate_data = data.get("gate", {})
+        also = gate_data.get("also", {})
+        if not isinstance(also, dict) or not all(isinstance(v, dict) for v in also.values()):
+            raise InvalidInput(f"{path}: gate.also must hold tables: [gate.also.METRIC]")
         gate = Gate(
             metric=str(gate_data["metric"]),
             direction=str(gate_data.get("direction", "higher")),
             tolerance=float(gate_data.get("tolerance", 0.0)),
+            also=tuple(
+                Gate(str(name), str(t.get("direction", "higher")), float(t.get("tolerance", 0.0)))
+                for name, t in also.items()
+            ),
         )
         params = {key: _param(key, value) for key, value in data.get("params", {}).items()}
     except KeyError as exc:
         raise InvalidInput(f"{path} is missing {exc.args[0]!r}") from None
-    if gate.direction not in ("higher", "lower"):
+    if any(check.direction not in ("higher", "lower") for check in gate.checks):
         raise InvalidInput(f"{path}: gate.direction must be 'higher' or 'lower'")
     if "/" in module or ".." in module or not (folder / module).is_file():
         raise InvalidInput(f"{path}: module '{module}' must be a file inside the recipe folder")

@@ -498,3 +498,10 @@ def _dataset_columns(db: sqlite_utils.Database) -> None:
             "UPDATE dataset_versions SET columns = ? WHERE dataset_id = ? AND digest = ?",
             [columns, dataset_id, digest],
         )
+
+
+@MIGRATIONS(name="0013_feedback_ignored_keywords")
+def _feedback_ignored_keywords(db: sqlite_utils.Database) -> None:
+    # Feedback may name the seller keywords a description left out (a JSON list, each one of the
+    # keywords the prediction was given): what keyword adherence misses on live traffic.
+    db.execute("ALTER TABLE feedback ADD COLUMN ignored_keywords TEXT NOT NULL DEFAULT '[]'")

@@ -4,7 +4,7 @@ summaries, quality by slice, drift, alerts and DORA figures, and Prometheus `/me
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -31,6 +31,8 @@ class FeedbackRequest:
     thumb: str | None = None
     """'up' or 'down'."""
     comment: str = ""
+    ignored_keywords: list[str] = field(default_factory=list)
+    """Keywords the request gave that the answer left out (each one of the request's)."""
 
 
 class Feedback(Answer):
@@ -42,6 +44,7 @@ class Feedback(Answer):
     thumb: str | None
     comment: str
     created_at: str
+    ignored_keywords: list[str]
 
 
 class RatedPrediction(Feedback):
@@ -284,6 +287,8 @@ class FeedbackSummary(Answer):
     """How many ratings of each value, "1" to "5"."""
     thumbs_up: int
     thumbs_down: int
+    keywords_ignored: int
+    """Feedback that named a keyword the answer left out."""
 
 
 class FeedbackReport(Answer):
@@ -320,13 +325,14 @@ class FeedbackController(Controller):
         prediction_id: FromPath[str],
         data: JSONBody[FeedbackRequest],
     ) -> Feedback:
-        """Rate a prediction (rating 1-5 and/or thumb up/down, optional comment). Answers once
-        the feedback is durably committed; an unknown prediction id is 404."""
+        """Rate a prediction (rating 1-5 and/or thumb up/down, optional comment, and the
+        request's keywords the answer ignored). Answers once the feedback is durably committed;
+        an unknown prediction id is 404, a keyword the request did not give is 400."""
 
         def store() -> dict[str, Any]:
             monitor.capture.flush()  # the prediction may still be on its way to the disk
             return services.predictions.add_feedback(
-                prediction_id, data.rating, data.thumb, data.comment
+                prediction_id, data.rating, data.thumb, data.comment, data.ignored_keywords
             )
 
         return msgspec.convert(await anyio.to_thread.run_sync(store), Feedback)

@@ -24,9 +24,9 @@ from appliance.tasks.contract import (
     output_tensors,
 )  # fmt: skip
 from appliance.tasks.images import SHIFTS, decode_image, image_features, shift_image
+from appliance.tasks.keywords import MAX_KEYWORDS_CHARS, adherence, parse_keywords
 from appliance.tasks.scoring import text_scores
 
-MAX_KEYWORDS_CHARS = 200
 WARMUP_SIZE = 64
 
 
@@ -120,7 +120,7 @@ class ImageToText:
         # The seller's keywords, the only words an input has (a row's `text` is the answer).
         keywords = values.get("keywords")
         if isinstance(keywords, list | tuple):
-            return " ".join(str(k) for k in keywords)
+            return ", ".join(str(k) for k in keywords)
         return keywords if isinstance(keywords, str) else ""
 
     def example(self, folder: Path, row: Mapping[str, Any]) -> PredictInput:
@@ -133,7 +133,12 @@ class ImageToText:
         self, predictions: Sequence[Prediction], rows: Sequence[Mapping[str, Any]]
     ) -> dict[str, float]:
         described = [str(p.output["description"]) for p in predictions]
-        return text_scores(described, [str(row.get("text", "")) for row in rows])
+        references = [str(row.get("text", "")) for row in rows]
+        scores = text_scores(described, references)
+        keywords = [self.words(row) or None for row in rows]
+        if (kept := adherence(described, keywords, references).share) is not None:
+            scores["keyword_adherence"] = kept  # only where rows give keywords
+        return scores
 
     def warmup(self) -> PredictInput:
         image = Image.new("RGB", (WARMUP_SIZE, WARMUP_SIZE), "white")
@@ -157,9 +162,9 @@ def _utf8(data: bytes) -> str | None:
 
 
 def _clean(keywords: str | None) -> str | None:
+    """The seller's keyword phrases, comma-separated ("vintage, size 42"), or None."""
     if keywords is None:
         return None
-    text = " ".join(keywords.replace(",", " ").split())
-    if len(text) > MAX_KEYWORDS_CHARS:
+    if len(keywords) > MAX_KEYWORDS_CHARS:
         raise InvalidInput(f"keywords are limited to {MAX_KEYWORDS_CHARS} characters")
-    return text or None
+    return ", ".join(parse_keywords(keywords)) or None

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from appliance.recipes.context import EvalContext, TrainContext
+from appliance.tasks.keywords import adherence
 
 # The appliance imports this folder as a package of its own (load_module), so the siblings are
 # imported relatively: a copy of this recipe runs its own siblings, never these.
@@ -72,6 +73,9 @@ def train(ctx: TrainContext) -> None:
 
     images = TrainImages(ctx.dataset_dir, rows, processor)
     texts = [str(row["text"]) for row in rows]
+    keywords = [row.get("keywords") or None for row in rows]
+    if any(keywords):
+        ctx.report.log(f"{sum(map(bool, keywords))} rows carry seller keywords: prompted with them")
     text = Encoder(tokenizer, texts, model)
     if not text.takes_keywords:
         ctx.report.log("the tokenizer has no <kw>/<sep> tokens: trained without keyword prompts")
@@ -92,7 +96,7 @@ def train(ctx: TrainContext) -> None:
             idx = order[start : start + batch_size]
             pix = images.batch(idx, rng, params["low_light_fraction"], mirror=params["mirror"])
             inputs, mask, labels = text.masked_batch(
-                [texts[i] for i in idx], params["keyword_rate"], rng
+                [texts[i] for i in idx], params["keyword_rate"], rng, [keywords[i] for i in idx]
             )
             pix = pix.to(device, memory_format=torch.channels_last)
             inputs, mask, labels = inputs.to(device), mask.to(device), labels.to(device)
@@ -156,13 +160,20 @@ def score(predictions: list[str], rows: list[dict[str, Any]]) -> dict[str, float
         for name, hit in attribute_hits(pred, row, ATTRIBUTES).items():
             hits[name].append(hit)
     metrics |= {f"acc_{name}": sum(h) / len(h) for name, h in hits.items() if h}
+    # Where rows carry seller keywords: the share honoured, in place (left out otherwise).
+    given = [row.get("keywords") or None for row in rows]
+    if (kept := adherence(predictions, given, refs).share) is not None:
+        metrics["keyword_adherence"] = kept
+        with_kw = [e for e, k in zip(exact, given, strict=True) if k]
+        metrics["exact_match_keywords"] = sum(with_kw) / len(with_kw)
     return {k: float(v) for k, v in metrics.items()}
 
 
 def evaluate(ctx: EvalContext) -> dict[str, float]:
     captioner = load(ctx.model_dir, device=ctx.params.get("device", "cpu"))
     images = [open_rgb(ctx.dataset_dir, row) for row in ctx.rows]
-    predictions = [text for text, *_ in captioner.predict(images)]
+    keywords = [row.get("keywords") or None for row in ctx.rows]
+    predictions = [text for text, *_ in captioner.predict(images, keywords)]
     metrics = score(predictions, ctx.rows)
     shown = ", ".join(f"{k}={v:.3f}" for k, v in metrics.items())
     ctx.report.log(f"evaluated {len(ctx.rows)} rows: {shown}")

@@ -13,9 +13,14 @@ import torch
 from tokenizers import AddedToken, Tokenizer, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from appliance.tasks.keywords import parse_keywords, prompt_words
+
 PAD, BOS, EOS, UNK, KW, SEP = "<pad>", "<bos>", "<eos>", "<unk>", "<kw>", "<sep>"
 SPECIALS = (PAD, BOS, EOS, UNK, KW, SEP)
 MAX_KEYWORDS = 8  # a prompt longer than this says nothing more about one photo
+KEYWORD_DROP = 0.2
+"""Share of the times a row with seller keywords is shown without them, its caption without
+them too: what teaches the model that a brand nobody gave is a brand it must not write."""
 IGNORE = -100  # cross_entropy's ignore_index: prompt and padding positions
 
 
@@ -147,11 +152,11 @@ class Encoder:
     def takes_keywords(self) -> bool:
         return self.kw is not None and self.sep is not None
 
-    def prompt(self, keywords: str | None) -> list[int]:
+    def prompt(self, keywords: str | Sequence[str] | None) -> list[int]:
         """[start] (<kw> words <sep>); keywords are left out by a tokenizer without <kw>."""
         if self.kw is None or self.sep is None:
             return [self.bos]
-        words = self.words(keywords or "")[:MAX_KEYWORDS]
+        words = self.words(prompt_words(keywords))[:MAX_KEYWORDS]
         return [self.bos, self.kw, *words, self.sep] if words else [self.bos]
 
     def training_batch(
@@ -162,15 +167,30 @@ class Encoder:
         return inputs, labels
 
     def masked_batch(
-        self, texts: Sequence[str], keyword_rate: float, rng: random.Random
+        self,
+        texts: Sequence[str],
+        keyword_rate: float,
+        rng: random.Random,
+        keywords: Sequence[str | Sequence[str] | None] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Decoder inputs, their attention mask (by length: a base whose pad is its start or eos
-        token, as GPT-2's, still attends to those) and the shifted labels."""
+        token, as GPT-2's, still attends to those) and the shifted labels.
+
+        A row with seller `keywords` (facts its photo cannot show, which its caption includes) is
+        prompted with them, so the model learns to copy them in; at KEYWORD_DROP it is shown
+        without them and without them in its caption. The others get, at
+        `keyword_rate`, a prompt drawn from their own caption's words, as a user's would be."""
+        given = keywords if keywords is not None else [None] * len(texts)
         seqs, starts = [], []
-        for text in texts:
+        for text, own in zip(texts, given, strict=True):
             prompt = [self.bos]
             words = [w for w in text.split() if w not in self.common]
-            if self.takes_keywords and words and rng.random() < keyword_rate:
+            if self.takes_keywords and own:
+                if rng.random() < KEYWORD_DROP:
+                    text = without_phrases(text, parse_keywords(own))
+                else:
+                    prompt = self.prompt(own)
+            elif self.takes_keywords and words and rng.random() < keyword_rate:
                 picked = rng.sample(words, rng.randint(1, min(3, len(words))))
                 prompt = self.prompt(" ".join(picked))
             seqs.append([*prompt, *self.words(text), self.eos])
@@ -188,6 +208,17 @@ class Encoder:
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True).strip()
+
+
+def without_phrases(text: str, phrases: Sequence[str]) -> str:
+    """`text` with each of `phrases` (whole words) taken out once."""
+    words = text.split()
+    for phrase in phrases:
+        part = phrase.split()
+        at = next((i for i in range(len(words)) if words[i : i + len(part)] == part), None)
+        if at is not None:
+            del words[at : at + len(part)]
+    return " ".join(words)
 
 
 def attribute_hits(

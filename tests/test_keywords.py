@@ -1,0 +1,166 @@
+"""Seller keywords: parsing, adherence by hand, the generator's keyword column, the gate's
+further metrics, and feedback that says a keyword was ignored (over real HTTP)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_monitoring_http import PREDICT, open_server, photo
+
+from appliance.datasets.synthetic import BRANDS, CONDITIONS, SIZES, generate
+from appliance.errors import InvalidInput
+from appliance.recipes.spec import read_recipe
+from appliance.tasks import get_task
+from appliance.tasks.contract import Prediction
+from appliance.tasks.keywords import adherence, honoured, parse_keywords, prompt_words
+
+REF = "acme vintage red plain shoe size 42 on a white background"
+
+
+def test_keywords_are_comma_separated_phrases_or_single_words() -> None:
+    assert parse_keywords("Vintage,  size 42 , ,vintage") == ["vintage", "size 42"]
+    assert parse_keywords("red car") == ["red", "car"]
+    assert parse_keywords("") == parse_keywords(None) == []
+    assert prompt_words("like new, acme") == "like new acme"
+
+
+def test_adherence_by_hand_on_fixed_rows() -> None:
+    # Every keyword there and in its place.
+    assert honoured(REF, ["acme", "vintage", "size 42"], REF) == [True, True, True]
+    # "size 42" moved before the product: misplaced against the reference; "acme" left out.
+    moved = "vintage red plain shoe on a white background size 42"
+    assert honoured(moved, ["acme", "vintage", "size 42"], REF) == [False, True, True]
+    assert honoured("size 42 red plain shoe", ["size 42"], REF) == [False]
+    assert honoured("red vintage plain shoe", ["vintage"], REF) == [False]
+    # Part of a phrase is not the phrase; without a reference, presence alone.
+    assert honoured("red plain shoe size 4", ["size 42"]) == [False]
+    assert honoured("red vintage plain shoe", ["vintage"]) == [True]
+    rows = [
+        (REF, "acme, vintage, size 42", REF),  # 3 of 3
+        ("vintage red plain shoe on a white background", "acme, vintage", REF),  # 1 of 2
+        ("red plain mug on a grey background", None, "red plain mug on a grey background"),
+    ]
+    kept = adherence(*map(list, zip(*rows, strict=True)))
+    assert (kept.given, kept.honoured, kept.share) == (5, 4, 0.8)
+    assert adherence(["red mug"], [None]).share is None  # no keywords given: no figure
+
+
+def test_the_generator_writes_keywords_the_photo_cannot_show(tmp_path: Path) -> None:
+    plain = generate(tmp_path / "plain", count=40, seed=9, low_light_fraction=0.25).path
+    summary = generate(tmp_path / "kw", count=40, seed=9, low_light_fraction=0.25,
+                       keyword_fraction=0.5)  # fmt: skip
+    assert summary.keyworded == 20
+    rows = [json.loads(line) for line in (summary.path / "metadata.jsonl").read_text().splitlines()]
+    before = [json.loads(line) for line in (plain / "metadata.jsonl").read_text().splitlines()]
+    with_kw = [r for r in rows if "keywords" in r]
+    assert len(with_kw) == 20
+    known = {*BRANDS, *CONDITIONS, *(s for sizes in SIZES.values() for s in sizes)}
+    for row, old in zip(rows, before, strict=True):
+        # The photo is the same photo: keywords are what a seller knows, not what it shows.
+        assert (summary.path / row["file_name"]).read_bytes() == (
+            plain / old["file_name"]
+        ).read_bytes()
+        if "keywords" not in row:
+            assert row == old
+            continue
+        keywords = parse_keywords(row["keywords"])
+        assert 1 <= len(keywords) <= 2 and set(keywords) <= known
+        assert all(k.split()[0] != "size" or row["category"] in SIZES for k in keywords)
+        # The description is the old one with the keywords in their slots.
+        assert adherence([row["text"]], [row["keywords"]], [row["text"]]).share == 1.0
+        assert [w for w in row["text"].split() if w not in " ".join(keywords).split()] == old[
+            "text"
+        ].split()
+    with pytest.raises(InvalidInput, match="keyword fraction"):
+        generate(tmp_path / "bad", count=4, seed=0, keyword_fraction=1.5)
+
+
+def test_the_task_scores_adherence_only_where_rows_give_keywords() -> None:
+    task = get_task("image-to-text")
+    rows = [
+        {"text": REF, "keywords": "acme, size 42"},
+        {"text": "red plain mug on a white background"},
+    ]
+    answers = [
+        Prediction({"description": "acme red plain shoe on a white background"}, 0.9),
+        Prediction({"description": "red plain mug on a white background"}, 0.9),
+    ]
+    scores = task.score(answers, rows)
+    assert scores["keyword_adherence"] == 0.5
+    assert "keyword_adherence" not in task.score(answers[1:], rows[1:])
+    # A served request's keywords: commas kept, whitespace tidied, a long field refused.
+    assert (
+        task.decode({"image": photo(), "keywords": " Vintage ,size  42"}, _settings()).values[
+            "keywords"
+        ]
+        == "vintage, size 42"
+    )
+    with pytest.raises(InvalidInput, match="200 characters"):
+        task.decode({"image": photo(), "keywords": "x" * 201}, _settings())
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from appliance.settings import Settings
+
+    return Settings()
+
+
+def test_the_captioner_gate_checks_adherence_too(tmp_path: Path) -> None:
+    gate = read_recipe(Path(__file__).resolve().parents[1] / "models" / "captioner").gate
+    assert [c.metric for c in gate.checks] == ["exact_match", "keyword_adherence"]
+    assert gate.also[0].worse_beyond_tolerance(0.85, 0.9)
+    assert not gate.also[0].worse_beyond_tolerance(0.89, 0.9)
+    folder = tmp_path / "recipe"
+    folder.mkdir()
+    (folder / "r.py").write_text("")
+    (folder / "recipe.toml").write_text(
+        'name = "r"\nmodule = "r.py"\n[gate]\nmetric = "m"\nalso = "keyword_adherence"\n'
+    )
+    with pytest.raises(InvalidInput, match=r"\[gate.also.METRIC\]"):
+        read_recipe(folder)
+
+
+def test_feedback_names_the_keywords_an_answer_ignored(tmp_path: Path) -> None:
+    own = _colour_home(tmp_path)
+    with open_server(own) as (services, client):
+        answer = client.post(
+            PREDICT, params={"keywords": "vintage, size 42"}, content=photo(),
+            headers={"content-type": "image/png"},
+        )  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        pid = answer.json()["id"]
+        said = client.post(
+            f"/v1/predictions/{pid}/feedback", json={"rating": 2, "ignored_keywords": ["Size 42"]}
+        )
+        assert said.status_code == 201, said.text
+        assert said.json()["ignored_keywords"] == ["size 42"]
+        # A keyword the request never gave is refused, and nothing is stored.
+        wrong = client.post(f"/v1/predictions/{pid}/feedback", json={"ignored_keywords": ["acme"]})
+        assert wrong.status_code == 400 and "was given: vintage, size 42" in wrong.text
+        report = client.get("/v1/workspaces/ads/monitoring/feedback").json()
+        assert report["summary"]["count"] == 1 and report["summary"]["keywords_ignored"] == 1
+        assert report["recent"][0]["ignored_keywords"] == ["size 42"]
+        captured = services.registry.query("SELECT keywords FROM predictions WHERE id = ?", (pid,))
+        assert captured[0]["keywords"] == "vintage, size 42"
+
+
+def _colour_home(tmp_path: Path) -> Path:
+    from test_monitoring_http import COLOUR
+
+    from appliance.runs.launcher import start_run, wait_run
+    from appliance.services import Services
+    from appliance.serving.options import DeployOptions
+    from appliance.serving.service import Serving
+
+    home = tmp_path / "home"
+    with Services.open(home=home) as services:
+        services.workspaces.create("ads")
+        photos = generate(tmp_path / "photos", count=20, seed=4).path
+        services.datasets.add("ads", "photos", photos)
+        services.recipes.add("ads", COLOUR)
+        run = wait_run(services, start_run(services, "ads", "colour", "photos", {}))
+        assert run["status"] == "succeeded", run["error"]
+        Serving(services).deploy("ads", "captions", "colour@1", DeployOptions(max_batch_size=8))
+    return home
