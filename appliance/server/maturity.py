@@ -104,6 +104,7 @@ class ReportController(Controller):
         responses={
             200: ResponseSpec(
                 data_container=Maturity,
+                generate_examples=False,
                 description="JSON by default; format=markdown or html for a page",
             )
         },
