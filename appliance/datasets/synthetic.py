@@ -365,8 +365,8 @@ def generate(
             render(attrs, size=size, rng=photo_rng).save(tmp / name, format="PNG")
             if i in keyworded:
                 attrs = with_keywords(attrs, keyword_rng)
-            row = {"file_name": name, "text": attrs.description(), "category": category}
-            row |= {"color": attrs.color, "pattern": attrs.pattern}
+            row: dict[str, str | list[str]] = {"file_name": name, "text": attrs.description()}
+            row |= {"category": category, "color": attrs.color, "pattern": attrs.pattern}
             row |= {"background": attrs.background, "lighting": attrs.lighting}
             if attrs.keywords:
                 given = attrs.keywords

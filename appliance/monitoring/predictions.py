@@ -139,7 +139,7 @@ class Predictions:
                     f"the prediction was not given the keyword(s) {', '.join(unknown)} "
                     f"(it was given: {offered})"
                 )
-            row = {
+            row: dict[str, Any] = {
                 "prediction_id": prediction_id,
                 "rating": rating,
                 "thumb": thumb,
