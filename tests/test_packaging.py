@@ -36,6 +36,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return prefix
 
 
+@pytest.mark.slow  # builds a wheel bundle and installs it into a fresh venv: 4 minutes
 def test_the_bundle_installs_offline_and_serves(installed: Path, tmp_path: Path) -> None:
     appliance = str(installed / "bin" / "appliance")
     home = tmp_path / "home"

@@ -40,6 +40,7 @@ def watched(services: Services, tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow  # two text classifiers trained end to end on the scheduler: 75 s
 def test_a_new_category_in_the_watched_folder_retrains_gates_and_deploys(
     services: Services, watched: Path, tmp_path: Path
 ) -> None:
