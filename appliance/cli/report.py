@@ -89,8 +89,9 @@ def _happiness(data: Mapping[str, Any]) -> None:
     if data["bucket_s"] not in (3600, 86_400):
         bucket = f"{data['bucket_s'] // 3600} h"
     trend = sparkline([b["mean"] for b in data["trend"]], 30)
+    plural = "" if data["count"] == 1 else "s"
     click.echo(
-        f"user happiness: {data['count']} rating{'' if data['count'] == 1 else 's'}, mean {data['mean']:.2f} of 5"
+        f"user happiness: {data['count']} rating{plural}, mean {data['mean']:.2f} of 5"
         f"  {trend}  (mean per {bucket}, oldest first)"
     )
     click.echo("  " + "  ".join(f"{n}★ {c}" for n, c in data["histogram"].items()))
