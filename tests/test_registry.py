@@ -111,3 +111,39 @@ def test_migration_0003_backfills_the_recipe_of_existing_versions(tmp_path: Path
     old.close()
     with Registry(path) as registry:
         assert registry.query("SELECT recipe FROM model_versions") == [{"recipe": "captioner"}]
+
+
+def test_a_workspace_with_calibrated_versions_deletes_and_0014_keeps_the_calibrations(
+    tmp_path: Path,
+) -> None:
+    import sqlite_utils
+
+    from appliance.workspaces import Workspaces
+
+    path = tmp_path / "registry.db"
+    old = sqlite_utils.Database(path)
+    MIGRATIONS.apply(old, stop_before="0014_version_trust_cascade")
+    old.execute("INSERT INTO workspaces (id, name, created_at) VALUES ('w', 'ws', 'now')")
+    old.execute("INSERT INTO models VALUES ('m', 'w', 'cap', '', 'now')")
+    for vid, version in (("v1", 1), ("v2", 2)):
+        old.execute(
+            "INSERT INTO model_versions (id, model_id, version, path, digest, size, created_at)"
+            " VALUES (?, 'm', ?, 'models/v', 'd', 1, 'now')",
+            [vid, version],
+        )
+        old.execute(
+            "INSERT INTO version_trust (model_version_id, trust, reference, dims, created_at)"
+            " VALUES (?, '{\"kept\": \"platt\"}', x'0000', 1, 'now')",
+            [vid],
+        )
+    old.conn.commit()
+    old.close()
+    with Registry(path) as registry:
+        rows = registry.query("SELECT model_version_id, trust, dims FROM version_trust")
+        assert rows == [
+            {"model_version_id": v, "trust": '{"kept": "platt"}', "dims": 1} for v in ("v1", "v2")
+        ]
+        # Before 0014 this failed on the foreign key: the calibrations go with their versions.
+        Workspaces(registry).delete("ws", force=True)
+        assert registry.query("SELECT count(*) AS n FROM version_trust") == [{"n": 0}]
+        assert registry.query("SELECT count(*) AS n FROM model_versions") == [{"n": 0}]

@@ -505,3 +505,27 @@ def _feedback_ignored_keywords(db: sqlite_utils.Database) -> None:
     # Feedback may name the seller keywords a description left out (a JSON list, each one of the
     # keywords the prediction was given): what keyword adherence misses on live traffic.
     db.execute("ALTER TABLE feedback ADD COLUMN ignored_keywords TEXT NOT NULL DEFAULT '[]'")
+
+
+@MIGRATIONS(name="0014_version_trust_cascade")
+def _version_trust_cascade(db: sqlite_utils.Database) -> None:
+    # 0009 made version_trust refer to model_versions without ON DELETE: deleting a workspace
+    # (or a model) whose versions were calibrated failed on the foreign key. The table is built
+    # again with the cascade (SQLite cannot alter a foreign key in place), its rows kept.
+    _execute_script(
+        db,
+        """
+        CREATE TABLE version_trust_new (
+            model_version_id TEXT PRIMARY KEY
+                REFERENCES model_versions(id) ON DELETE CASCADE,
+            trust TEXT NOT NULL,
+            reference BLOB,
+            dims INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        );
+        INSERT INTO version_trust_new SELECT model_version_id, trust, reference, dims, created_at
+            FROM version_trust;
+        DROP TABLE version_trust;
+        ALTER TABLE version_trust_new RENAME TO version_trust
+        """,
+    )
