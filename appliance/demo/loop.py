@@ -53,7 +53,7 @@ def closed_loop(
         f"03:00 and on every trigger; low-light augmentation on; gate, auto-deploy, then a "
         f"{watch_s:g} s watch) — through POST /v1/workspaces/{WORKSPACE}/jobs"
     )
-    retrain = _wait_for_job(services, RETRAIN, on_poll, server, traffic)
+    retrain = wait_for_job(services, RETRAIN, on_poll, server, traffic)
     detail = retrain["detail"]
     note(
         f"{WATCH} saw the change → {detail.get('dataset')}; {RETRAIN} ran "
@@ -78,7 +78,7 @@ def closed_loop(
         f"a deliberately degraded experiment: {EXPERIMENT} trains with a learning rate of 0 and "
         "deploys without the gate (run-now), leaving it to the watch"
     )
-    experiment = _wait_for_job(services, EXPERIMENT, on_poll, server, traffic)
+    experiment = wait_for_job(services, EXPERIMENT, on_poll, server, traffic)
     detail = experiment["detail"]
     verdict = detail.get("watch", {})
     if detail.get("rolled_back"):
@@ -88,10 +88,13 @@ def closed_loop(
         )
     else:
         note(f"the experiment ended {experiment['status']}: {detail}")
-    # The watched folder is the demo's scratch space, gone when it ends: pause the watch so a
-    # later `appliance serve` or `up` does not fail on it every two seconds.
-    services.jobs.set_enabled(WORKSPACE, WATCH, False)
     return {"retrain": retrain, "experiment": experiment}
+
+
+def pause_watch(services: Services) -> None:
+    """The watched folder is the demo's scratch space, gone when it ends: pause the watch so a
+    later `appliance serve` or `up` does not fail on it every two seconds."""
+    services.jobs.set_enabled(WORKSPACE, WATCH, False)
 
 
 @contextmanager
@@ -121,28 +124,30 @@ def sellers(server: ServerClient, images: list[bytes]) -> Iterator[None]:
         thread.join(30)
 
 
-def _wait_for_job(
+def wait_for_job(
     services: Services,
     name: str,
     on_poll: Callable[[dict[str, Any]], None],
     server: ServerClient,
     traffic: list[bytes],
     timeout_s: float = 1800,
+    since: str = "",
 ) -> dict[str, Any]:
-    """The job's first finished run, showing its training run's progress meanwhile. Sellers
-    send traffic once training is over (the gate, the deploy and the watch): on two cores,
-    traffic during training would only slow both down."""
+    """The job's first finished run started after `since`, showing its training run's progress
+    meanwhile. Sellers send traffic once training is over (the gate, the deploy and the watch):
+    on two cores, traffic during training would only slow both down."""
     job = services.jobs.get(WORKSPACE, name)
     deadline = time.monotonic() + timeout_s
     with ExitStack() as stack:
         selling = False
         while time.monotonic() < deadline:
-            runs = services.jobs.runs(job["id"], 1)
+            runs = [r for r in services.jobs.runs(job["id"], 1) if r["started_at"] > since]
             if runs and runs[0]["status"] != "running":
                 return runs[0]
             training = services.registry.query(
-                "SELECT id FROM runs WHERE job_id = ? ORDER BY created_at DESC LIMIT 1",
-                (job["id"],),
+                "SELECT id FROM runs WHERE job_id = ? AND created_at > ?"
+                " ORDER BY created_at DESC LIMIT 1",
+                (job["id"], since),
             )
             if training:
                 run = services.runs.get(training[0]["id"])

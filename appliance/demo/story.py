@@ -11,7 +11,10 @@ review queue, and their corrections become the dataset's next version. Sellers t
 which v1 never saw: the embedding test says so. Then the closed loop runs on the server's
 scheduler (demo/loop.py): car photos land, a dataset watch versions them, v2 retrains with
 low-light augmentation and deploys through the gate, and a degraded v3 is rolled back by the
-post-deploy watch. The event timeline and DORA figures close the story.
+post-deploy watch. The model change follows (demo/keywords.py): sellers' keywords land as a
+new column, and a keyword model is trained, gated on exact match and keyword adherence, and
+deployed. The event timeline, the DORA figures, the platform metrics and the maturity report
+(an HTML page under the home, demo/reports.py) close the story.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from typing import Any
 
 from appliance.datasets.imagefolder import METADATA
 from appliance.demo.home import fresh_workspace
-from appliance.demo.loop import closed_loop, sample_images
+from appliance.demo.keywords import model_change
+from appliance.demo.loop import closed_loop, pause_watch, sample_images
 from appliance.demo.monitoring import embedding_line, hours, rate, traffic_and_monitoring
 from appliance.demo.options import (
     DATASET,
@@ -37,6 +41,7 @@ from appliance.demo.options import (
     DemoOptions,
     rows_of,
 )  # fmt: skip
+from appliance.demo.reports import closing_reports, rate_platform
 from appliance.errors import ApplianceError
 from appliance.models.promotion import promote
 from appliance.monitoring import report
@@ -150,6 +155,11 @@ def run_demo(
             traffic = sample_images(Path(scratch) / "traffic-normal")
             traffic += sample_images(Path(scratch) / "traffic-low")
             loop = closed_loop(services, server, photos, traffic, options, note, say, on_poll)
+            keywords = model_change(
+                services, server, photos, Path(scratch), traffic, options, note, say, on_poll
+            )
+            pause_watch(services)
+            rate_platform(server)
         v2 = datasets.get(WORKSPACE, DATASET)
         diff = datasets.diff(WORKSPACE, f"{DATASET}@{v1['digest']}", f"{DATASET}@{v2['digest']}")
         note(
@@ -169,9 +179,11 @@ def run_demo(
         f"{rate(dora['change_failure_rate'])}, time to restore "
         f"{hours(dora['time_to_restore_hours'])}"
     )
+    reports = closing_reports(services, note, say)
     return {
         "workspace": WORKSPACE, "datasets": [v1, v2], "diff": diff, "models": versions,
-        "monitoring": monitoring, "loop": loop, "dora": dora,
+        "monitoring": monitoring, "loop": loop, "keywords": keywords, "dora": dora,
+        "reports": reports,
     }  # fmt: skip
 
 
