@@ -14,7 +14,13 @@ from appliance.errors import InvalidInput
 from appliance.recipes.spec import read_recipe
 from appliance.tasks import get_task
 from appliance.tasks.contract import Prediction
-from appliance.tasks.keywords import adherence, honoured, parse_keywords, prompt_words
+from appliance.tasks.keywords import (
+    adherence,
+    honoured,
+    keywords_text,
+    parse_keywords,
+    prompt_words,
+)
 
 REF = "acme vintage red plain shoe size 42 on a white background"
 
@@ -24,6 +30,11 @@ def test_keywords_are_comma_separated_phrases_or_single_words() -> None:
     assert parse_keywords("red car") == ["red", "car"]
     assert parse_keywords("") == parse_keywords(None) == []
     assert prompt_words("like new, acme") == "like new acme"
+    # As one field again (a capture, a batch row's list): the same phrases read back.
+    assert keywords_text(["Vintage", "size  42"]) == "vintage, size 42"
+    assert keywords_text(["size 42"]) == "size 42," and keywords_text("red car") == "red, car"
+    for given in (["size 42"], ["like new", "acme"], "red car", ["x"]):
+        assert parse_keywords(keywords_text(given)) == parse_keywords(given)
 
 
 def test_adherence_by_hand_on_fixed_rows() -> None:

@@ -344,6 +344,58 @@ def test_batch_predict_describes_a_folder_into_jsonl(
     assert not list((tmp_path / "out").glob("*.partial"))
 
 
+def test_batch_predict_gives_each_photo_its_metadata_keywords(
+    services: Services, ads: Path, tmp_path: Path
+) -> None:
+    run_job(services, retrain_job(services, "base", endpoint="captions"), "manual")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    names = [json.loads(line)["file_name"] for line in
+             (ads / "metadata.jsonl").read_text().splitlines()[:6]]  # fmt: skip
+    for name in names:
+        shutil.copyfile(ads / name, inbox / name)
+    rows = [
+        {"file_name": names[0], "text": "x", "keywords": ["Acme", "size 42"]},  # a list
+        {"file_name": names[1], "keywords": "vintage, like new"},  # a seller's text
+        {"file_name": names[2], "keywords": ["size 42"]},  # one phrase of two words
+        {"file_name": names[3], "text": "no keywords in this row"},
+        {"file_name": names[4], "keywords": 42},  # neither: that photo is an error line
+        {"file_name": "gone.png", "keywords": "acme"},  # names no file: nothing to answer
+    ]  # names[5] has no row at all
+    (inbox / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    job = services.jobs.add("ads", "describe", "batch_predict", FAR_AWAY, target="captions",
+                            params={"source": str(inbox), "output": str(tmp_path / "out")})  # fmt: skip
+    outcome = run_job(services, job, "manual")
+    assert outcome["status"] == "succeeded", outcome["detail"]
+    # metadata.jsonl describes the folder: it is not answered as an unreadable photo.
+    assert outcome["detail"]["described"] == 5 and outcome["detail"]["unreadable"] == 1
+    lines = {
+        line["file"]: line
+        for line in map(json.loads, Path(outcome["detail"]["output"]).read_text().splitlines())
+    }
+    assert sorted(lines) == sorted(names)
+    # The colour model answers "<first word of its keywords> product" when given keywords.
+    assert lines[names[0]]["keywords"] == ["acme", "size 42"]
+    assert lines[names[0]]["description"] == "acme, product"
+    assert lines[names[1]]["keywords"] == ["vintage", "like new"]
+    assert lines[names[1]]["description"] == "vintage, product"
+    assert lines[names[2]]["keywords"] == ["size 42"]  # not "size" and "42"
+    assert lines[names[2]]["description"] == "size product"
+    plain = {lines[n]["description"] for n in (names[3], names[5])}
+    assert len(plain) == 1 and all("keywords" not in lines[n] for n in (names[3], names[5]))
+    assert plain.pop().split()[0] not in {"acme,", "vintage,", "size"}
+    assert "line 5" in lines[names[4]]["error"] and "keywords" in lines[names[4]]["error"]
+
+    # A metadata.jsonl that is not JSON lines is refused whole, before anything is answered.
+    (inbox / "metadata.jsonl").write_text(json.dumps(rows[0]) + "\n{not json\n")
+    before = sorted((tmp_path / "out").iterdir())
+    refused = run_job(services, job, "manual")
+    assert refused["status"] == "failed"
+    assert "metadata.jsonl line 2: not valid JSON" in refused["detail"]["error"]
+    assert "nothing was answered" in refused["detail"]["error"]
+    assert sorted((tmp_path / "out").iterdir()) == before
+
+
 def test_alert_trigger_fires_a_retrain_once_per_new_alert(services: Services, ads: Path) -> None:
     from appliance.events import record_event
 

@@ -84,7 +84,7 @@ def test_image_to_text_reads_decodes_warns_and_encodes_on_plain_values() -> None
     task, settings = get_task("image-to-text"), Settings()
     raw = task.from_raw(png((10, 10, 10)), {"keywords": " red,  mug "})
     item = task.decode(raw, settings)
-    assert item.values["keywords"] == "red mug" and item.values["image"].size == (32, 32)
+    assert item.values["keywords"] == "red, mug" and item.values["image"].size == (32, 32)
     assert set(item.features) == set(task.features)
     unsure = Prediction({"description": "a mug"}, 0.5)
     # Uncalibrated: below low_light_confidence is uncertain, and a dark photo says so too.
@@ -99,7 +99,7 @@ def test_image_to_text_reads_decodes_warns_and_encodes_on_plain_values() -> None
     bright = task.decode(task.from_raw(png((250, 250, 250)), {}), settings)
     assert task.warnings(bright, unsure, settings) == ["uncertain"]
     assert task.answer(unsure) == {"description": "a mug"}
-    assert task.capture(item, None) == {"keywords": "red mug", "description": None}
+    assert task.capture(item, None) == {"keywords": "red, mug", "description": None}
     assert [t["name"] for t in task.tensors([unsure])] == ["description", "confidence"]
     with pytest.raises(UnsupportedMedia):
         task.decode({"image": b"not an image"}, settings)

@@ -19,9 +19,11 @@ from appliance.models.promotion import GateRefused, promote
 from appliance.monitoring.predictions import since_text
 from appliance.registry import utcnow
 from appliance.runs.launcher import start_run, wait_run
+from appliance.scheduler.batch import batch_files
 from appliance.services import Services
 from appliance.serving.options import DeployOptions
 from appliance.serving.service import Serving
+from appliance.tasks.keywords import parse_keywords
 
 Trigger = Callable[[dict[str, Any], str], None]  # (job, cause): ask for another job to run
 WATCH_MIN_PREDICTIONS = 5
@@ -305,13 +307,12 @@ def _latest_event(services: Services, job: dict[str, Any]) -> int:
 
 def _batch_predict(ctx: JobContext) -> Outcome:
     """Answer every file of a folder (a photo, for image-to-text) into a JSONL file, with the
-    endpoint's deployed model and its task; one small batch at a time, so online requests keep
-    their place in the queue."""
+    endpoint's deployed model and its task, each with the keywords its metadata.jsonl row gives
+    it (batch.py); one small batch at a time, so online requests keep their place in the
+    queue."""
     services, job = ctx.services, ctx.job
     source, output = Path(job["params"]["source"]), Path(job["params"]["output"])
-    if not source.is_dir():
-        raise InvalidInput(f"the batch folder {source} does not exist")
-    files = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith("."))
+    files = batch_files(source)
     serving = ctx.serving or Serving(services)
     workspace, endpoint = job["workspace"], job["target"]
     try:
@@ -330,19 +331,25 @@ def _batch_predict(ctx: JobContext) -> Outcome:
         with partial.open("w") as out:
             for start in range(0, len(files), 8):
                 chunk, inputs = files[start : start + 8], []
-                for path in chunk:
+                for file in chunk:
                     try:
-                        raw = task.from_raw(path.read_bytes(), {})
-                        inputs.append((path, task.decode(raw, services.settings)))
+                        if file.problem is not None:
+                            raise InvalidInput(file.problem)
+                        given = {"keywords": file.keywords} if file.keywords else {}
+                        raw = task.from_raw(file.path.read_bytes(), given)
+                        inputs.append((file.path, task.decode(raw, services.settings)))
                     except (ApplianceError, OSError) as exc:
-                        out.write(json.dumps({"file": path.name, "error": str(exc)}) + "\n")
+                        out.write(json.dumps({"file": file.path.name, "error": str(exc)}) + "\n")
                         failures += 1
                 for path, item in inputs:
                     live, future = serving.pool.submit(workspace, endpoint, item)
                     prediction, _ = future.result()
+                    # The keywords the model was given (none for a task that takes none).
+                    kept = parse_keywords(item.values.get("keywords"))
                     out.write(
                         json.dumps(
                             {"file": path.name, **task.answer(prediction),
+                             **({"keywords": kept} if kept else {}),
                              "confidence": round(prediction.confidence, 4),
                              "model": live.version["name"], "version": live.version["version"]}
                         ) + "\n"

@@ -24,7 +24,12 @@ from appliance.tasks.contract import (
     output_tensors,
 )  # fmt: skip
 from appliance.tasks.images import SHIFTS, decode_image, image_features, shift_image
-from appliance.tasks.keywords import MAX_KEYWORDS_CHARS, adherence, parse_keywords
+from appliance.tasks.keywords import (
+    MAX_KEYWORDS_CHARS,
+    adherence,
+    keywords_text,
+    prompt_words,
+)
 from appliance.tasks.scoring import text_scores
 
 WARMUP_SIZE = 64
@@ -118,15 +123,12 @@ class ImageToText:
 
     def words(self, values: Mapping[str, Any]) -> str:
         # The seller's keywords, the only words an input has (a row's `text` is the answer).
-        keywords = values.get("keywords")
-        if isinstance(keywords, list | tuple):
-            return ", ".join(str(k) for k in keywords)
-        return keywords if isinstance(keywords, str) else ""
+        return prompt_words(_given(values))
 
     def example(self, folder: Path, row: Mapping[str, Any]) -> PredictInput:
         with Image.open(folder / row["file_name"]) as opened:
             image = opened.convert("RGB")
-        keywords = _clean(self.words(row) or None)
+        keywords = _clean(_given(row) or None)
         return PredictInput({"image": image, "keywords": keywords}, image_features(image))
 
     def score(
@@ -135,7 +137,7 @@ class ImageToText:
         described = [str(p.output["description"]) for p in predictions]
         references = [str(row.get("text", "")) for row in rows]
         scores = text_scores(described, references)
-        keywords = [self.words(row) or None for row in rows]
+        keywords = [_given(row) or None for row in rows]
         if (kept := adherence(described, keywords, references).share) is not None:
             scores["keyword_adherence"] = kept  # only where rows give keywords
         return scores
@@ -154,6 +156,14 @@ class ImageToText:
         return str(prediction.output["description"]) == str(row.get("text", ""))
 
 
+def _given(values: Mapping[str, Any]) -> str:
+    """The keywords of a decoded input or a dataset row (a list there) as one field's text."""
+    keywords = values.get("keywords")
+    if isinstance(keywords, list | tuple):
+        return keywords_text([str(k) for k in keywords])
+    return keywords if isinstance(keywords, str) else ""
+
+
 def _utf8(data: bytes) -> str | None:
     try:
         return data.decode() or None
@@ -162,9 +172,10 @@ def _utf8(data: bytes) -> str | None:
 
 
 def _clean(keywords: str | None) -> str | None:
-    """The seller's keyword phrases, comma-separated ("vintage, size 42"), or None."""
+    """The seller's keyword phrases, comma-separated ("vintage, size 42"; a lone phrase of
+    several words keeps a trailing comma: "size 42,"), or None."""
     if keywords is None:
         return None
     if len(keywords) > MAX_KEYWORDS_CHARS:
         raise InvalidInput(f"keywords are limited to {MAX_KEYWORDS_CHARS} characters")
-    return ", ".join(parse_keywords(keywords)) or None
+    return keywords_text(keywords) or None

@@ -30,6 +30,15 @@ def parse_keywords(given: str | Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(p for p in phrases if p))
 
 
+def keywords_text(given: str | Sequence[str] | None) -> str:
+    """The keyword phrases as one seller's field that `parse_keywords` reads back to the same
+    phrases: comma-separated ("vintage, size 42"), and a lone phrase of several words with a
+    trailing comma ("size 42,"), which would otherwise read as one keyword per word."""
+    phrases = parse_keywords(given)
+    text = ", ".join(phrases)
+    return f"{text}," if len(phrases) == 1 and " " in text else text
+
+
 def prompt_words(given: str | Sequence[str] | None) -> str:
     """The keywords as the words a model's prompt is given: commas dropped, phrases in order."""
     return " ".join(parse_keywords(given))
