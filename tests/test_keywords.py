@@ -175,3 +175,83 @@ def _colour_home(tmp_path: Path) -> Path:
         assert run["status"] == "succeeded", run["error"]
         Serving(services).deploy("ads", "captions", "colour@1", DeployOptions(max_batch_size=8))
     return home
+
+
+def test_the_monitor_counts_the_keywords_live_answers_honoured(tmp_path: Path) -> None:
+    import base64
+
+    from click.testing import CliRunner
+
+    from appliance.cli import cli
+
+    own = _colour_home(tmp_path)
+    sent: list[tuple[str, str]] = []  # (keywords as sent, description answered)
+    with open_server(own) as (_services, client):
+        raw = client.post(PREDICT, params={"keywords": "Acme"}, content=photo(seed=1),
+                          headers={"content-type": "image/png"})  # fmt: skip
+        image = base64.b64encode(photo(seed=2)).decode()
+        as_json = client.post(PREDICT, json={"image": image, "keywords": "vintage, size 42"})
+        form = client.post(PREDICT, files={"image": ("a.png", photo(seed=3), "image/png")},
+                           data={"keywords": "product, acme"})  # fmt: skip
+        plain = client.post(PREDICT, content=photo(seed=4), headers={"content-type": "image/png"})
+        for answer, given in (
+            (raw, "acme"),
+            (as_json, "vintage, size 42"),
+            (form, "product, acme"),
+        ):
+            assert answer.status_code == 200, answer.text
+            sent.append((given, answer.json()["description"]))
+        assert plain.status_code == 200, plain.text  # no keywords: not counted
+        infer = client.post("/v2/models/captions/infer", json={"inputs": [
+            {"name": "image", "datatype": "BYTES", "shape": [1], "data": [image]},
+            {"name": "keywords", "datatype": "BYTES", "shape": [1], "data": ["size 42,"]},
+        ]})  # fmt: skip
+        assert infer.status_code == 200, infer.text
+        sent.append(("size 42,", infer.json()["outputs"][0]["data"][0]))
+        # The colour model answers "<first word of the keywords> product".
+        assert [d for _, d in sent] == [
+            "acme product", "vintage, product", "product, product", "size product",
+        ]  # fmt: skip
+        # By hand: acme is there; "vintage," is not the word vintage, size 42 is absent;
+        # product is there, acme not; "size 42" is one phrase (the trailing comma), absent.
+        assert [honoured(d, parse_keywords(k)) for k, d in sent] == [
+            [True], [False, False], [True, False], [False],
+        ]  # fmt: skip
+        pid = as_json.json()["id"]
+        said = client.post(
+            f"/v1/predictions/{pid}/feedback", json={"ignored_keywords": ["size 42"]}
+        )
+        assert said.status_code == 201, said.text
+        rated = client.post(f"/v1/predictions/{raw.json()['id']}/feedback", json={"rating": 5})
+        assert rated.status_code == 201, rated.text
+        found = client.get("/v1/workspaces/ads/monitoring/summary", params={"endpoint": "captions"})
+        assert found.status_code == 200, found.text
+        (figures,) = found.json()["endpoints"]
+        assert figures["predictions"] == 5
+        assert figures["keywords"] == {
+            "requests": 4, "given": 6, "honoured": 2, "adherence": 0.3333, "ignored_feedback": 1,
+        }  # fmt: skip
+    result = CliRunner().invoke(cli, ["--home", str(own), "monitor", "summary", "ads"])
+    assert result.exit_code == 0, result.output
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert "keywords     4 requests, 2 of 6 honoured (33%), 1 said ignored" in lines
+    as_data = CliRunner().invoke(cli, ["--home", str(own), "monitor", "summary", "ads", "--json"])
+    assert json.loads(as_data.output)["endpoints"][0]["keywords"]["honoured"] == 2
+
+
+def test_the_monitor_summary_has_no_keyword_line_without_keywords(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from appliance.cli import cli
+
+    own = _colour_home(tmp_path)
+    with open_server(own) as (_services, client):
+        answer = client.post(PREDICT, content=photo(), headers={"content-type": "image/png"})
+        assert answer.status_code == 200, answer.text
+        found = client.get("/v1/workspaces/ads/monitoring/summary").json()["endpoints"][0]
+        assert found["keywords"] == {
+            "requests": 0, "given": 0, "honoured": 0, "adherence": None, "ignored_feedback": 0,
+        }  # fmt: skip
+    result = CliRunner().invoke(cli, ["--home", str(own), "monitor", "summary", "ads"])
+    assert result.exit_code == 0 and "predictions" in result.output
+    assert "keywords" not in result.output

@@ -40,9 +40,12 @@ def model_folder(tmp_path: Path) -> Path:
     return folder
 
 
-def deploy_with_traffic(services: Services, tmp_path: Path, predictions: int = 40) -> None:
+def deploy_with_traffic(
+    services: Services, tmp_path: Path, predictions: int = 40, keywords: str | None = None
+) -> None:
     """ads/captions serving captioner v1 (int8 on cpu), with an hour of captured traffic in
-    which every other prediction is low-light, so the low_light_rate alert fires."""
+    which every other prediction is low-light, so the low_light_rate alert fires; each request
+    gave `keywords`, and each answer is "a red car"."""
     version = services.models.register("ads", "captioner", model_folder(tmp_path))
     options = DeployOptions(quantization="int8", device="cpu")
     services.deployments.record("ads", "captions", version, options)
@@ -55,7 +58,7 @@ def deploy_with_traffic(services: Services, tmp_path: Path, predictions: int = 4
                 id=new_id(), workspace="ads", endpoint="captions",
                 model_version_id=version["id"], created_at=at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                 latency_ms=10.0 + i, confidence=0.8, description="a red car",
-                warnings=["low_light"] if i % 2 else [],
+                warnings=["low_light"] if i % 2 else [], keywords=keywords,
             )
         )  # fmt: skip
     capture.flush()
@@ -165,7 +168,7 @@ def test_deployments_and_monitoring_show_traffic_and_alerts(
     services: Services, tmp_path: Path
 ) -> None:
     services.workspaces.create("ads")
-    deploy_with_traffic(services, tmp_path)
+    deploy_with_traffic(services, tmp_path, keywords="red, acme")  # red is in "a red car"
 
     async def scenario(app: ApplianceApp, pilot: Pilot[None], notes: Notes) -> None:
         await press(app, pilot, "d")
@@ -184,6 +187,7 @@ def test_deployments_and_monitoring_show_traffic_and_alerts(
         assert "low light" in block and "50.0%" in block
         assert "▲ low_light_rate" in block  # firing
         assert "✓ p95_latency_ms" in block
+        assert "40 of 80 honoured · 40 requests · 0 said ignored" in block
         deploys = str(app.screen.query_one("#dora-frequency", Static).render())
         assert "deploys/day" in deploys
 

@@ -319,12 +319,23 @@ def _endpoint_block(figures: dict[str, Any], window: str) -> None:
     quality = figures["estimated_quality"]
     if quality is not None:
         rows["quality"] = _quality(quality)
+    if figures["keywords"]["requests"]:
+        rows["keywords"] = _keywords(figures["keywords"])
     for label, text in rows.items():
         click.echo(f"  {label.ljust(12)} {text}")
     keys = ["count", "p95_latency_ms", "confidence", "low_light_rate", "rating"]
     if quality or figures["uncertain_rate"]:  # a flat 0 of a version that never warns: left out
         keys[4:4] = ["uncertain_rate"]
     _trend_lines(figures["trend"], keys + (["estimated_quality"] if quality else []))
+
+
+def _keywords(kept: Mapping[str, Any]) -> str:
+    """'40 requests, 55 of 58 honoured (95%), 2 said ignored'."""
+    share = f"{kept['adherence'] * 100:.0f}%" if kept["adherence"] is not None else DASH
+    return (
+        f"{_plural(kept['requests'], 'request')}, {kept['honoured']} of {kept['given']}"
+        f" honoured ({share}), {kept['ignored_feedback']} said ignored"
+    )
 
 
 def _quality(quality: Mapping[str, Any]) -> str:

@@ -49,14 +49,16 @@ class Predictions:
         self, workspace: str, endpoint: str | None = None, since: str = "", limit: int = 100_000
     ) -> Rows:
         """The newest `limit` predictions since `since` (ISO text), oldest first, with their
-        mean rating."""
+        mean rating and how many of their feedback rows named ignored keywords."""
         ws = self._workspaces.get(workspace)
         sql = (
             "SELECT p.id, p.endpoint, p.model_version_id, p.created_at, p.latency_ms,"
             " p.queue_ms, p.inference_ms, p.batch_size, p.features, p.keywords, p.description,"
             " p.output,"
             " p.confidence, p.warnings, p.error,"
-            " (SELECT AVG(f.rating) FROM feedback f WHERE f.prediction_id = p.id) AS rating"
+            " (SELECT AVG(f.rating) FROM feedback f WHERE f.prediction_id = p.id) AS rating,"
+            " (SELECT COUNT(*) FROM feedback f WHERE f.prediction_id = p.id"
+            " AND f.ignored_keywords NOT IN ('[]', '')) AS ignored_feedback"
             " FROM predictions p WHERE p.workspace_id = ? AND p.created_at >= ?"
         )
         params: list[Any] = [ws["id"], since]

@@ -1,7 +1,8 @@
 """Reading monitoring back: per-endpoint summaries of recent traffic (latency percentiles, errors,
-confidence, warnings, ratings, the label-free quality estimate, with trends), quality by slice,
-drift against the deployed version's reference profile and reference embeddings, and DORA
-figures from the event history. Read-only; the CLI, HTTP API, alert rules and TUI all use these."""
+confidence, warnings, ratings, the label-free quality estimate, keyword adherence, with trends),
+quality by slice, drift against the deployed version's reference profile and reference
+embeddings, and DORA figures from the event history. Read-only; the CLI, HTTP API, alert rules
+and TUI all use these."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from appliance.monitoring import slices as slicing
 from appliance.monitoring.dora import Change, compute, parse_time
 from appliance.monitoring.drift import compare
 from appliance.monitoring.embeddings import MIN_LIVE, from_blob, mmd_test
+from appliance.monitoring.keywords import keyword_adherence
 from appliance.monitoring.predictions import since_text
 from appliance.monitoring.profiles import ensure_profile
 from appliance.monitoring.quality import estimate
@@ -129,6 +131,7 @@ def summarize(
         "ratings": len(ratings),
         "mean_rating": _mean(ratings),
         "estimated_quality": estimated_quality(rows, calibrated),
+        "keywords": keyword_adherence(rows),
         "versions": sorted({r["model_version_id"] for r in rows if r["model_version_id"]}),
     }
 

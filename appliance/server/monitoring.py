@@ -121,6 +121,22 @@ class EstimatedQuality(Answer):
     rated: int
 
 
+class KeywordAdherence(Answer):
+    """Seller keywords on the window's traffic. Live answers have no reference description, so
+    a keyword counts as honoured when the description has it as whole words."""
+
+    requests: int
+    """Answered predictions whose request gave keywords."""
+    given: int
+    """The keywords those requests gave, each counted once per request."""
+    honoured: int
+    """Of them, those the description has."""
+    adherence: float | None
+    """honoured / given; null when no request gave keywords."""
+    ignored_feedback: int
+    """Feedback rows on the window's predictions that named ignored keywords."""
+
+
 class EndpointSummary(Answer):
     endpoint: str
     predictions: int
@@ -139,6 +155,7 @@ class EndpointSummary(Answer):
     mean_rating: float | None
     estimated_quality: EstimatedQuality | None
     """Null when no prediction of the window came from a version with a calibration."""
+    keywords: KeywordAdherence
     versions: list[str]
     """The model version ids that answered in the window."""
     trend: Trend
@@ -374,8 +391,8 @@ class MonitoringController(Controller):
         window: FromQuery[str] = "1h",
     ) -> Summary:
         """Per endpoint: predictions, errors, latency percentiles, confidence, warnings,
-        ratings, the label-free quality estimate, and their trends over the window (e.g. 15m,
-        1h, 7d)."""
+        ratings, the label-free quality estimate, keyword adherence, and their trends over the
+        window (e.g. 15m, 1h, 7d)."""
         seconds = parse_window(window)
         found = await _settled(monitor, report.summary, services, workspace, endpoint, seconds)
         return msgspec.convert(found, Summary)

@@ -162,8 +162,9 @@ def _endpoint_block(
     name: str = "",
     drift: list[dict[str, Any]] | None = None,
 ) -> Content:
-    """One endpoint: a title line, a line per trend, input drift per feature (PSI against the
-    training data; drifted ones highlighted), and its alert states."""
+    """One endpoint: a title line, a line per trend, keyword adherence where requests gave
+    keywords, input drift per feature (PSI against the training data; drifted ones
+    highlighted), and its alert states."""
     name = summary["endpoint"] if summary else name
     parts: list[str | Content | tuple[str, str]] = [(name, "bold $accent")]
     if served:
@@ -197,6 +198,16 @@ def _endpoint_block(
             parts.append((interval, "$text-muted"))
             note = _quality_note(quality, summary["uncertain_rate"])
             parts.append((f"\n  {'':<12} {note}", "$text-muted"))
+        kept = summary["keywords"]
+        if kept["requests"]:  # sellers' keywords: the share the descriptions have
+            parts.append(f"\n  {'keywords':<12} {figures.percent(kept['adherence']):>10}  ")
+            parts.append(
+                (
+                    f"{kept['honoured']} of {kept['given']} honoured · {kept['requests']} requests"
+                    f" · {kept['ignored_feedback']} said ignored",
+                    "$text-muted",
+                )
+            )
     if drift:
         parts.append("\n  drift (psi)  ")
         for i, feature in enumerate(drift):
