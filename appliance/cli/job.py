@@ -50,7 +50,11 @@ def job() -> None:
     help="retrain: deploy a version that passes its gate at once (auto, the default) or wait "
     "for `appliance job approve` (approve).",
 )
-@click.option("--source", help="dataset_watch: the folder to watch; batch_predict: the inputs.")
+@click.option(
+    "--source",
+    help="dataset_watch: the folder to watch; batch_predict: the inputs (a metadata.jsonl there"
+    " gives each photo its row's keywords).",
+)
 @click.option("--output", help="batch_predict: where the predictions are written.")
 @click.option(
     "--retrain", metavar="JOBNAME", help="dataset_watch, alert_trigger: the retrain job to start."

@@ -38,7 +38,8 @@ def monitor() -> None:
 @window_option
 @json_option
 def summary(workspace: str, endpoint: str | None, window: str, as_json: bool) -> None:
-    """Traffic, errors, latency, confidence and ratings per endpoint, with trends."""
+    """Traffic, errors, latency, confidence, ratings and keyword adherence per endpoint, with
+    trends."""
     from appliance.errors import NotFound
     from appliance.monitoring import report
 
