@@ -191,10 +191,31 @@ def test_demo_fast_tells_the_story_in_its_own_home(
     assert "the watch failed captioner@3" in out and "rolled back automatically" in out
     assert re.search(r"watch_failed +captions captioner@3", out)
     assert re.search(r"rolled_back +captions v[12]", out)
+    # The model change: keywords land as a column, the watch versions them, a keyword model is
+    # gated on exact match and adherence, and requests with keywords are answered.
+    assert "the model change: sellers may now give keywords the photo cannot show" in out
+    assert re.search(
+        r"the watch versioned it → product-photos@\d+ \(schema: \+keywords in \d+ rows", out
+    )
+    assert "   gate (exact match and keyword adherence): " in out
+    assert re.search(
+        r"6 sellers' photos with keywords .*: \d+ of \d+ keywords in the descriptions", out
+    )
     # DORA counts the timeline's deployments and rollbacks (v2 may or may not pass its gate).
     shown = len(re.findall(r"^   \d\d:\d\d:\d\d  (?:deployed|rolled_back) ", out, re.MULTILINE))
     dora = re.search(r"DORA over the demo: (\d+) deployment\(s\).*change failure rate \d+%", out)
     assert dora is not None and int(dora[1]) == shown >= 3, out
+    # The closing reports: the platform metrics and the maturity page under the demo's home.
+    # (Adopted only while the endpoint serves the production version: in this short demo the
+    # watch may roll the weak keyword model back.)
+    assert re.search(r"platform metrics \(appliance report platform\): adoption [01] of 1 ", out)
+    assert re.search(r"   coverage of classified-ads: [5-8] of 8 capabilities", out), out
+    maturity = re.search(
+        r"maturity \(appliance report maturity classified-ads\): (\w+), .* → (\S+)", out
+    )
+    assert maturity is not None and maturity[1] in ("developing", "defined", "mature"), out
+    page = Path(maturity[2])
+    assert page.parent.parent == demo_home and "<svg" in page.read_text()
     assert re.search(r"diff @1 → @3: (\d+) added", out)
     # The user's home is as they left it: their workspace, its dataset version and its files.
     assert [json.loads(invoke(*args)[1]) for args in mine] == before

@@ -158,7 +158,6 @@ def run_demo(
             keywords = model_change(
                 services, server, photos, Path(scratch), traffic, options, note, say, on_poll
             )
-            pause_watch(services)
             rate_platform(server)
         v2 = datasets.get(WORKSPACE, DATASET)
         diff = datasets.diff(WORKSPACE, f"{DATASET}@{v1['digest']}", f"{DATASET}@{v2['digest']}")
@@ -180,6 +179,7 @@ def run_demo(
         f"{hours(dora['time_to_restore_hours'])}"
     )
     reports = closing_reports(services, note, say)
+    pause_watch(services)  # after the maturity report, which would count a paused watch
     return {
         "workspace": WORKSPACE, "datasets": [v1, v2], "diff": diff, "models": versions,
         "monitoring": monitoring, "loop": loop, "keywords": keywords, "dora": dora,
