@@ -223,6 +223,10 @@ def test_a_version_failing_in_service_is_rolled_back_within_the_watch(
     assert after.status_code == 200 and after.json()["version"] == 1
     kinds = [e["kind"] for e in services.events.list(services.workspaces.get("ads")["id"])]
     assert kinds.index("rolled_back") < kinds.index("watch_failed")  # newest first
+    # The gate had moved production to the broken version: it names the serving one again.
+    assert kinds.index("watch_failed") < kinds.index("promoted")
+    assert services.models.aliases("ads", "colour")["production"] == 1
+    assert outcome["detail"]["production_restored"] == "colour@1"
 
 
 def test_a_failing_job_is_recorded_and_the_next_one_runs(services: Services, ads: Path) -> None:

@@ -25,6 +25,8 @@ from appliance.serving.options import DeployOptions
 from appliance.serving.service import Serving
 from appliance.tasks.keywords import parse_keywords
 
+PRODUCTION = "production"
+
 Trigger = Callable[[dict[str, Any], str], None]  # (job, cause): ask for another job to run
 WATCH_MIN_PREDICTIONS = 5
 WATCH_POLL_S = 0.5
@@ -119,6 +121,7 @@ def _retrain(ctx: JobContext) -> Outcome:
     assert version is not None  # a succeeded run has registered its version
     ref = f"{version['name']}@{version['version']}"
     detail.update(version_ref=ref, version_id=version["id"], metrics=version["metrics"])
+    holder = services.models.aliases(workspace, version["name"]).get(PRODUCTION)
     if params.get("gate", "on") == "off":
         # An experiment: deploy whatever trained, without promoting it; the watch judges it.
         detail["gate"] = "off: not promoted, judged by the post-deploy watch"
@@ -136,6 +139,11 @@ def _retrain(ctx: JobContext) -> Outcome:
         _event(services, job, "deploy_pending", endpoint, version=ref)
         return Outcome("awaiting_approval", run["id"], {**detail, "endpoint": endpoint})
     detail.update(_deploy_and_watch(ctx, ref))
+    if detail.get("rolled_back") and params.get("gate", "on") != "off" and holder is not None:
+        # The gate moved production to this version; the watch took it out of service, so
+        # production goes back to the version it named before and serves again.
+        services.models.set_alias(workspace, f"{version['name']}@{holder}", PRODUCTION)
+        detail["production_restored"] = f"{version['name']}@{holder}"
     return Outcome("failed" if detail.get("rolled_back") else "succeeded", run["id"], detail)
 
 
