@@ -50,8 +50,9 @@ def closing_reports(
     say(
         f"   cost of {WORKSPACE}: {cost['training']['cpu_seconds']:.0f} CPU-s training, "
         f"{cost['serving']['cpu_seconds']:.1f} CPU-s serving, "
-        f"{cost['disk_bytes']['total'] / 1e6:.0f} MB on disk → {cost['cost']['total']:.4f} "
-        f"per user at the configured prices; {platform['cost']['energy']['note']}"
+        f"{cost['disk_bytes']['total'] / 1e6:.0f} MB on disk → {cost['cost']['total']:.4f} at "
+        f"the configured prices, {cost['per_user']:.4f} for each of its {cost['users']} "
+        f"user(s); {platform['cost']['energy']['note']}"
     )
     maturity = maturity_report(services, WORKSPACE, "30d")
     page = Path(services.settings.home) / "reports" / f"maturity-{WORKSPACE}.html"
