@@ -2,6 +2,7 @@
 and in a subprocess where start-up itself is what is tested."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -231,3 +232,18 @@ def test_up_is_contributed_by_the_tui_package_and_refuses_an_open_address() -> N
     assert up.callback is not None and up.callback.__module__ == "tui.command"
     code, _, err = invoke("up", "--host", "0.0.0.0")
     assert code == 1 and "needs a token" in err
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    # `appliance settings | head -1`: the reader goes away; no traceback, no bug report.
+    home = tmp_path / "home"
+    env = {**os.environ, "APPLIANCE_HOME": str(home)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "settings"], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 1
+    assert err == "" and not (home / "logs" / "errors.log").exists()

@@ -4,6 +4,7 @@ modules are imported inside commands so `appliance --help` stays fast and never 
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 import sys
 import traceback
@@ -47,6 +48,9 @@ class ApplianceGroup(click.Group):
             raise UserError(str(exc)) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
             raise
+        except BrokenPipeError:  # `appliance … | head` closed the pipe: nothing left to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
         except (OSError, sqlite3.OperationalError) as exc:
             if (problem := _out_of_space(exc)) is None:
                 raise UserError(_report_bug(ctx, exc)) from None
