@@ -127,7 +127,7 @@ class Datasets:
         if version_ref is None or version_ref == "latest":
             return versions[-1]
         number = version_ref[1:] if version_ref[:1] in "vV" else version_ref
-        if number.isdigit() and len(number) < MIN_DIGEST_PREFIX:
+        if number.isascii() and number.isdigit() and len(number) < MIN_DIGEST_PREFIX:
             matches = [v for v in versions if v["version"] == int(number)]
         elif len(version_ref) >= MIN_DIGEST_PREFIX:
             matches = [v for v in versions if v["digest"].startswith(version_ref.lower())]

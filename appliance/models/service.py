@@ -181,7 +181,7 @@ class Models:
             return versions[-1]
         number = version_ref[1:] if version_ref[:1] in "vV" else version_ref
         for row in versions:
-            if (number.isdigit() and row["version"] == int(number)) or version_ref in row[
+            if (number.isascii() and number.isdigit() and row["version"] == int(number)) or version_ref in row[
                 "aliases"
             ]:
                 return row

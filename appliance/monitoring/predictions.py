@@ -247,6 +247,6 @@ def parse_window(text: str) -> int:
     value = text.strip().lower()
     unit = _UNITS.get(value[-1:]) if value else None
     number = value[:-1] if unit else value
-    if not number.isdigit() or int(number) == 0:
+    if not (number.isascii() and number.isdigit()) or int(number) == 0:  # "³" is a digit
         raise InvalidInput(f"window '{text}' is not a duration: use e.g. 90s, 30m, 1h, 7d or 2w")
     return int(number) * (unit or 1)

@@ -47,7 +47,7 @@ def parse_trigger(text: str) -> dict[str, Any]:
         value = value[6:]
     unit = _UNITS.get(value[-1:]) if value else None
     number = value[:-1] if unit else value
-    if not number.isdigit() or int(number) == 0:
+    if not (number.isascii() and number.isdigit()) or int(number) == 0:  # "³" is a digit
         raise InvalidInput(
             f"trigger '{text}' is neither 'every N[s|m|h|d]' nor 'cron MIN HOUR DAY MONTH WEEKDAY'"
         )

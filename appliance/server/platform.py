@@ -207,7 +207,7 @@ async def small_json_body(
     """A JSON body, refused by its announced length before a byte of it is read."""
     await json_body(connection, handler)
     length = connection.headers.get("content-length", "")
-    if length.isdigit() and int(length) > FEEDBACK_MAX_BODY:
+    if length.isascii() and length.isdigit() and int(length) > FEEDBACK_MAX_BODY:
         raise TooLarge(
             f"the rating's body is {int(length):,} bytes; at most {FEEDBACK_MAX_BODY:,} are "
             f"read (a comment holds at most {MAX_COMMENT:,} characters)"
