@@ -218,7 +218,7 @@ def test_demo_fast_tells_the_story_in_its_own_home(
     assert maturity is not None and maturity[1] in ("developing", "defined", "mature"), out
     page = Path(maturity[2])
     assert page.parent.parent == demo_home and "<svg" in page.read_text()
-    assert re.search(r"diff @1 → @3: (\d+) added", out)
+    assert re.search(r"diff @1 → @4: (\d+) added", out)  # cars, reviewed rows, keywords
     # The user's home is as they left it: their workspace, its dataset version and its files.
     assert [json.loads(invoke(*args)[1]) for args in mine] == before
     assert [w["name"] for w in before[1]] == ["classified-ads"] and before[0]["datasets"] == 1
