@@ -180,10 +180,9 @@ class Models:
         if version_ref is None or version_ref == "latest":
             return versions[-1]
         number = version_ref[1:] if version_ref[:1] in "vV" else version_ref
+        is_number = number.isascii() and number.isdigit()  # "³" is a digit int() refuses
         for row in versions:
-            if (number.isascii() and number.isdigit() and row["version"] == int(number)) or version_ref in row[
-                "aliases"
-            ]:
+            if (is_number and row["version"] == int(number)) or version_ref in row["aliases"]:
                 return row
         known = ", ".join(sorted({a for r in versions for a in r["aliases"]})) or "none"
         raise NotFound(
