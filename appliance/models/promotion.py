@@ -84,7 +84,7 @@ def promote(
     _, held_out = split_rows(services.datasets.rows(version))
     label = f"{version['name']}@{version['version']}"
     scored = [
-        _score(services, workspace, v, dataset_dir, held_out, recipe, metric)
+        _metrics(services, workspace, v, dataset_dir, held_out, recipe, metric)
         for v in ((candidate, current) if current is not None else (candidate,))
     ]
     mine, theirs = scored[0], scored[1] if current is not None else None
@@ -124,7 +124,7 @@ def _promote(services: Services, workspace: str, alias: str, result: GateResult)
     return result
 
 
-def _score(
+def _metrics(
     services: Services,
     workspace: str,
     version: dict[str, Any],

@@ -14,6 +14,7 @@ from litestar.params import FromPath, FromQuery
 
 from appliance.errors import InvalidInput
 from appliance.server.answers import Answer
+from appliance.server.monitoring import DoraFigures
 from appliance.services import Services
 
 FORMATS = {
@@ -48,18 +49,6 @@ class MaturityStage(Answer):
     rule: str
 
 
-class MaturityDora(Answer):
-    since: str
-    until: str
-    deployments: int
-    deployment_frequency_per_day: float
-    lead_time_hours: float | None
-    change_failure_rate: float | None
-    time_to_restore_hours: float | None
-    failures: int
-    level: str
-
-
 class DoraPoint(Answer):
     start: str
     end: str
@@ -91,7 +80,7 @@ class Maturity(Answer):
     until: str
     stage: MaturityStage
     indicators: list[MaturityIndicator]
-    dora: MaturityDora
+    dora: DoraFigures
     trends: MaturityTrends
 
 

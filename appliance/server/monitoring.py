@@ -314,10 +314,9 @@ class FeedbackReport(Answer):
     """The latest feedback, newest first."""
 
 
-class Dora(Answer):
+class DoraFigures(Answer):
     """DORA metrics over the period (`appliance/monitoring/dora.py`)."""
 
-    workspace: str
     since: str
     until: str
     deployments: int
@@ -328,6 +327,12 @@ class Dora(Answer):
     failures: int
     level: str
     """'elite', 'high', 'medium' or 'low', by deployment frequency."""
+
+
+class Dora(DoraFigures):
+    """A workspace's DORA metrics over the period."""
+
+    workspace: str
 
 
 class FeedbackController(Controller):
