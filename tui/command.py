@@ -6,6 +6,8 @@ finds it through the `appliance.commands` entry point group (pyproject.toml)."""
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 
 from appliance.cli.context import CliState
@@ -32,8 +34,15 @@ def up(ctx: click.Context, no_server: bool, host: str | None, port: int | None) 
     if no_server:
         run_tui(services)
         return
+    from appliance.errors import Conflict
     from appliance.server.background import serving_in_background
 
     settings = services.settings
-    with serving_in_background(services, settings.port, host=settings.host) as base:
+    with contextlib.ExitStack() as stack:
+        try:
+            base = stack.enter_context(
+                serving_in_background(services, settings.port, host=settings.host)
+            )
+        except Conflict as exc:  # the home is served already: the UI can open beside it
+            raise Conflict(f"{exc}; or open the UI with `appliance up --no-server`") from None
         run_tui(services, server_url=base)

@@ -27,10 +27,13 @@ def serve(
 
     While it runs, the server records its address in the home (server.json): the CLI on this
     home finds it there, whatever the port, and a server refuses the CLI of another home.
+    One server per home: a second `serve` or `up` on a served home refuses, naming the pid of
+    the first.
     """
     from appliance.server.app import create_app
     from appliance.server.auth import check_listen_address
     from appliance.server.listen import HomeServer
+    from appliance.server.lock import HomeLock
 
     state = ctx.find_object(CliState)
     assert state is not None
@@ -40,8 +43,9 @@ def serve(
     services = state.services()
     settings = services.settings
     check_listen_address(settings)
+    lock = HomeLock(settings.home)  # before the app restores deployments or schedules jobs
     click.echo(f"serving {settings.home} on http://{settings.host}:{settings.port}", err=True)
     HomeServer(
-        create_app(services), settings.home, host=settings.host, port=settings.port,
+        create_app(services), settings.home, lock, host=settings.host, port=settings.port,
         log_level=log_level, timeout_graceful_shutdown=30,
     ).run()  # fmt: skip

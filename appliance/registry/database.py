@@ -1,11 +1,12 @@
 """Opening the registry: connection settings, migrations at open, the writer, and
-thread-local readers."""
+thread-local readers that close with their thread."""
 
 from __future__ import annotations
 
 import secrets
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,14 +61,19 @@ def connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
 
 class Registry:
     """The registry database of one home. Writes go through one writer thread; reads use a
-    connection per calling thread (WAL lets them run beside the writer)."""
+    connection per calling thread (WAL lets them run beside the writer).
+
+    A reader lives in a `threading.local`, which CPython clears when its thread ends, and a
+    finalizer closes the connection then: thread pools replace idle workers all the time (anyio's
+    after 10 s idle), and readers kept for dead threads were an unbounded leak of file handles
+    and page caches. Open readers are never more than the threads alive that have read."""
 
     def __init__(self, path: Path, busy_timeout_ms: int = 15_000):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()
         self._readers_lock = threading.Lock()
         self._writer = Writer(lambda: connect(path, busy_timeout_ms))
         self.write(_migrate)
@@ -87,13 +93,19 @@ class Registry:
     @property
     def db(self) -> sqlite_utils.Database:
         """This thread's read connection. Use `write` for anything that changes rows."""
-        db = getattr(self._local, "db", None)
-        if db is None:
-            conn = connect(self.path, self._busy_timeout_ms)
+        reader: _Reader | None = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = _Reader(connect(self.path, self._busy_timeout_ms))
             with self._readers_lock:
-                self._readers.append(conn)
-            db = self._local.db = sqlite_utils.Database(conn)
-        return db
+                self._readers.add(reader)
+            self._local.reader = reader
+        return reader.db
+
+    @property
+    def open_readers(self) -> int:
+        """Read connections open now (one per live thread that has read)."""
+        with self._readers_lock:
+            return len(self._readers)
 
     def query(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> Rows:
         """Rows of a read query as dicts."""
@@ -104,9 +116,10 @@ class Registry:
     def close(self) -> None:
         self._writer.close()
         with self._readers_lock:
-            for conn in self._readers:
-                conn.close()
+            readers = list(self._readers)
             self._readers.clear()
+        for reader in readers:
+            reader.close()
         self._local = threading.local()
 
     def __enter__(self) -> Registry:
@@ -114,6 +127,15 @@ class Registry:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Reader:
+    """One thread's read connection; closed when the thread's locals are cleared at its end
+    (or when the registry closes)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.db = sqlite_utils.Database(conn)
+        self.close = weakref.finalize(self, conn.close)
 
 
 def _migrate(db: sqlite_utils.Database) -> None:

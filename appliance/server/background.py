@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 from appliance.server.app import create_app
 from appliance.server.listen import HomeServer
+from appliance.server.lock import HomeLock
 from appliance.services import Services
 
 START_SECONDS = 30
@@ -29,8 +30,14 @@ def serving_in_background(
 ) -> Iterator[str]:
     """Run the server for the duration of the block; yields its base URL. Without `port`, the
     system picks a free one."""
+    lock = HomeLock(services.settings.home)  # before the app restores or schedules anything
+    try:
+        app = create_app(services, restore=restore)
+    except BaseException:
+        lock.release()
+        raise
     server = HomeServer(
-        create_app(services, restore=restore), services.settings.home, host=host, port=port or 0,
+        app, services.settings.home, lock, host=host, port=port or 0,
         log_level="warning", lifespan="on", timeout_graceful_shutdown=30,
     )  # fmt: skip
     thread = threading.Thread(target=server.run, name="http", daemon=True)

@@ -14,17 +14,28 @@ from typing import Any
 import uvicorn
 from litestar import Litestar
 
+from appliance.server.lock import HomeLock
 from appliance.server.record import ServerRecord, listen_url, remove_record, write_record
 
 
 class HomeServer(uvicorn.Server):
-    def __init__(self, app: Litestar, home: Path, **config: Any):
+    """`lock` is the home's server lock, taken by the caller before it built the app; the
+    server releases it when `run` returns."""
+
+    def __init__(self, app: Litestar, home: Path, lock: HomeLock, **config: Any):
         super().__init__(uvicorn.Config(app, **config))
         self.home = home
+        self.lock = lock
         self.instance: str = app.state.instance
         self.home_id: str = app.state.home_id
         self.url = ""
         """The base URL clients use; set once listening and recorded."""
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            super().run(sockets)
+        finally:
+            self.lock.release()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
