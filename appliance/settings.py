@@ -66,6 +66,29 @@ class Settings:
         default=10_000_000,
         metadata=_help("Largest HTTP request body accepted; larger bodies get 413."),
     )
+    max_connections: int = field(
+        default=512,
+        metadata=_help(
+            "Open HTTP connections the server accepts; one more is answered 503 and closed, "
+            "and refusals are logged. Keep it well below the process's file limit "
+            "(LimitNOFILE in the systemd unit)."
+        ),
+    )
+    http_header_timeout_s: float = field(
+        default=10.0,
+        metadata=_help(
+            "Seconds a client has to send a request's head (request line and headers) after "
+            "connecting or after the previous answer; slower clients get 408."
+        ),
+    )
+    http_max_header_bytes: int = field(
+        default=32_768,
+        metadata=_help("Largest request head (request line and headers) accepted; 431 beyond."),
+    )
+    http_max_headers: int = field(
+        default=100,
+        metadata=_help("Most header lines in one request; 431 beyond."),
+    )
     max_image_pixels: int = field(
         default=40_000_000,
         metadata=_help(

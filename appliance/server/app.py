@@ -24,6 +24,7 @@ from appliance.monitoring.monitor import Monitor
 from appliance.runs.launcher import reap_runs
 from appliance.scheduler.service import Scheduler
 from appliance.server.auth import HomeCheck, require_token
+from appliance.server.inputs import MAX_FORM_PARTS
 from appliance.server.jobs import JobController, JobRunController
 from appliance.server.manage import DeploymentController
 from appliance.server.maturity import ReportController
@@ -93,6 +94,7 @@ def create_app(services: Services, restore: bool = True, schedule: bool = True) 
         # For what is no handler: the token guard, the error handlers, the uvicorn server.
         state=State({"settings": services.settings, "home_id": this_home, "instance": instance}),
         request_max_body_size=services.settings.max_body_bytes,
+        multipart_form_part_limit=MAX_FORM_PARTS,
         exception_handlers={
             ApplianceError: _appliance_error,
             HTTPException: _http_error,

@@ -10,14 +10,18 @@ from typing import Any
 
 from litestar import Request
 from litestar.datastructures import UploadFile
+from litestar.exceptions import ClientException
 
-from appliance.errors import ApplianceError, InvalidInput, UnsupportedMedia
+from appliance.errors import ApplianceError, InvalidInput, TooLarge, UnsupportedMedia
 from appliance.settings import Settings
 from appliance.tasks import PredictInput, RawInput, Task
 
 AnyRequest = Request[Any, Any, Any]
 
 MAX_BATCH = 64
+MAX_FORM_PARTS = 4 * MAX_BATCH
+"""Parts of one multipart form: each input's file and its fields (keywords), with room to spare;
+a form with more is refused (413) before it is parsed further."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,15 @@ def decode_all(task: Task, raw: list[RawInput], settings: Settings) -> list[Pred
 
 async def _form(request: AnyRequest) -> dict[str, list[bytes | str]]:
     """The multipart form as plain values: each field's strings, files read as bytes."""
-    form = await request.form()
+    try:
+        form = await request.form()
+    except ClientException as exc:
+        if exc.detail != "Request Entity Too Large":  # the part limit, which Litestar says so
+            raise
+        raise TooLarge(
+            f"the form has more than {MAX_FORM_PARTS} parts: send at most {MAX_BATCH} inputs "
+            f"in one request"
+        ) from None
     fields: dict[str, list[bytes | str]] = {}
     for name in form:
         for value in form.getall(name):

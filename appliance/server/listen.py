@@ -15,6 +15,7 @@ import uvicorn
 from litestar import Litestar
 
 from appliance.server.lock import HomeLock
+from appliance.server.protocol import guarded_protocol
 from appliance.server.record import ServerRecord, listen_url, remove_record, write_record
 
 
@@ -23,6 +24,7 @@ class HomeServer(uvicorn.Server):
     server releases it when `run` returns."""
 
     def __init__(self, app: Litestar, home: Path, lock: HomeLock, **config: Any):
+        config.setdefault("http", guarded_protocol(app.state.settings))
         super().__init__(uvicorn.Config(app, **config))
         self.home = home
         self.lock = lock

@@ -272,6 +272,16 @@ def test_batches_of_65_are_refused_in_every_form(client: httpx.Client) -> None:
     assert batch.status_code == 200 and len(batch.json()["predictions"]) == 64
 
 
+def test_a_form_of_5000_parts_is_413_with_what_to_send(client: httpx.Client) -> None:
+    # Litestar's own answer was 400 "Request Entity Too Large".
+    parts = [("image", ("a.png", _png(), "image/png")), *[("keywords", (None, "x"))] * 5000]
+    answer = client.post(PREDICT, files=parts)
+    assert answer.status_code == 413, answer.text[:300]
+    assert answer.json()["error"] == (
+        "the form has more than 256 parts: send at most 64 inputs in one request"
+    )
+
+
 @pytest.mark.parametrize(
     ("body", "headers", "says"),
     [
