@@ -77,6 +77,40 @@ def bench_ours(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     }
 
 
+def bench_durability(commits: int, home: Path) -> str:
+    """The cost of a durable write (synchronous=FULL: the WAL fsynced at COMMIT, what feedback,
+    deployments and events use) against a non-durable one (NORMAL: metrics, captures), as one
+    event row per transaction, alternating blocks so both see the same disk."""
+    from appliance.registry import Registry
+    from appliance.registry.database import new_id, utcnow
+
+    times: dict[bool, list[float]] = {True: [], False: []}
+    with Registry(home / "registry.db") as registry:
+        ws = new_id()
+        registry.write(
+            lambda db: db.table("workspaces").insert(
+                {"id": ws, "name": "bench", "description": "", "created_at": utcnow()}
+            )
+        )
+        for block in range(10):
+            for durable in (block % 2 == 0, block % 2 == 1):
+                for _ in range(commits // 10):
+                    row = {"workspace_id": ws, "kind": "bench", "subject": "s",
+                           "detail": "{}", "created_at": utcnow()}  # fmt: skip
+                    start = time.perf_counter()
+                    registry.write(lambda db, r=row: db.table("events").insert(r), durable)
+                    times[durable].append(time.perf_counter() - start)
+    full, normal = (statistics.median(times[d]) * 1e6 for d in (True, False))
+    return (
+        "| write (one event row, its own transaction) | median µs |\n| --- | ---: |\n"
+        f"| durable (synchronous=FULL) | {full:.0f} |\n"
+        f"| not durable (synchronous=NORMAL) | {normal:.0f} |\n"
+        f"| ratio | {full / normal:.1f}× |\n\n"
+        f"{commits} commits each, `{os.uname().sysname}` on {platform.machine()}, "
+        f"on the disk of {home.parent}"
+    )
+
+
 def bench_mlflow(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     import mlflow
     import sqlalchemy
@@ -209,6 +243,12 @@ def main() -> None:
         help="python that has mlflow, e.g. of a separate venv; the MLflow half runs in it "
         "(default: $BENCH_MLFLOW_PYTHON, else this python)",
     )
+    parser.add_argument(
+        "--durability",
+        type=int,
+        metavar="N",
+        help="only time N durable against N non-durable registry commits (no MLflow needed)",
+    )
     parser.add_argument("--markdown-out", type=Path, help="also write the results here")
     parser.add_argument("--worker-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -223,6 +263,12 @@ def main() -> None:
         sys.exit(2)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-registry-"))
+    if args.durability:
+        try:
+            print(bench_durability(args.durability, workdir))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return
     try:
         ml = run_mlflow_worker(args, workdir / "mlflow")
         ours = bench_ours(args, workdir / "appliance-home")

@@ -84,7 +84,10 @@ def test_captures_are_batched_and_a_flush_does_not_wait_for_the_linger(
     capture = Capture(services.registry, services.settings)
     transactions = []
     write = services.registry.write
-    services.registry.write = lambda job: (transactions.append(1), write(job))[1]  # type: ignore
+    services.registry.write = lambda job, durable=True: (
+        transactions.append(1),
+        write(job, durable),
+    )[1]  # type: ignore
     for i in range(20):  # a trickle: one every millisecond
         capture.record(record(i))
         time.sleep(0.001)

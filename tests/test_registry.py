@@ -188,3 +188,17 @@ def test_readers_close_with_their_threads_so_thread_churn_leaves_handles_flat(
         # a lock on the file (closing it would drop that lock) and reuses it at the next open,
         # so the first cycle may leave a few; later cycles must add none.
         assert counts[1:] == [counts[0]] * 5, counts
+
+
+def test_durable_writes_commit_with_synchronous_full_and_the_others_with_normal(
+    tmp_path: Path,
+) -> None:
+    def level(db: object) -> int:
+        return int(db.execute("PRAGMA synchronous").fetchone()[0])  # type: ignore[attr-defined]
+
+    with Registry(tmp_path / "registry.db") as registry:
+        # 2 is FULL (the WAL fsynced at COMMIT), 1 NORMAL; in any order, each write gets its own.
+        assert registry.write(level) == 2
+        assert registry.write(level, durable=False) == 1
+        assert registry.write(level, durable=False) == 1
+        assert registry.write(level) == 2

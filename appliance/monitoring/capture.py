@@ -138,7 +138,8 @@ class Capture:
     def _write(self, batch: list[CaptureRecord]) -> None:
         try:
             rows = [self._row(item) for item in batch]
-            self._registry.write(lambda db: _insert(db, rows))
+            # Captured answers were already sent: a power cut may lose the last batch.
+            self._registry.write(lambda db: _insert(db, rows), durable=False)
         except Exception:
             log.exception("could not write %d captured predictions; they are dropped", len(batch))
             with self._counts_lock:

@@ -170,7 +170,7 @@ class SystemMetrics:
                 (max_rows,),
             )
 
-        self.registry.write(job)
+        self.registry.write(job, durable=False)  # samples: one lost in a power cut is no lie
 
     def recent(self, limit: int = 60) -> list[dict[str, Any]]:
         """The newest `limit` samples, oldest first (the order a chart draws them)."""

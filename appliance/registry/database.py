@@ -53,7 +53,8 @@ def connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA journal_mode = WAL")
     # NORMAL is durable across application crashes in WAL mode; only an OS crash can lose
-    # the last commits, never corrupt the file.
+    # the last commits, never corrupt the file. The writer raises it to FULL for durable
+    # writes (writer.py); readers never commit.
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
@@ -78,10 +79,12 @@ class Registry:
         self._writer = Writer(lambda: connect(path, busy_timeout_ms))
         self.write(_migrate)
 
-    def write(self, job: Callable[[sqlite_utils.Database], T]) -> T:
-        """Run `job(db)` in one `BEGIN IMMEDIATE` transaction on the writer thread."""
+    def write(self, job: Callable[[sqlite_utils.Database], T], durable: bool = True) -> T:
+        """Run `job(db)` in one `BEGIN IMMEDIATE` transaction on the writer thread; durable
+        (the default) survives a power cut once this returns, `durable=False` only a crash of
+        the process (see writer.py)."""
         try:
-            return self._writer.run(job)
+            return self._writer.run(job, durable)
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise RegistryBusy(

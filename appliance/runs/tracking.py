@@ -96,7 +96,8 @@ class Runs:
                     "INSERT INTO run_metrics (run_id, key, value, step, logged_at)"
                     " VALUES (?, ?, ?, ?, ?)",
                     rows,
-                )
+                ),
+                durable=False,  # training metrics: lost with the run if the machine dies
             )
         except sqlite3.IntegrityError:  # the foreign key: cheaper than a lookup on every call
             raise NotFound(f"no run '{run_id}'") from None
