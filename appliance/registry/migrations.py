@@ -529,3 +529,27 @@ def _version_trust_cascade(db: sqlite_utils.Database) -> None:
         ALTER TABLE version_trust_new RENAME TO version_trust
         """,
     )
+
+
+@MIGRATIONS(name="0015_job_run_lanes")
+def _job_run_lanes(db: sqlite_utils.Database) -> None:
+    # The scheduler's rule of one run at a time per lane (a job, or all retrains of one model)
+    # held only in one process's memory: a CLI `job run-now` beside a server, or two processes,
+    # could run the same lane twice. Each run now records its lane and the process running it
+    # (pid and host), so starting a run checks the registry, and a row left `running` by a
+    # process that is gone is told apart from one still running.
+    _execute_script(
+        db,
+        """
+        ALTER TABLE job_runs ADD COLUMN lane TEXT;
+        ALTER TABLE job_runs ADD COLUMN pid INTEGER;
+        ALTER TABLE job_runs ADD COLUMN host TEXT;
+        UPDATE job_runs SET lane = (
+            SELECT CASE WHEN jobs.kind = 'retrain'
+                THEN 'retrain:' || jobs.workspace_id || ':' || jobs.target
+                ELSE 'job:' || jobs.id END
+            FROM jobs WHERE jobs.id = job_runs.job_id
+        );
+        CREATE INDEX job_runs_by_lane ON job_runs (lane, status)
+        """,
+    )

@@ -5,6 +5,8 @@ parameters; each time it runs is a `job_runs` row saying what caused it and how 
 from __future__ import annotations
 
 import json
+import os
+import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +16,8 @@ from appliance.errors import Conflict, InvalidInput, NotFound
 from appliance.names import validate_name
 from appliance.registry import Registry, Rows, first_row, new_id, utcnow
 from appliance.workspaces import Workspaces
+
+HOST = socket.gethostname()
 
 KINDS = ("retrain", "dataset_watch", "alert_trigger", "batch_predict", "housekeeping")
 POLICIES = ("auto", "approve")
@@ -180,14 +184,52 @@ class Jobs:
     # -- job runs ----------------------------------------------------------------------------
 
     def begin(self, job_id: str, cause: str) -> str:
+        """Record a run of the job as running, in its lane (`lane`), and return its id; a
+        Conflict when a live process is already running a job of that lane. A run a process
+        of this machine left running when it died is marked failed first."""
         run_id = new_id()
-        self._registry.write(
-            lambda db: db.table("job_runs").insert(
+
+        def insert(db: sqlite_utils.Database) -> None:
+            job = first_row(db, "jobs", "id = ?", [job_id])
+            if job is None:
+                raise NotFound(f"job {job_id} no longer exists")
+            job_lane = lane(job)
+            for other in db.query(
+                "SELECT id, pid, host, started_at FROM job_runs"
+                " WHERE lane = ? AND status = 'running'",
+                [job_lane],
+            ):
+                if other["pid"] and other["host"] == HOST and not process_alive(other["pid"]):
+                    _interrupted(db, other)
+                    continue
+                raise Conflict(
+                    f"job '{job['name']}' cannot start: job run {other['id']} of its lane "
+                    f"({job_lane}) has been running since {other['started_at']} in process "
+                    f"{other['pid'] or '?'} on {other['host'] or '?'}; wait for it to end"
+                )
+            db.table("job_runs").insert(
                 {"id": run_id, "job_id": job_id, "cause": cause, "status": "running",
-                 "detail": "{}", "started_at": utcnow()}
-            )
-        )  # fmt: skip
+                 "detail": "{}", "started_at": utcnow(), "lane": job_lane,
+                 "pid": os.getpid(), "host": HOST}
+            )  # fmt: skip
+
+        self._registry.write(insert)
         return run_id
+
+    def recover_interrupted(self) -> int:
+        """Mark failed the runs that processes of this machine left running when they died (a
+        server killed mid-run); returns how many. Runs of live processes are left alone."""
+
+        def recover(db: sqlite_utils.Database) -> int:
+            rows = db.query(
+                "SELECT id, pid, host FROM job_runs WHERE status = 'running' AND host = ?", [HOST]
+            )
+            gone = [r for r in rows if r["pid"] and not process_alive(r["pid"])]
+            for row in gone:
+                _interrupted(db, row)
+            return len(gone)
+
+        return self._registry.write(recover)
 
     def finish(
         self,
@@ -241,3 +283,28 @@ class Jobs:
             row["params"] = json.loads(row["params"])
             row["enabled"] = bool(row["enabled"])
         return rows
+
+
+def lane(job: dict[str, Any]) -> str:
+    """Retrains of one model share a lane (one at a time); any other job is its own lane."""
+    if job["kind"] == "retrain":
+        return f"retrain:{job['workspace_id']}:{job['target']}"
+    return f"job:{job['id']}"
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _interrupted(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
+    detail = {"error": f"interrupted: the process running it (pid {row['pid']}) ended first"}
+    db.execute(
+        "UPDATE job_runs SET status = 'failed', detail = ?, ended_at = ? WHERE id = ?",
+        [json.dumps(detail), utcnow(), row["id"]],
+    )

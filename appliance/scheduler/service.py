@@ -23,7 +23,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from appliance.errors import Conflict
 from appliance.monitoring.dora import parse_time
-from appliance.scheduler import runner
+from appliance.scheduler import jobs, runner
 from appliance.services import Services
 from appliance.serving.service import Serving
 
@@ -58,6 +58,8 @@ class Scheduler:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        if interrupted := await asyncio.to_thread(self.services.jobs.recover_interrupted):
+            log.warning("marked %d job run(s) failed: their process ended mid-run", interrupted)
         self._aps.start()
         self._aps.add_job(self.sync, IntervalTrigger(seconds=SYNC_EVERY_S), id="_sync")
         await self.sync()
@@ -134,7 +136,7 @@ class Scheduler:
     def request(self, job: dict[str, Any], cause: str, started: Future[str] | None = None) -> bool:
         """Run `job` now, or keep it as the follow-up of its lane's run in progress (later
         requests replace it: one follow-up, however many triggers). True when it started."""
-        lane = _lane(job)
+        lane = jobs.lane(job)
         with self._lock:
             if self._stopping.is_set():
                 return False
@@ -155,6 +157,8 @@ class Scheduler:
                     should_stop=self._stopping.is_set,
                     on_begin=started.set_result if started else None,
                 )  # fmt: skip
+            except Conflict as exc:  # its lane runs in another process (a CLI run-now)
+                log.warning("job %s skipped: %s", job["name"], exc)
             except Exception:
                 log.exception("job %s failed outside its own error handling", job["name"])
             started = None
@@ -199,10 +203,3 @@ class Scheduler:
                     return True
             time.sleep(0.05)
         return False
-
-
-def _lane(job: dict[str, Any]) -> str:
-    """Retrains of one model share a lane (one at a time); any other job is its own lane."""
-    if job["kind"] == "retrain":
-        return f"retrain:{job['workspace_id']}:{job['target']}"
-    return f"job:{job['id']}"
