@@ -168,6 +168,13 @@ class Settings:
             "never requests."
         ),
     )
+    capture_min_free_mb: int = field(
+        default=100,
+        metadata=_help(
+            "Capture pauses (and counts what it skips) while the disk holding the home has "
+            "less than this many MB free, so feedback and deployments keep room to be stored."
+        ),
+    )
     capture_thumbnail_rate: float = field(
         default=0.1,
         metadata=_help(
@@ -265,6 +272,13 @@ class Settings:
     alert_low_light_rate: float = field(
         default=0.3,
         metadata=_help("Alert when more than this fraction of predictions warn low_light."),
+    )
+    alert_min_free_disk_mb: float = field(
+        default=500,
+        metadata=_help(
+            "The disk_free_mb alert fires while the disk holding the home has less than this "
+            "many MB free (capture pauses lower, at capture_min_free_mb)."
+        ),
     )
     alert_quality_drop: float = field(
         default=0.1,

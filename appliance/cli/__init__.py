@@ -3,7 +3,6 @@ modules are imported inside commands so `appliance --help` stays fast and never 
 
 from __future__ import annotations
 
-import errno
 import os
 import sqlite3
 import sys
@@ -30,6 +29,7 @@ from appliance.cli.run import run
 from appliance.cli.serve import serve
 from appliance.cli.settings import settings
 from appliance.cli.workspace import workspace
+from appliance.disk import out_of_space
 from appliance.errors import ApplianceError
 
 
@@ -52,7 +52,7 @@ class ApplianceGroup(click.Group):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(1)
         except (OSError, sqlite3.OperationalError) as exc:
-            if (problem := _out_of_space(exc)) is None:
+            if (problem := out_of_space(exc)) is None:
                 raise UserError(_report_bug(ctx, exc)) from None
             raise UserError(f"no space left: {problem}; free some space and try again") from None
         except Exception as exc:  # a bug: keep the traceback in a file, not on the user's screen
@@ -113,20 +113,6 @@ _add_plugin_commands()
 
 def main() -> None:
     cli.main(prog_name="appliance")
-
-
-_NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
-# IOERR_SHMSIZE: the registry's -shm file could not grow (opening it on a full disk).
-_SQLITE_NO_SPACE = ("SQLITE_FULL", "SQLITE_IOERR_SHMSIZE")
-
-
-def _out_of_space(exc: Exception) -> str | None:
-    """What ran out, when `exc` is a full disk, a file size limit or a quota; else None."""
-    if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
-        return exc.strerror or str(exc)
-    if isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorname in _SQLITE_NO_SPACE:
-        return f"the registry could not write ({exc.sqlite_errorname}: {exc})"
-    return None
 
 
 def _report_bug(ctx: click.Context, exc: Exception) -> str:

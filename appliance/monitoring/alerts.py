@@ -5,9 +5,9 @@ A rule's state lives in the `alerts` table; only a change of state writes an eve
 scheduler can react to a firing alert (a retrain on drift or bad ratings).
 
 A rule's value is compared with its threshold by `breached(value, threshold)`: most fire above
-the limit (`operator.gt`); `mean_rating` and `embedding_drift` (whose value is a p-value, its
-threshold the significance level) fire below it (`operator.lt`). A value of None is too little
-data to judge, and the rule keeps its state.
+the limit (`operator.gt`); `mean_rating`, `disk_free_mb` and `embedding_drift` (whose value is a
+p-value, its threshold the significance level) fire below it (`operator.lt`). A value of None
+is too little data to judge, and the rule keeps its state.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
+from appliance.disk import free_bytes
 from appliance.events import record_event
 from appliance.monitoring import report
 from appliance.registry import Rows, utcnow
@@ -92,7 +93,13 @@ RULES = (
         "embedding_drift", "the model's embeddings of recent inputs drifted from its training data",
         lambda s: s.embedding_drift_alpha, operator.lt, _embedding_p_value,
     ),
+    Rule(
+        "disk_free_mb", "free space on the disk holding the home below the limit",
+        lambda s: s.alert_min_free_disk_mb, operator.lt, lambda s, d: s["disk_free_mb"],
+    ),
 )  # fmt: skip
+ALWAYS_JUDGED = {"disk_free_mb"}
+"""Rules that need no traffic: judged on every round, however few predictions there were."""
 
 
 @dataclass(frozen=True)
@@ -114,11 +121,16 @@ def evaluate(services: Services, on_drift: DriftCallback | None = None) -> list[
     settings = services.settings
     window, sample = settings.drift_window_s, settings.monitor_sample_rows
     transitions = []
+    free_mb = round(free_bytes(settings.home) / 2**20, 1)
     for deployment in services.deployments.list():
         workspace, endpoint = deployment["workspace"], deployment["endpoint"]
         summary = report.summary(services, workspace, endpoint, window, sample)["endpoints"][0]
+        summary["disk_free_mb"] = free_mb
         if summary["predictions"] < settings.drift_min_samples:
-            values: dict[str, float | None] = {rule.name: None for rule in RULES}
+            values: dict[str, float | None] = {
+                rule.name: rule.value(summary, None) if rule.name in ALWAYS_JUDGED else None
+                for rule in RULES
+            }
             drift = None
         else:
             # One drift report per endpoint and round: its embedding test (the costly part)

@@ -4,6 +4,10 @@ Serving hands each answered (or failed) prediction to `Capture.record`, which on
 bounded in-memory queue. One thread drains the queue in batches and writes each batch in one
 transaction through the registry's writer; thumbnails are made there too, off the request path.
 A full queue drops the capture — counted in `dropped` and exported — never the request.
+When the filesystem holding the home has less than `capture_min_free_mb` left, capture pauses
+(counted in `paused`) before the disk is full, so the registry keeps room for the rows a client
+is told are stored (feedback, deployments). The ids of the last answers that were not captured
+are remembered with the reason (`not_captured`), so feedback on one says exactly that.
 
 The capture thread also measures each input's words (the task's `words`, handed over with the
 record and never stored) against its model version's training vocabulary, kept once per version
@@ -22,6 +26,7 @@ import queue
 import random
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Container
 from concurrent.futures import Future
 from typing import Any
@@ -29,6 +34,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
+from appliance.disk import free_bytes, out_of_space
 from appliance.monitoring.drift import word_features, words_of
 from appliance.monitoring.embeddings import to_blob
 from appliance.registry import Registry
@@ -42,6 +48,8 @@ LINGER_S = 0.02
 """How long the capture thread waits to fill a batch after the first prediction arrives."""
 MAX_EMBEDDING_DIMS = 4096
 """Wider embeddings are not stored (8 KiB a prediction at this width)."""
+NOT_CAPTURED_KEPT = 10_000
+"""How many ids of answered but uncaptured predictions are remembered, with their reason."""
 
 
 class Capture:
@@ -67,6 +75,11 @@ class Capture:
         self.recorded = 0  # handed over and queued
         self.dropped = 0  # refused because the queue was full, or lost to a failed write
         self.written = 0
+        self.paused = 0  # not written because the disk was nearly full
+        self._home = settings.home
+        self._min_free = settings.capture_min_free_mb * 2**20
+        self._pausing = False
+        self._not_captured: OrderedDict[str, str] = OrderedDict()
         self._workspace_ids: dict[str, str] = {}
         self._bad_embeddings: set[str | None] = set()  # versions already logged for one
         self._thread = threading.Thread(target=self._serve, name="capture", daemon=True)
@@ -85,10 +98,46 @@ class Capture:
         except queue.Full:
             with self._counts_lock:
                 self.dropped += 1
+            self._forget([item], "the capture queue was full")
             return False
         with self._counts_lock:
             self.recorded += 1
         return True
+
+    def not_captured(self, prediction_id: str) -> str | None:
+        """Why prediction `prediction_id` was answered but not captured, if it was recently."""
+        with self._counts_lock:
+            return self._not_captured.get(prediction_id)
+
+    def _forget(self, batch: list[CaptureRecord], reason: str) -> None:
+        with self._counts_lock:
+            for item in batch:
+                self._not_captured[item.id] = reason
+            while len(self._not_captured) > NOT_CAPTURED_KEPT:
+                self._not_captured.popitem(last=False)
+
+    def _room(self, batch: list[CaptureRecord]) -> bool:
+        """Whether the home's disk has room for captures; pauses (and counts) when not."""
+        free = free_bytes(self._home)
+        if free >= self._min_free:
+            if self._pausing:
+                log.warning("capture resumed: %d MB free on the home's disk", free >> 20)
+                self._pausing = False
+            return True
+        if not self._pausing:
+            log.warning(
+                "capture paused: %d MB free on the home's disk, under capture_min_free_mb (%d)",
+                free >> 20, self._min_free >> 20,
+            )  # fmt: skip
+            self._pausing = True
+        with self._counts_lock:
+            self.paused += len(batch)
+        self._forget(
+            batch,
+            f"capture was paused: the disk holding the home had {free >> 20} MB free, under "
+            f"capture_min_free_mb ({self._min_free >> 20})",
+        )
+        return False
 
     @property
     def depth(self) -> int:
@@ -136,14 +185,22 @@ class Capture:
                 marker.set_result(None)
 
     def _write(self, batch: list[CaptureRecord]) -> None:
+        if not self._room(batch):
+            return
         try:
             rows = [self._row(item) for item in batch]
             # Captured answers were already sent: a power cut may lose the last batch.
             self._registry.write(lambda db: _insert(db, rows), durable=False)
-        except Exception:
-            log.exception("could not write %d captured predictions; they are dropped", len(batch))
+        except Exception as exc:
+            if (problem := out_of_space(exc)) is not None:
+                log.error("could not write %d captured predictions: %s", len(batch), problem)
+                reason = f"its capture could not be written: no space left ({problem})"
+            else:
+                log.exception("could not write %d captured predictions; dropped", len(batch))
+                reason = f"its capture could not be written ({type(exc).__name__})"
             with self._counts_lock:
                 self.dropped += len(batch)
+            self._forget(batch, reason)
             return
         with self._counts_lock:
             self.written += len(batch)

@@ -113,6 +113,11 @@ class StateCollector(Collector):
             value=self._capture.dropped,
         )  # fmt: skip
         yield CounterMetricFamily(
+            "appliance_captures_paused",
+            "Predictions not captured because the home's disk was nearly full",
+            value=self._capture.paused,
+        )  # fmt: skip
+        yield CounterMetricFamily(
             "appliance_captures_written", "Predictions written to the registry",
             value=self._capture.written,
         )  # fmt: skip

@@ -19,6 +19,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 
 from appliance import __version__
+from appliance.disk import out_of_space
 from appliance.errors import ApplianceError
 from appliance.monitoring.monitor import Monitor
 from appliance.runs.launcher import reap_runs
@@ -161,5 +162,12 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
 
 
 def _internal_error(request: Request, exc: Exception) -> Response:
+    if (problem := out_of_space(exc)) is not None:
+        log.error("no space left answering %s %s: %s", request.method, request.url.path, problem)
+        message = (
+            f"no space left on the disk holding the server's home ({problem}); nothing was "
+            f"stored. Free space (`appliance gc`, deleting old versions) and send it again"
+        )
+        return Response({"error": message}, status_code=507, headers={"Retry-After": "60"})
     log.exception("error answering %s %s", request.method, request.url.path, exc_info=exc)
     return Response({"error": "internal server error"}, status_code=500)

@@ -14,6 +14,7 @@ from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from appliance.errors import NotFound
 from appliance.monitoring import alerts, report
 from appliance.monitoring.drift import FeatureDrift
 from appliance.monitoring.monitor import Monitor
@@ -353,9 +354,17 @@ class FeedbackController(Controller):
 
         def store() -> dict[str, Any]:
             monitor.capture.flush()  # the prediction may still be on its way to the disk
-            return services.predictions.add_feedback(
-                prediction_id, data.rating, data.thumb, data.comment, data.ignored_keywords
-            )
+            try:
+                return services.predictions.add_feedback(
+                    prediction_id, data.rating, data.thumb, data.comment, data.ignored_keywords
+                )
+            except NotFound:
+                if (why := monitor.capture.not_captured(prediction_id)) is None:
+                    raise
+                raise NotFound(
+                    f"prediction {prediction_id} was answered but not captured ({why}), so "
+                    f"it cannot be rated"
+                ) from None
 
         return msgspec.convert(await anyio.to_thread.run_sync(store), Feedback)
 
