@@ -58,3 +58,39 @@ def test_a_background_server_refuses_a_served_home_and_frees_it_when_it_stops(
     with serving_in_background(services), pytest.raises(Conflict, match=f"pid {os.getpid()}"):
         HomeLock(services.settings.home)
     HomeLock(services.settings.home).release()  # free again once the block ended
+
+
+def test_a_cli_change_never_bypasses_a_server_it_cannot_reach(services: Services) -> None:
+    # The server runs, but the CLI does not find it (its record lost, or it does not answer):
+    # before, `deploy` rewrote the deployment "loaded and checked here" while the server kept
+    # serving the old version. Now the home's lock tells the CLI a server runs.
+    from click.testing import CliRunner
+
+    from appliance.cli import cli
+    from appliance.server.record import RECORD_FILE
+
+    services.workspaces.create("ads")
+    with serving_in_background(services):
+        (services.settings.home / RECORD_FILE).unlink()
+        for args in (
+            ["deploy", "ads", "captions", "colour@1"],
+            ["deploy", "rollback", "ads", "captions"],
+        ):
+            result = CliRunner().invoke(cli, args)
+            assert result.exit_code == 1
+            assert result.stderr == (
+                f"error: this home's server (pid {os.getpid()}) is running but did not answer, "
+                "so nothing was changed: check that it is healthy (its log), or stop it, then "
+                "try again\n"
+            )
+        assert services.deployments.list() == []
+    # With no server, the CLI holds the lock while it works: a server starting then waits its
+    # turn with a message that names the command.
+    with (
+        HomeLock(services.settings.home, holder="appliance deploy"),
+        pytest.raises(
+            Conflict,
+            match=r"is busy: pid \d+ runs `appliance deploy` on it; try again when it ends",
+        ),
+    ):
+        HomeLock(services.settings.home)

@@ -3,6 +3,8 @@ lazily on first use (so `--help` and bad arguments never touch the registry)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,3 +46,25 @@ def home_unless_chosen(home: Path) -> None:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@contextmanager
+def without_server(command: str) -> Iterator[None]:
+    """For a change a server would have made (a deploy, a rollback, a job run) that the CLI
+    makes itself because it found no server to send it to: hold the home's lock while making it,
+    so that no server starts meanwhile and so that a server that runs but did not answer is
+    never taken for none (the CLI would rewrite a deployment the server does not serve)."""
+    from appliance.errors import Conflict
+    from appliance.server.lock import HomeBusy, HomeLock
+
+    try:
+        lock = HomeLock(services().settings.home, holder=f"appliance {command}")
+    except HomeBusy as busy:
+        if busy.holder != "server":
+            raise
+        raise Conflict(
+            f"this home's server (pid {busy.pid}) is running but did not answer, so nothing was "
+            f"changed: check that it is healthy (its log), or stop it, then try again"
+        ) from None
+    with lock:
+        yield

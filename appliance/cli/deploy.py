@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from appliance.cli.context import json_option, services
+from appliance.cli.context import json_option, services, without_server
 from appliance.cli.output import emit_json, emit_table
 from appliance.serving.options import DEVICES, QUANTIZATIONS
 
@@ -84,11 +84,12 @@ def create(
     if row is None:
         from appliance.serving.service import Serving
 
-        serving = Serving(services())
-        try:
-            serving.deploy(workspace, endpoint, model, options)
-        finally:
-            serving.close()
+        with without_server("deploy"):
+            serving = Serving(services())
+            try:
+                serving.deploy(workspace, endpoint, model, options)
+            finally:
+                serving.close()
         row = _row(workspace, endpoint)
         where = "loaded and checked here; `appliance serve` will serve it"
     _report(row, as_json, where)
@@ -105,11 +106,12 @@ def rollback(workspace: str, endpoint: str, as_json: bool) -> None:
     if row is None:
         from appliance.serving.service import Serving
 
-        serving = Serving(services())
-        try:
-            serving.rollback(workspace, endpoint)
-        finally:
-            serving.close()
+        with without_server("deploy rollback"):
+            serving = Serving(services())
+            try:
+                serving.rollback(workspace, endpoint)
+            finally:
+                serving.close()
         row = _row(workspace, endpoint)
         where = "recorded; `appliance serve` will serve it"
     _report(row, as_json, where)

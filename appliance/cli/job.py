@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from appliance.cli.context import json_option, services
+from appliance.cli.context import json_option, services, without_server
 from appliance.cli.deploy import _via_server
 from appliance.cli.output import emit_json, emit_record, emit_table
 from appliance.errors import ApplianceError, InvalidInput, NotFound
@@ -189,8 +189,9 @@ def run_now(workspace: str, name: str) -> None:
         return
     from appliance.scheduler.runner import run_job
 
-    click.echo(f"no server is running: running job {name} here…", err=True)
-    row = run_job(svc, record, "manual")
+    with without_server("job run-now"):
+        click.echo(f"no server is running: running job {name} here…", err=True)
+        row = run_job(svc, record, "manual")
     line = f"job run {row['id']} {row['status']}: {_summary(row['detail'], 200)}"
     if row["status"] == "failed":
         raise ApplianceError(line)
@@ -210,7 +211,8 @@ def approve(workspace: str, job_run_id: str) -> None:
     if row is None:
         from appliance.scheduler.runner import approve as approve_here
 
-        row = approve_here(svc, job_run_id)
+        with without_server("job approve"):
+            row = approve_here(svc, job_run_id)
         where = "deployed here; `appliance serve` will serve it"
     line = f"job run {job_run_id} {row['status']}: {_deployed(row['detail'])} ({where})"
     if row["status"] == "failed":

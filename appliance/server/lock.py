@@ -16,22 +16,37 @@ from appliance.errors import Conflict
 LOCK_FILE = "server.lock"
 
 
+class HomeBusy(Conflict):
+    """Another process holds the home's lock: a server, or a CLI command for a moment."""
+
+    def __init__(self, home: Path, pid: str, holder: str):
+        self.pid, self.holder = pid, holder
+        if holder == "server":
+            message = (
+                f"another appliance server (pid {pid}) already serves {home}; stop it first, "
+                f"or serve another home with --home"
+            )
+        else:
+            message = f"{home} is busy: pid {pid} runs `{holder}` on it; try again when it ends"
+        super().__init__(message)
+
+
 class HomeLock:
-    def __init__(self, home: Path):
+    """The home's lock, held by a server (`holder` "server") or, briefly, by a CLI command that
+    changes what a server would serve and must know none runs (`holder` names the command)."""
+
+    def __init__(self, home: Path, holder: str = "server"):
         home.mkdir(parents=True, exist_ok=True)
         self.path = home / LOCK_FILE
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            pid, _, other = os.pread(fd, 200, 0).decode(errors="replace").strip().partition(" ")
             os.close(fd)
-            raise Conflict(
-                f"another appliance server (pid {holder}) already serves {home}; stop it "
-                f"first, or serve another home with --home"
-            ) from None
+            raise HomeBusy(home, pid or "unknown", other or "server") from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.pwrite(fd, f"{os.getpid()} {holder}\n".encode(), 0)
         self._fd: int | None = fd
 
     def release(self) -> None:
@@ -43,3 +58,9 @@ class HomeLock:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
         os.close(fd)  # closing the descriptor releases the flock
+
+    def __enter__(self) -> HomeLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
