@@ -78,6 +78,56 @@ def test_bad_model_folders(
         services.models.register(ws, "captioner", folder)
 
 
+def _real_weights(folder: Path, floats: int) -> Path:
+    """A model folder whose model.safetensors is written by the safetensors library."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    weights = folder / "model.safetensors"
+    weights.unlink()
+    save_file({"w": np.arange(floats, dtype=np.float32)}, str(weights))
+    return weights
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("truncated", r"is truncated: its header says [\d,]+ bytes but the file has"),
+        ("extended", r"is sparse: [\d,]+ bytes long but only [\d,]+ on disk"),
+        ("trailing", r"has 16 bytes after its last tensor"),
+    ],
+)
+def test_weights_must_fill_their_file_with_real_bytes(
+    services: Services, ws: str, tiny_model: Path, tmp_path: Path, change: str, message: str
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    weights = _real_weights(folder, 4096)
+    size = weights.stat().st_size
+    services.models.register(ws, "fine", folder)  # as the library wrote it: accepted
+    if change == "truncated":
+        os.truncate(weights, size - 100)
+    elif change == "extended":  # the measured case: a header pointing 2 GB past a tiny file
+        header = json.dumps(
+            {"w": {"dtype": "U8", "shape": [2 << 30], "data_offsets": [0, 2 << 30]}}
+        ).encode()
+        weights.write_bytes(len(header).to_bytes(8, "little") + header)
+        os.truncate(weights, 8 + len(header) + (2 << 30))  # a hole: no byte written
+        assert weights.stat().st_blocks * 512 < 1 << 20
+    else:
+        with weights.open("ab") as handle:
+            handle.write(b"\0" * 16)
+    before = _disk_bytes(services.settings.home)
+    with pytest.raises(InvalidInput, match=message):
+        services.models.register(ws, "broken", folder)
+    assert _disk_bytes(services.settings.home) - before < 1 << 20  # nothing copied in
+    assert [v["name"] for v in services.models.list(ws)] == ["fine"]
+
+
+def _disk_bytes(root: Path) -> int:
+    return sum(p.lstat().st_blocks * 512 for p in root.rglob("*"))
+
+
 def test_aliases_move_and_are_events(services: Services, ws: str, tiny_model: Path) -> None:
     services.models.register(ws, "captioner", tiny_model)
     services.models.register(ws, "captioner", tiny_model)
@@ -146,13 +196,19 @@ def _folder_digest(folder: Path) -> str:
     return hashlib.sha256(json.dumps(entries, separators=(",", ":")).encode()).hexdigest()
 
 
+def _raw_safetensors(data: bytes) -> bytes:
+    """A safetensors file holding `data` as one U8 tensor."""
+    header = json.dumps(
+        {"w": {"dtype": "U8", "shape": [len(data)], "data_offsets": [0, len(data)]}}
+    )
+    return len(header).to_bytes(8, "little") + header.encode() + data
+
+
 def test_killed_registration_leaves_no_partial_version(tmp_path: Path, tiny_model: Path) -> None:
     big = tmp_path / "big"
     shutil.copytree(tiny_model, big)
     for i in range(40):  # enough bytes that a kill can land mid-copy
-        (big / f"shard-{i:02d}.safetensors").write_bytes(
-            b"\x02\x00\x00\x00\x00\x00\x00\x00{}" + os.urandom(1_000_000)
-        )
+        (big / f"shard-{i:02d}.safetensors").write_bytes(_raw_safetensors(os.urandom(1_000_000)))
     home = tmp_path / "home"
     killed = 0
     for delay in (0.0, 0.02, 0.08, 0.2, 0.5):

@@ -19,6 +19,8 @@ NUMPY_SUFFIXES = (".npy", ".npz")
 SKIPPED = {"training_args.bin": "the HF Trainer's pickled arguments; not needed to serve"}
 """Files left out of a version (with the reason shown at register) rather than refused."""
 _MAX_HEADER = 100_000_000
+_SPARSE_MIN_BYTES = 1 << 20
+"""Files this big must have at least half their bytes on disk (smaller ones may live inline)."""
 _SAFETENSORS_DTYPE_BYTES = {
     "F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2,
     "U16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1,
@@ -129,7 +131,8 @@ def _header(path: Path) -> dict[str, Any]:
 
 
 def _safetensors_problem(path: Path) -> str | None:
-    # The format: an 8-byte little-endian header length, then that many bytes of JSON.
+    # The format: an 8-byte little-endian header length, that many bytes of JSON naming each
+    # tensor's [begin, end) in the data after it, and the data: which ends the file exactly.
     with path.open("rb") as handle:
         prefix = handle.read(8)
         if len(prefix) < 8:
@@ -141,4 +144,40 @@ def _safetensors_problem(path: Path) -> str | None:
             header = json.loads(handle.read(length))
         except (ValueError, UnicodeDecodeError):
             return "has an unreadable safetensors header; is it really safetensors?"
-    return None if isinstance(header, dict) else "has a malformed safetensors header"
+    if not isinstance(header, dict):
+        return "has a malformed safetensors header"
+    return _extent_problem(path, 8 + length, header)
+
+
+def _extent_problem(path: Path, data_start: int, header: dict[str, Any]) -> str | None:
+    """Whether the tensors the header names fill the file exactly, and its bytes are on disk."""
+    try:
+        spans = [
+            (int(entry["data_offsets"][0]), int(entry["data_offsets"][1]))
+            for name, entry in header.items()
+            if name != "__metadata__"
+        ]
+    except (TypeError, KeyError, IndexError, ValueError):
+        return "has a safetensors header without data_offsets for every tensor"
+    if any(begin < 0 or end < begin for begin, end in spans):
+        return "has a safetensors header with a negative or reversed tensor span"
+    stat = path.stat()
+    expected = data_start + max((end for _, end in spans), default=0)
+    if expected > stat.st_size:
+        return (
+            f"is truncated: its header says {expected:,} bytes but the file has "
+            f"{stat.st_size:,}; copy or download it again"
+        )
+    if expected < stat.st_size:
+        return (
+            f"has {stat.st_size - expected:,} bytes after its last tensor (the header says "
+            f"{expected:,}, the file has {stat.st_size:,}); save it again with safetensors"
+        )
+    on_disk = stat.st_blocks * 512
+    if stat.st_size >= _SPARSE_MIN_BYTES and on_disk < stat.st_size // 2:
+        return (
+            f"is sparse: {stat.st_size:,} bytes long but only {on_disk:,} on disk (the rest "
+            "reads as zeros, and would become real bytes in the version); register the "
+            "trained weights, not a preallocated or placeholder file"
+        )
+    return None
