@@ -62,6 +62,21 @@ class Settings:
             "only allowed while the server listens on loopback."
         ),
     )
+    allowed_hosts: str = field(
+        default="",
+        metadata=_help(
+            "Comma-separated host names the server answers to (the Host header), besides the "
+            "loopback names while it listens on loopback; empty beyond loopback accepts any. "
+            "Refuses DNS-rebinding pages."
+        ),
+    )
+    allowed_origins: str = field(
+        default="",
+        metadata=_help(
+            "Comma-separated web origins (e.g. http://laptop:3000) whose pages may write; "
+            "writes from any other page's origin are refused (403)."
+        ),
+    )
     max_body_bytes: int = field(
         default=10_000_000,
         metadata=_help("Largest HTTP request body accepted; larger bodies get 413."),

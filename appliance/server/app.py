@@ -19,12 +19,14 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 
 from appliance import __version__
+from appliance.backup.integrity import check_registry
 from appliance.disk import out_of_space
 from appliance.errors import ApplianceError
 from appliance.monitoring.monitor import Monitor
 from appliance.runs.launcher import reap_runs
 from appliance.scheduler.service import Scheduler
 from appliance.server.auth import HomeCheck, require_token
+from appliance.server.crosssite import CrossSiteCheck, json_writes
 from appliance.server.inputs import MAX_FORM_PARTS
 from appliance.server.jobs import JobController, JobRunController
 from appliance.server.manage import DeploymentController
@@ -45,6 +47,8 @@ def create_app(services: Services, restore: bool = True, schedule: bool = True) 
     """The app over `services`; `restore` loads the recorded deployments in the background.
     The lifespan also runs the monitor (capture writer, periodic system metrics and alerts) and,
     with `schedule`, the scheduler of jobs, all on this one process and event loop."""
+    # A corrupt registry refuses the start, whatever its size (an open checks only small ones).
+    check_registry(services.registry.path, timeout_ms=services.settings.busy_timeout_ms)
     monitor = Monitor(services)
     serving = Serving(services, monitor)
     scheduler = Scheduler(services, serving)
@@ -90,8 +94,11 @@ def create_app(services: Services, restore: bool = True, schedule: bool = True) 
         ],
         lifespan=[lifespan],
         dependencies=_dependencies(services, monitor, serving, scheduler),
-        guards=[require_token],
-        middleware=[HomeCheck(services.settings.home, this_home, instance)],
+        guards=[require_token, json_writes],
+        middleware=[
+            CrossSiteCheck(services.settings),
+            HomeCheck(services.settings.home, this_home, instance),
+        ],
         # For what is no handler: the token guard, the error handlers, the uvicorn server.
         state=State({"settings": services.settings, "home_id": this_home, "instance": instance}),
         request_max_body_size=services.settings.max_body_bytes,

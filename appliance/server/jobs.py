@@ -69,6 +69,11 @@ class JobRun(Answer):
     detail: dict[str, Any]
     started_at: str
     ended_at: str | None
+    lane: str | None = None
+    """Runs of one lane run one at a time: `job:<id>`, or `retrain:<workspace>:<model>`."""
+    pid: int | None = None
+    """The process that ran (or runs) it, and its machine."""
+    host: str | None = None
 
 
 class JobWithRuns(Job):

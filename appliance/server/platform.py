@@ -21,7 +21,6 @@ from appliance.platform.feedback import MAX_COMMENT, PlatformFeedback
 from appliance.platform.report import platform_report
 from appliance.platform.report import window as window_of
 from appliance.server.answers import Answer
-from appliance.server.review import json_body
 from appliance.services import Services
 
 # A comment of MAX_COMMENT characters, each escaped as \uXXXX (6 bytes), and the rest of the body.
@@ -204,8 +203,8 @@ class PlatformReport(Answer):
 async def small_json_body(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
-    """A JSON body, refused by its announced length before a byte of it is read."""
-    await json_body(connection, handler)
+    """A body refused by its announced length before a byte of it is read (the app's
+    `json_writes` guard has checked it says JSON)."""
     length = connection.headers.get("content-length", "")
     if length.isascii() and length.isdigit() and int(length) > FEEDBACK_MAX_BODY:
         raise TooLarge(

@@ -77,6 +77,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_bytes = self._head_lines = 0
         self._tail = b""
         self._answered = False
+        self._request_read = False
         if len(self.connections) > self.max_connections:
             self.refusals.count(len(self.connections) - 1, self.max_connections)
             self._refuse(503, "the server has too many open connections; try again shortly")
@@ -113,11 +114,26 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._cancel_head_timer()
         super().on_headers_complete()
 
+    def on_message_begin(self) -> None:
+        self._request_read = False
+        super().on_message_begin()
+
+    def on_message_complete(self) -> None:
+        self._request_read = True
+        super().on_message_complete()
+        if self.cycle is not None and self.cycle.response_complete:
+            self._next_head()  # answered before its body was all read (a 413, say)
+
     def on_response_complete(self) -> None:
-        waiting = not self.pipeline  # a pipelined request's head has already arrived
         self._answered = True
         super().on_response_complete()
-        if waiting and not self.transport.is_closing():
+        if self._request_read:
+            self._next_head()
+
+    def _next_head(self) -> None:
+        """The connection waits for its next request: both the last request and its answer are
+        done, and no pipelined request is pending (its head has already arrived)."""
+        if not self.pipeline and not self.transport.is_closing():
             self._await_head()
 
     def _await_head(self) -> None:

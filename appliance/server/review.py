@@ -18,7 +18,6 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from appliance.errors import UnsupportedMedia
 from appliance.monitoring.monitor import Monitor
 from appliance.review.export import export
 from appliance.review.store import Reviews
@@ -120,16 +119,6 @@ async def private(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
         )
 
 
-async def json_body(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Writes read a JSON body only when the request says it is one."""
-    media = connection.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media != "application/json":
-        raise UnsupportedMedia(
-            f"content type '{media or 'none'}' is not accepted: send JSON with "
-            "'content-type: application/json'"
-        )
-
-
 class ReviewQueueController(Controller):
     path = "/v1/workspaces/{workspace:str}/review"
     tags = ["review"]
@@ -161,7 +150,7 @@ class ReviewQueueController(Controller):
 
         return msgspec.convert(await anyio.to_thread.run_sync(read), ReviewQueue)
 
-    @post("/export", status_code=200, guards=[json_body])
+    @post("/export", status_code=200)
     async def export(
         self,
         services: NamedDependency[Services],
@@ -196,7 +185,7 @@ class ReviewItemController(Controller):
         body, media = await _in_thread(Reviews(services).input, item_id)
         return Response(body, media_type=media, headers={"Cache-Control": "no-store"})
 
-    @post("/{item_id:str}", status_code=200, guards=[json_body])
+    @post("/{item_id:str}", status_code=200)
     async def review(
         self,
         services: NamedDependency[Services],

@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shutil
+import sqlite3
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -366,10 +368,22 @@ def test_unknown_endpoint_names_do_not_grow_the_metrics(client: httpx.Client) ->
     assert "probe-" not in metrics
 
 
-def test_bodies_over_max_body_bytes_get_413(home: Path) -> None:
+def _copy_home(home: Path, to: Path) -> Path:
+    """A copy of `home` (which the module's server is serving: one server per home), its
+    registry taken with SQLite's online backup."""
+    shutil.copytree(home, to, ignore=shutil.ignore_patterns("registry.db*", "server.*"))
+    with (
+        sqlite3.connect(home / "registry.db") as source,
+        sqlite3.connect(to / "registry.db") as copy,
+    ):
+        source.backup(copy)
+    return to
+
+
+def test_bodies_over_max_body_bytes_get_413(home: Path, tmp_path: Path) -> None:
     big = b"\0" * 300_000
     with (
-        Services.open(home=home, max_body_bytes=200_000) as services,
+        Services.open(home=_copy_home(home, tmp_path / "home"), max_body_bytes=200_000) as services,
         running_server(services) as client,
     ):
         wait_ready(client)
