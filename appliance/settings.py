@@ -62,6 +62,14 @@ class Settings:
             "only allowed while the server listens on loopback."
         ),
     )
+    token_file: str = field(
+        default="",
+        metadata=_help(
+            "A file holding the token (its first line), read at start when `token` is not set: "
+            "keeps the secret out of the environment and out of argv, where `ps` shows it to "
+            "every local user."
+        ),
+    )
     allowed_hosts: str = field(
         default="",
         metadata=_help(
@@ -235,6 +243,14 @@ class Settings:
             "its input is still held (review_recent_inputs)."
         ),
     )
+    gc_grace_seconds: int = field(
+        default=3600,
+        metadata=_help(
+            "`appliance gc` (and a delete) leaves an unreferenced file alone until it is this "
+            "old: a file is written before the row that names it, so a younger one may be an "
+            "upload still on its way. Keep it above your longest upload or registration."
+        ),
+    )
     monitor_interval_s: int = field(
         default=30,
         metadata=_help(
@@ -380,6 +396,8 @@ class Settings:
         for key, raw in overrides.items():
             if raw is not None:
                 values[key] = _coerce(key, raw, f"option {key}")
+        if values.get("token_file") and not values.get("token"):
+            values["token"] = _read_token(Path(values["token_file"]).expanduser())
         return cls(**values)
 
     @classmethod
@@ -454,3 +472,13 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return {}
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(f"{path}: not valid TOML ({exc})") from None
+
+
+def _read_token(path: Path) -> str:
+    try:
+        token = path.read_text().splitlines()[0].strip() if path.stat().st_size else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"token_file {path} cannot be read ({exc})") from None
+    if not token:
+        raise InvalidInput(f"token_file {path} is empty: write the token on its first line")
+    return token

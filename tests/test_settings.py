@@ -55,3 +55,17 @@ def test_bad_config_file(tmp_path: Path, toml: str, message: str) -> None:
 def test_bad_environment_value(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="APPLIANCE_PORT: port must be an integer"):
         Settings.load(home=tmp_path, environ={"APPLIANCE_PORT": "eighty"})
+
+
+def test_the_token_can_come_from_a_file_and_a_token_set_elsewhere_wins(tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text("s3cret-from-file\n")
+    loaded = Settings.load(home=tmp_path, environ={"APPLIANCE_TOKEN_FILE": str(secret)})
+    assert loaded.token == "s3cret-from-file"
+    both = {"APPLIANCE_TOKEN_FILE": str(secret), "APPLIANCE_TOKEN": "from-env"}
+    assert Settings.load(home=tmp_path, environ=both).token == "from-env"
+    secret.write_text("")
+    with pytest.raises(InvalidInput, match="is empty: write the token on its first line"):
+        Settings.load(home=tmp_path, environ={"APPLIANCE_TOKEN_FILE": str(secret)})
+    with pytest.raises(InvalidInput, match="cannot be read"):
+        Settings.load(home=tmp_path, environ={"APPLIANCE_TOKEN_FILE": str(tmp_path / "none")})

@@ -10,7 +10,11 @@ from appliance.cli.context import CliState
 @click.command()
 @click.option("--host", help="Address to listen on [setting host, default 127.0.0.1].")
 @click.option("--port", type=int, help="Port to listen on [setting port, default 8765].")
-@click.option("--token", help="Bearer token for write endpoints [setting token].")
+@click.option(
+    "--token",
+    help="Bearer token for write endpoints [setting token]. Visible to every local user in "
+    "`ps`: prefer APPLIANCE_TOKEN or the token_file setting.",
+)
 @click.option("--log-level", default="info", show_default=True, help="uvicorn's log level.",
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))  # fmt: skip
 @click.pass_context
@@ -35,6 +39,12 @@ def serve(
     from appliance.server.listen import HomeServer
     from appliance.server.lock import HomeLock
 
+    if token is not None:
+        click.echo(
+            "warning: a token on the command line is visible to every local user (ps); set "
+            "APPLIANCE_TOKEN or the token_file setting instead",
+            err=True,
+        )
     state = ctx.find_object(CliState)
     assert state is not None
     state.overrides.update(
