@@ -192,15 +192,17 @@ def test_token_rules_hold_on_every_write_route(home: Path) -> None:
             if method.upper() not in ("GET", "HEAD", "OPTIONS")
         ]
         assert ("POST", "/v1/deployments") in writes
+        assert client.get("/v1/deployments").status_code == 200  # reads stay open
+        denied = client.post("/v1/deployments", json={})
+        assert denied.status_code == 401 and "Bearer" in denied.json()["error"]
         for method, path in writes:
             url = path.replace("{name}", "captions").replace("{endpoint}", "captions")
             url = url.replace("{version}", "1")
             answer = client.request(method, url, headers={"authorization": "Bearer wrong"})
             predict = "predict" in path or "infer" in path
-            assert (answer.status_code != 401) if predict else (answer.status_code == 401), path
-        assert client.get("/v1/deployments").status_code == 200  # reads stay open
-        denied = client.post("/v1/deployments", json={})
-        assert denied.status_code == 401 and "Bearer" in denied.json()["error"]
+            # Refused: 401, or 429 once the wrong tokens of this loop got the address throttled.
+            refused = answer.status_code in (401, 429)
+            assert (not refused) if predict else refused, path
     with Services.open(home=home, token="s3cret", predict_requires_token=True) as services, \
             running_server(services) as client:  # fmt: skip
         wait_ready(client)

@@ -37,6 +37,7 @@ from appliance.server.platform import PlatformController
 from appliance.server.predict import PredictController, Predicting
 from appliance.server.record import home_id, new_instance
 from appliance.server.review import ReviewItemController, ReviewQueueController
+from appliance.server.throttle import AuthThrottle, TooManyAttempts
 from appliance.services import Services
 from appliance.serving.service import Serving
 
@@ -100,7 +101,14 @@ def create_app(services: Services, restore: bool = True, schedule: bool = True) 
             HomeCheck(services.settings.home, this_home, instance),
         ],
         # For what is no handler: the token guard, the error handlers, the uvicorn server.
-        state=State({"settings": services.settings, "home_id": this_home, "instance": instance}),
+        state=State(
+            {
+                "settings": services.settings,
+                "home_id": this_home,
+                "instance": instance,
+                "auth_throttle": AuthThrottle(),
+            }
+        ),
         request_max_body_size=services.settings.max_body_bytes,
         multipart_form_part_limit=MAX_FORM_PARTS,
         exception_handlers={
@@ -146,6 +154,8 @@ def _restore(serving: Serving) -> None:
 
 def _appliance_error(request: Request, exc: ApplianceError) -> Response:
     headers = {"Retry-After": "2"} if exc.http_status == 503 else None
+    if isinstance(exc, TooManyAttempts):
+        headers = {"Retry-After": str(exc.retry_after)}
     return Response({"error": str(exc)}, status_code=exc.http_status, headers=headers)
 
 

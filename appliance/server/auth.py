@@ -1,6 +1,7 @@
 """Access rules. With no token the server only listens on loopback (enforced at start); with a
 token, every non-read route requires `Authorization: Bearer <token>`, compared in constant time.
 Predict routes (opt `predict=True`) require it only when `predict_requires_token` is set.
+Wrong tokens are throttled per client address (`throttle.py`: 429 with `Retry-After`).
 A request that names another home (`X-Appliance-Home-Id`) is refused; one naming none is served."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from appliance.errors import ApplianceError, InvalidInput
 from appliance.server.record import HOME_HEADER, INSTANCE_HEADER
+from appliance.server.throttle import AuthThrottle
 from appliance.settings import Settings
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -30,12 +32,25 @@ async def require_token(connection: ASGIConnection, handler: BaseRouteHandler) -
         return
     if handler.opt.get("predict") and not settings.predict_requires_token:
         return
+    check_token(connection, "send the server's token as 'Authorization: Bearer <token>'")
+
+
+def check_token(connection: ASGIConnection, refusal: str) -> None:
+    """The request carries the server's token (a token is set), else 401 with `refusal`; wrong
+    tokens are throttled per client address."""
+    settings: Settings = connection.app.state.settings
+    throttle: AuthThrottle = connection.app.state.auth_throttle
+    client = connection.client.host if connection.client else ""
+    throttle.check(client)
     header = connection.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         given.strip().encode(), settings.token.encode()
     ):
-        raise NotAuthorizedException("send the server's token as 'Authorization: Bearer <token>'")
+        if header:  # a guess; a request that forgot its token guesses nothing
+            throttle.failed(client)
+        raise NotAuthorizedException(refusal)
+    throttle.succeeded(client)
 
 
 def is_loopback(host: str) -> bool:

@@ -5,7 +5,6 @@ photos, their texts), so with a token set every review route needs it, reads too
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -14,7 +13,6 @@ import msgspec
 from litestar import Controller, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
-from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
 
@@ -22,6 +20,7 @@ from appliance.monitoring.monitor import Monitor
 from appliance.review.export import export
 from appliance.review.store import Reviews
 from appliance.server.answers import Answer
+from appliance.server.auth import check_token
 from appliance.services import Services
 from appliance.settings import Settings
 
@@ -109,14 +108,11 @@ async def private(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
     settings: Settings = connection.app.state.settings
     if not settings.token:
         return
-    scheme, _space, given = connection.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode(), settings.token.encode()
-    ):
-        raise NotAuthorizedException(
-            "the review queue holds users' inputs: send the server's token as "
-            "'Authorization: Bearer <token>'"
-        )
+    check_token(
+        connection,
+        "the review queue holds users' inputs: send the server's token as "
+        "'Authorization: Bearer <token>'",
+    )
 
 
 class ReviewQueueController(Controller):
