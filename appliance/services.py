@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from appliance.artifacts import ArtifactStore
+from appliance.artifacts.gc import Collector
 from appliance.datasets.service import Datasets
 from appliance.events import Events
 from appliance.models.service import Models
@@ -34,8 +35,13 @@ class Services:
         return ArtifactStore(self.settings.home / "artifacts")
 
     @cached_property
+    def collector(self) -> Collector:
+        """Garbage collection of the home's files (appliance gc, and after every delete)."""
+        return Collector(self.registry, self.settings.home, self.settings.gc_grace_seconds)
+
+    @cached_property
     def workspaces(self) -> Workspaces:
-        return Workspaces(self.registry, self.settings.name_max_length)
+        return Workspaces(self.registry, self.settings.name_max_length, self.collector)
 
     @cached_property
     def datasets(self) -> Datasets:
@@ -46,6 +52,7 @@ class Services:
             self.settings.home,
             max_image_pixels=self.settings.max_image_pixels,
             name_max=self.settings.name_max_length,
+            collector=self.collector,
         )
 
     @cached_property
@@ -55,8 +62,9 @@ class Services:
     @cached_property
     def models(self) -> Models:
         return Models(
-            self.registry, self.workspaces, self.settings.home, self.settings.name_max_length
-        )
+            self.registry, self.workspaces, self.settings.home, self.settings.name_max_length,
+            self.collector,
+        )  # fmt: skip
 
     @cached_property
     def recipes(self) -> Recipes:

@@ -2,7 +2,9 @@
 
 A file is streamed into a temporary file beside the store (same filesystem), hashed on the way,
 flushed to disk and renamed into place; identical content lands on the same name, so storing it
-twice costs nothing and a crash leaves at most a temporary file, never a wrong blob.
+twice costs nothing and a crash leaves at most a temporary file, never a wrong blob. Storing
+content that is already there touches its blob: garbage collection (gc.py) leaves recently
+touched blobs alone, as an upload whose row is not yet written may be the one that needs it.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class ArtifactStore:
 
     def put_bytes(self, data: bytes) -> Blob:
         sha256 = hashlib.sha256(data).hexdigest()
-        if self.has(sha256):
+        if _touch(self.path(sha256)):
             return Blob(sha256, len(data))
         fd, tmp = tempfile.mkstemp(dir=self._tmp)
         with os.fdopen(fd, "wb") as out:
@@ -93,13 +95,24 @@ class ArtifactStore:
 
     def _publish(self, tmp: Path, sha256: str, size: int) -> Blob:
         final = self.path(sha256)
-        if final.exists():
+        if _touch(final):
             tmp.unlink(missing_ok=True)
         else:
             final.parent.mkdir(exist_ok=True)
             tmp.chmod(0o444)
             os.replace(tmp, final)
         return Blob(sha256, size)
+
+
+def _touch(path: Path) -> bool:
+    """Whether `path` is stored, touching it if so (gc keeps it then, or puts it back)."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    except OSError:  # not ours to touch: there it is, and the grace period is all it has
+        return path.is_file()
+    return True
 
 
 def _flush(handle: BinaryIO) -> None:

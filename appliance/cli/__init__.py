@@ -19,6 +19,7 @@ from appliance.cli.dataset import dataset
 from appliance.cli.demo import demo
 from appliance.cli.deploy import deploy
 from appliance.cli.feedback import feedback
+from appliance.cli.gc import gc
 from appliance.cli.job import job
 from appliance.cli.model import model
 from appliance.cli.monitor import monitor
@@ -91,7 +92,7 @@ def cli(ctx: click.Context, home: Path | None) -> None:
 
 for command in (
     workspace, dataset, recipe, run, model, deploy, serve, monitor, review, job, new, settings,
-    demo, feedback, report,
+    demo, feedback, report, gc,
 ):  # fmt: skip
     cli.add_command(command)
 

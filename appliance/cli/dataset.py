@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from appliance.errors import InvalidInput
 
 @click.group()
 def dataset() -> None:
-    """Generate, add, list and compare versioned datasets."""
+    """Generate, add, list, compare and delete versioned datasets."""
 
 
 KINDS = ("photos", "ad-text")
@@ -236,6 +237,30 @@ def diff(workspace: str, a: str, b: str, limit: int, as_json: bool) -> None:
         )
     schema = describe_schema(result["schema"])
     click.echo("  schema: " + (", ".join(schema) if schema else "the same columns"))
+
+
+@dataset.command()
+@click.argument("workspace")
+@click.argument("ref", metavar="NAME@VERSION")
+@click.option(
+    "--force", is_flag=True,
+    help="Delete it even though model versions were trained on it or a retrain job is pinned "
+    "to it (never while a queued or running run trains on it).",
+)  # fmt: skip
+@json_option
+def delete(workspace: str, ref: str, force: bool, as_json: bool) -> None:
+    """Delete version REF of a dataset, and the stored files no other version shares.
+
+    Refused, with the reason, while model versions were trained on it (their evaluation,
+    calibration and drift reference read it) or a job retrains on it, unless --force; always
+    while a queued or running run trains on it. Version numbers are never reused."""
+    from appliance.cli.gc import freed_line
+
+    label, freed = services().datasets.delete(workspace, ref, force=force)
+    if as_json:
+        emit_json({"deleted": label, **asdict(freed)})
+        return
+    click.echo(freed_line(f"dataset {label}", freed))
 
 
 def _heading(side: dict[str, Any]) -> str:

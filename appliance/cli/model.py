@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -14,7 +15,7 @@ from appliance.models.describe import calibration_lines, describe, quantization
 
 @click.group()
 def model() -> None:
-    """Register model versions, list them and move aliases."""
+    """Register model versions, list them, move aliases and delete versions."""
 
 
 @model.command()
@@ -181,6 +182,30 @@ def export(workspace: str, ref: str, out: Path, fmt: str) -> None:
 
     done = export_model(services(), workspace, ref, out, fmt)
     click.echo(f"{done['model']}@{done['version']} → {done['path']} ({done['format']} pyfunc)")
+
+
+@model.command()
+@click.argument("workspace")
+@click.argument("ref", metavar="NAME@VERSION")
+@click.option(
+    "--force", is_flag=True,
+    help="Delete it even though an endpoint rolls back to it or a job run awaits approval to "
+    "deploy it (never while it is deployed, aliased or fine-tuned by a live run).",
+)  # fmt: skip
+@json_option
+def delete(workspace: str, ref: str, force: bool, as_json: bool) -> None:
+    """Delete version REF of a model: its record, calibration and folder.
+
+    Refused, with the reason, while it is deployed, holds an alias (production, staging...), or
+    a queued or running run fine-tunes it. Its predictions, feedback and events stay for the
+    monitoring history, and version numbers are never reused."""
+    from appliance.cli.gc import freed_line
+
+    label, freed = services().models.delete(workspace, ref, force=force)
+    if as_json:
+        emit_json({"deleted": label, **asdict(freed)})
+        return
+    click.echo(freed_line(label, freed))
 
 
 @model.group()

@@ -46,6 +46,12 @@ def show(name: str, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Also delete everything the workspace holds.")
 def delete(name: str, force: bool) -> None:
-    """Delete the workspace NAME (refused while it holds anything, unless --force)."""
-    services().workspaces.delete(name, force=force)
-    click.echo(f"deleted workspace {name}")
+    """Delete the workspace NAME with its files (refused while it holds anything, unless
+    --force; always while one of its runs is queued or running).
+
+    Its model version folders, run logs and scratch, review inputs, and the stored files no
+    other workspace shares go with it."""
+    from appliance.cli.gc import freed_line
+
+    freed = services().workspaces.delete(name, force=force)
+    click.echo(freed_line(f"workspace {name}", freed))

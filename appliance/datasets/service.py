@@ -1,6 +1,7 @@
 """Dataset versions: immutable manifests (path → sha256, size) over files kept once in the
 artifact store. A version's id is the sha256 of its manifest, so the same content is the same
-version; `materialize` lays a version out as a folder again for training."""
+version; `materialize` lays a version out as a folder again for training; `delete` removes one
+(deletion.py says when it is refused) and the files no other version shares."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from typing import Any
 import sqlite_utils
 
 from appliance.artifacts import ArtifactStore
+from appliance.artifacts.gc import Collector, Freed
 from appliance.datasets import columns as dataset_columns
+from appliance.datasets.deletion import blockers, next_version
 from appliance.datasets.imagefolder import METADATA, ImageFolder, read_imagefolder
 from appliance.datasets.textrows import TextRows, is_text_rows, read_text_rows, row_key
-from appliance.errors import InvalidInput, NotFound
+from appliance.errors import Conflict, InvalidInput, NotFound
+from appliance.events import record_event
 from appliance.names import split_ref, validate_name
 from appliance.registry import Registry, Rows, first_row, new_id, utcnow
 from appliance.workspaces import Workspaces
@@ -44,8 +48,10 @@ class Datasets:
         *,
         max_image_pixels: int = 40_000_000,
         name_max: int = 64,
+        collector: Collector | None = None,
     ):
         self._registry = registry
+        self._collector = collector or Collector(registry, home)
         self._workspaces = workspaces
         self._store = store
         self._cache = home / "datasets"
@@ -85,7 +91,7 @@ class Datasets:
             row = {
                 "digest": digest,
                 "dataset_id": dataset["id"],
-                "version": latest[0] + 1 if latest else 1,
+                "version": next_version(db, ws["id"], dataset["id"]),
                 "file_count": len(files),
                 "total_bytes": sum(f["size"] for f in files),
                 "row_count": len(imagefolder.rows),
@@ -99,6 +105,36 @@ class Datasets:
 
         row, created = self._registry.write(record)
         return AddResult({**row, "name": name}, created, imagefolder.ignored)
+
+    def delete(self, workspace: str, ref: str, force: bool = False) -> tuple[str, Freed]:
+        """Delete one version (`NAME@VERSION`): its row in one write, then its folder cache and
+        the stored files no other version or run artifact names (those stored within the grace
+        period stay for `appliance gc`). Returns the version's `NAME@N` and what was freed."""
+        name, version_ref = split_ref(ref)
+        if version_ref is None:
+            raise InvalidInput(f"say which version of '{name}' to delete: {name}@VERSION")
+        version = self.get(workspace, ref)
+        label = f"{name}@{version['version']}"
+
+        def remove(db: sqlite_utils.Database) -> None:
+            hard, soft = blockers(db, version, name)
+            if hard or (soft and not force):
+                then = "" if hard else "; delete those first, or pass --force to delete it anyway"
+                raise Conflict(f"dataset {label} is not deleted: " + "; ".join(hard or soft) + then)
+            db.execute(
+                "DELETE FROM dataset_versions WHERE dataset_id = ? AND digest = ?",
+                [version["dataset_id"], version["digest"]],
+            )
+            record_event(
+                db, self._workspaces.get(workspace)["id"], "dataset_version_deleted",
+                f"dataset {label}", dataset_id=version["dataset_id"], digest=version["digest"],
+                version=version["version"],
+            )  # fmt: skip
+
+        self._registry.write(remove)
+        cache = self._cache / version["digest"]
+        blobs = self._collector.dataset_blobs(version["digest"])
+        return label, self._collector.free([*blobs, cache], exempt=[cache])
 
     def list(self, workspace: str) -> Rows:
         ws = self._workspaces.get(workspace)

@@ -1,4 +1,4 @@
-"""Registering model versions, listing them, and moving aliases."""
+"""Registering model versions, listing them, moving aliases, and deleting versions."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import sqlite_utils
 
 from appliance.artifacts import publish_folder, stage_folder
 from appliance.artifacts.folders import STALE_STAGING_SECONDS, sweep_staging
-from appliance.errors import InvalidInput, NotFound
+from appliance.artifacts.gc import Collector, Freed
+from appliance.errors import Conflict, InvalidInput, NotFound
 from appliance.events import record_event
+from appliance.models.deletion import blockers, next_version
 from appliance.models.folder import SKIPPED, validate_model_folder
 from appliance.names import split_ref, validate_name
 from appliance.registry import Registry, Rows, first_row, new_id, utcnow
@@ -22,8 +24,16 @@ from appliance.workspaces import Workspaces
 
 
 class Models:
-    def __init__(self, registry: Registry, workspaces: Workspaces, home: Path, name_max: int = 64):
+    def __init__(
+        self,
+        registry: Registry,
+        workspaces: Workspaces,
+        home: Path,
+        name_max: int = 64,
+        collector: Collector | None = None,
+    ):
         self._registry = registry
+        self._collector = collector or Collector(registry, home)
         self._workspaces = workspaces
         self._home = home
         self._root = home / "models"
@@ -70,14 +80,10 @@ class Models:
                 model = {"id": new_id(), "workspace_id": ws["id"], "name": name}
                 model.update(description="", created_at=utcnow())
                 db.table("models").insert(model)
-            (latest,) = db.execute(
-                "SELECT coalesce(max(version), 0) FROM model_versions WHERE model_id = ?",
-                [model["id"]],
-            ).fetchone()
             row = {
                 "id": version_id,
                 "model_id": model["id"],
-                "version": latest + 1,
+                "version": next_version(db, ws["id"], model["id"]),
                 "path": final.relative_to(self._home).as_posix(),
                 "digest": staged.digest,
                 "size": staged.size,
@@ -233,6 +239,33 @@ class Models:
             record_event(db, model["workspace_id"], "alias_unset", f"{name}@{alias}")
 
         self._registry.write(remove)
+
+    def delete(self, workspace: str, ref: str, force: bool = False) -> tuple[str, Freed]:
+        """Delete one version (`NAME@VERSION`): its row in one write, then its folder. Refused
+        while it is in use (models/deletion.py says what counts); `force` overrides only the
+        uses that lose a way back. Returns the version's `NAME@N` and what was freed."""
+        name, version_ref = split_ref(ref)
+        if version_ref is None:
+            raise InvalidInput(f"say which version of '{name}' to delete: {name}@VERSION")
+        version = self.get(workspace, ref)
+        label = f"{name}@{version['version']}"
+
+        def remove(db: sqlite_utils.Database) -> None:
+            hard, soft = blockers(db, version)
+            if hard or (soft and not force):
+                then = "" if hard else "; pass --force to delete it anyway"
+                raise Conflict(f"{label} is not deleted: " + "; ".join(hard or soft) + then)
+            db.execute("DELETE FROM model_versions WHERE id = ?", [version["id"]])
+            record_event(
+                db, version["workspace_id"], "model_version_deleted", label,
+                model_version_id=version["id"], model_id=version["model_id"],
+                version=version["version"],
+            )  # fmt: skip
+
+        version["workspace_id"] = self._model(workspace, name)["workspace_id"]
+        self._registry.write(remove)
+        folder = self.folder(version)
+        return label, self._collector.free([folder], exempt=[folder])
 
     def by_run(self, run_id: str) -> dict[str, Any] | None:
         """The version a run registered, if any."""

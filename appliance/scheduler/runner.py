@@ -373,11 +373,20 @@ def _batch_predict(ctx: JobContext) -> Outcome:
 
 
 def _housekeeping(ctx: JobContext) -> Outcome:
+    """Captured predictions past retention, then the home's garbage (`appliance gc`: files no
+    row refers to, older than gc_grace_seconds) unless the job says `gc: off`."""
     settings = ctx.services.settings
     deleted = ctx.services.predictions.prune(
         settings.capture_retention_days, settings.capture_max_rows
     )
-    return Outcome("succeeded", detail={"predictions_deleted": deleted})
+    detail: dict[str, Any] = {"predictions_deleted": deleted}
+    if ctx.job["params"].get("gc", "on") != "off":
+        collector = ctx.services.collector
+        freed = collector.collect(collector.plan())
+        detail.update(gc_freed_bytes=freed.bytes, gc_removed=freed.items)
+        if freed.problems:
+            detail["gc_problems"] = list(freed.problems)
+    return Outcome("succeeded", detail=detail)
 
 
 KINDS: dict[str, Callable[[JobContext], Outcome]] = {

@@ -91,11 +91,17 @@ class Serving:
     def rollback(self, workspace: str, endpoint: str) -> dict[str, Any]:
         deployment = self.services.deployments.get(workspace, endpoint)
         previous_id = self.services.deployments.previous_version_id(workspace, endpoint)
-        previous = self.services.registry.query(
+        found = self.services.registry.query(
             "SELECT m.name, v.version FROM model_versions v JOIN models m ON m.id = v.model_id"
             " WHERE v.id = ?",
             (previous_id,),
-        )[0]
+        )
+        if not found:
+            raise NotFound(
+                f"the version '{endpoint}' served before was deleted; deploy the one you want "
+                "there by name (appliance deploy WORKSPACE ENDPOINT NAME@VERSION)"
+            )
+        previous = found[0]
         options = _options_of(deployment)
         ref = f"{previous['name']}@{previous['version']}"
         return self.deploy(workspace, endpoint, ref, options, kind="rolled_back")
