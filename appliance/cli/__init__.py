@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from appliance import __version__
+from appliance.cli.backup import backup, check, corrupt_registry_message, restore
 from appliance.cli.context import CliState
 from appliance.cli.dataset import dataset
 from appliance.cli.demo import demo
@@ -56,6 +57,8 @@ class ApplianceGroup(click.Group):
             if (problem := out_of_space(exc)) is None:
                 raise UserError(_report_bug(ctx, exc)) from None
             raise UserError(f"no space left: {problem}; free some space and try again") from None
+        except sqlite3.DatabaseError as exc:  # corrupt pages a query met (not the open's check)
+            raise UserError(corrupt_registry_message(ctx, exc) or _report_bug(ctx, exc)) from None
         except Exception as exc:  # a bug: keep the traceback in a file, not on the user's screen
             raise UserError(_report_bug(ctx, exc)) from None
 
@@ -92,7 +95,7 @@ def cli(ctx: click.Context, home: Path | None) -> None:
 
 for command in (
     workspace, dataset, recipe, run, model, deploy, serve, monitor, review, job, new, settings,
-    demo, feedback, report, gc,
+    demo, feedback, report, backup, restore, check, gc,
 ):  # fmt: skip
     cli.add_command(command)
 

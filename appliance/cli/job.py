@@ -15,13 +15,13 @@ from appliance.cli.deploy import _via_server
 from appliance.cli.output import emit_json, emit_record, emit_table
 from appliance.errors import ApplianceError, InvalidInput, NotFound
 
-KINDS_HELP = "retrain, dataset_watch, alert_trigger, batch_predict or housekeeping"
+KINDS_HELP = "retrain, dataset_watch, alert_trigger, batch_predict, housekeeping or backup"
 
 
 @click.group()
 def job() -> None:
     """Scheduled and triggered work: retraining, dataset watches, alert triggers, batch
-    predictions, housekeeping."""
+    predictions, housekeeping, backups."""
 
 
 @job.command()
@@ -34,7 +34,7 @@ def job() -> None:
     "--target",
     default="",
     help="What the job acts on: retrain → model, dataset_watch → dataset, alert_trigger and "
-    "batch_predict → endpoint; housekeeping has none.",
+    "batch_predict → endpoint; housekeeping and backup have none.",
 )
 @click.option(
     "--param", "params", multiple=True, metavar="KEY=VALUE",
@@ -55,7 +55,11 @@ def job() -> None:
     help="dataset_watch: the folder to watch; batch_predict: the inputs (a metadata.jsonl there"
     " gives each photo its row's keywords).",
 )
-@click.option("--output", help="batch_predict: where the predictions are written.")
+@click.option(
+    "--output",
+    help="batch_predict: where the predictions are written; backup: the folder the archives go "
+    "to (default <home>/backups; keep N of them with --param keep=N, default 7).",
+)
 @click.option(
     "--retrain", metavar="JOBNAME", help="dataset_watch, alert_trigger: the retrain job to start."
 )

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
+from appliance.backup.integrity import check_at_open
 from appliance.errors import ApplianceError
 from appliance.registry.migrations import MIGRATIONS
 from appliance.registry.writer import Writer
@@ -71,6 +72,7 @@ class Registry:
 
     def __init__(self, path: Path, busy_timeout_ms: int = 15_000):
         path.parent.mkdir(parents=True, exist_ok=True)
+        check_at_open(path)  # a corrupt registry is refused before anything reads or writes it
         self.path = path
         self._busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()

@@ -553,3 +553,62 @@ def _job_run_lanes(db: sqlite_utils.Database) -> None:
         CREATE INDEX job_runs_by_lane ON job_runs (lane, status)
         """,
     )
+
+
+@MIGRATIONS(name="0016_backup_jobs")
+def _backup_jobs(db: sqlite_utils.Database) -> None:
+    # The `backup` job kind (appliance/backup/retention.py). The kind's CHECK is part of the
+    # jobs table, which SQLite cannot alter: the table is built again with it, rows kept. Inside
+    # this transaction foreign keys stay on, and dropping `jobs` would cascade into job_runs,
+    # so job_runs is built again too, referring to the new table, before the old ones go; the
+    # rename then points its foreign key at `jobs`.
+    _execute_script(
+        db,
+        """
+        CREATE TABLE jobs_new (
+            id TEXT PRIMARY KEY,
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (
+                kind IN ('retrain', 'dataset_watch', 'alert_trigger', 'batch_predict',
+                         'housekeeping', 'backup')
+            ),
+            target TEXT NOT NULL DEFAULT '',
+            trigger TEXT NOT NULL,
+            params TEXT NOT NULL DEFAULT '{}',
+            enabled INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (workspace_id, name)
+        );
+        INSERT INTO jobs_new (id, workspace_id, name, kind, target, trigger, params, enabled,
+                              created_at, updated_at)
+            SELECT id, workspace_id, name, kind, target, trigger, params, enabled, created_at,
+                   updated_at FROM jobs;
+        CREATE TABLE job_runs_new (
+            id TEXT PRIMARY KEY,
+            job_id TEXT NOT NULL REFERENCES jobs_new(id) ON DELETE CASCADE,
+            cause TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (
+                status IN ('running', 'succeeded', 'failed', 'skipped', 'awaiting_approval')
+            ),
+            run_id TEXT REFERENCES runs(id) ON DELETE SET NULL,
+            detail TEXT NOT NULL DEFAULT '{}',
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            lane TEXT,
+            pid INTEGER,
+            host TEXT
+        );
+        INSERT INTO job_runs_new (id, job_id, cause, status, run_id, detail, started_at,
+                                  ended_at, lane, pid, host)
+            SELECT id, job_id, cause, status, run_id, detail, started_at, ended_at, lane, pid,
+                   host FROM job_runs;
+        DROP TABLE job_runs;
+        DROP TABLE jobs;
+        ALTER TABLE jobs_new RENAME TO jobs;
+        ALTER TABLE job_runs_new RENAME TO job_runs;
+        CREATE INDEX job_runs_by_job ON job_runs (job_id, started_at);
+        CREATE INDEX job_runs_by_lane ON job_runs (lane, status)
+        """,
+    )

@@ -19,7 +19,7 @@ from appliance.workspaces import Workspaces
 
 HOST = socket.gethostname()
 
-KINDS = ("retrain", "dataset_watch", "alert_trigger", "batch_predict", "housekeeping")
+KINDS = ("retrain", "dataset_watch", "alert_trigger", "batch_predict", "housekeeping", "backup")
 POLICIES = ("auto", "approve")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
@@ -30,6 +30,7 @@ TARGETS = {
     "alert_trigger": "endpoint",
     "batch_predict": "endpoint",
     "housekeeping": "",
+    "backup": "",
 }
 REQUIRED = {
     "retrain": ("recipe", "dataset"),
@@ -37,6 +38,7 @@ REQUIRED = {
     "alert_trigger": ("retrain",),
     "batch_predict": ("source", "output"),
     "housekeeping": (),
+    "backup": (),
 }
 
 
@@ -124,6 +126,10 @@ class Jobs:
             raise InvalidInput(f"policy must be one of {', '.join(POLICIES)}")
         if params.get("gate", "on") not in ("on", "off"):
             raise InvalidInput("gate must be 'on' (promote only if not worse) or 'off'")
+        if kind == "backup":
+            from appliance.backup.retention import check_params
+
+            check_params(params)
         if not (set(trigger) == {"interval_s"} or set(trigger) == {"cron"}):
             raise InvalidInput("a trigger is {'interval_s': N} or {'cron': 'EXPR'}")
         if "cron" in trigger:

@@ -1,8 +1,8 @@
 """Running one job to its end, in the calling thread: the closed loop for `retrain` (train →
 evaluate → gate against production → deploy, or wait for approval → watch → roll back when the
 new version does worse in service), and the other kinds (dataset watch, alert trigger, batch
-prediction, housekeeping). The scheduler calls this on a worker thread; the CLI calls it directly
-when no server runs."""
+prediction, housekeeping, backup). The scheduler calls this on a worker thread; the CLI calls it
+directly when no server runs."""
 
 from __future__ import annotations
 
@@ -389,12 +389,25 @@ def _housekeeping(ctx: JobContext) -> Outcome:
     return Outcome("succeeded", detail=detail)
 
 
+def _backup(ctx: JobContext) -> Outcome:
+    """A backup of the whole home (whichever workspace holds the job), keeping the newest
+    `keep` archives of this job (appliance/backup/retention.py)."""
+    from appliance.backup.retention import scheduled_backup
+
+    settings, job = ctx.services.settings, ctx.job
+    detail = scheduled_backup(
+        settings.home, job["workspace"], job["name"], job["params"], settings.busy_timeout_ms
+    )
+    return Outcome("succeeded", detail=detail)
+
+
 KINDS: dict[str, Callable[[JobContext], Outcome]] = {
     "retrain": _retrain,
     "dataset_watch": _dataset_watch,
     "alert_trigger": _alert_trigger,
     "batch_predict": _batch_predict,
     "housekeeping": _housekeeping,
+    "backup": _backup,
 }
 
 

@@ -23,11 +23,11 @@ from appliance.services import Services
 class JobRequest:
     name: str
     kind: str
-    """retrain, dataset_watch, alert_trigger, batch_predict or housekeeping."""
+    """retrain, dataset_watch, alert_trigger, batch_predict, housekeeping or backup."""
     trigger: str
     """'every 10m' or 'cron 0 3 * * *'."""
     target: str = ""
-    """The model, dataset or endpoint the job acts on (none for housekeeping)."""
+    """The model, dataset or endpoint the job acts on (none for housekeeping and backup)."""
     params: dict[str, Any] = field(default_factory=dict)
 
 
