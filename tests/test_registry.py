@@ -185,9 +185,11 @@ def test_readers_close_with_their_threads_so_thread_churn_leaves_handles_flat(
             assert registry.open_readers == 1  # this thread's; the eight dead ones are closed
             counts.append(_open_files(registry.path))
         # SQLite defers closing a file descriptor while another connection of the process holds
-        # a lock on the file (closing it would drop that lock) and reuses it at the next open,
-        # so the first cycle may leave a few; later cycles must add none.
-        assert counts[1:] == [counts[0]] * 5, counts
+        # a lock on the file (closing it would drop that lock) and reuses it at a later open, so
+        # some may linger from one cycle to the next (at most one cycle's: eight connections,
+        # each with the database and its WAL); they must not grow with the cycles, as they did
+        # by 16 a cycle before.
+        assert max(counts) - min(counts) <= 16, counts
 
 
 def test_durable_writes_commit_with_synchronous_full_and_the_others_with_normal(
