@@ -119,6 +119,25 @@ class Settings:
             "possible decompression bombs."
         ),
     )
+    image_max_side: int = field(
+        default=2048,
+        metadata=_help(
+            "Longest side, in pixels, an uploaded image is decoded to: a larger one is scaled "
+            "down as it is decoded (aspect kept; a JPEG by its decoder and an 8-bit PNG a strip "
+            "of rows at a time, so their full-size pixels never sit in memory; other formats "
+            "whole, within decode_memory_mb). 2048 is above every supported model's input; "
+            "the features still report the original width and height. 0: full size."
+        ),
+    )
+    decode_memory_mb: int = field(
+        default=256,
+        metadata=_help(
+            "Memory, in MB, that image decodes may hold at once across the process (their "
+            "estimated pixel buffers): concurrent decodes of large images wait their turn, "
+            "and an image that alone needs more (a huge WebP, TIFF or interlaced PNG) is "
+            "refused with 413. 0: no limit."
+        ),
+    )
     busy_timeout_ms: int = field(
         default=15_000,
         metadata=_help(

@@ -34,7 +34,12 @@ class ImageClassification(labels.Labels, ImageToText):
     def decode(self, raw: RawInput, settings: Settings) -> PredictInput:
         if raw.get("keywords"):
             raise InvalidInput("an image classifier takes no keywords: send the image alone")
-        image = decode_image(raw["image"], settings.max_image_pixels)
+        image = decode_image(
+            raw["image"],
+            settings.max_image_pixels,
+            max_side=settings.image_max_side,
+            memory_mb=settings.decode_memory_mb,
+        )
         return PredictInput({"image": image}, image_features(image))
 
     def predict(self, predictor: Any, inputs: Sequence[PredictInput]) -> list[Prediction]:

@@ -83,7 +83,12 @@ class ImageToText:
         ]
 
     def decode(self, raw: RawInput, settings: Settings) -> PredictInput:
-        image = decode_image(raw["image"], settings.max_image_pixels)
+        image = decode_image(
+            raw["image"],
+            settings.max_image_pixels,
+            max_side=settings.image_max_side,
+            memory_mb=settings.decode_memory_mb,
+        )
         keywords = _clean(raw.get("keywords"))
         return PredictInput({"image": image, "keywords": keywords}, image_features(image))
 
