@@ -55,6 +55,8 @@ class Fitted:
     trust: dict[str, Any]
     """What serving applies and `model show` reports (JSON; see `Trust` in apply.py)."""
     reference: np.ndarray | None
+    """The training rows' embeddings (None where answers carry none), kept with the version:
+    a distance calibration reads them when serving, embedding drift compares with them."""
 
 
 class TooFewRows(ValueError):
@@ -109,7 +111,9 @@ def fit(measured: Measured, target_recall: float = 0.7, seed: int = 0) -> Fitted
         "judged": judged,
         "rows": {"held_out": len(held), "shifted": len(shifted)},
     }
-    return Fitted(trust, measured.reference if kept.distances else None)
+    # The reference embeddings are kept whichever calibrator won: embedding drift compares live
+    # embeddings with them too. Only a distance calibration reads them when serving.
+    return Fitted(trust, measured.reference)
 
 
 @dataclass(frozen=True)
