@@ -137,6 +137,7 @@ def test_demo_refuses_a_workspace_it_did_not_make(photos: Path, tmp_path: Path) 
     assert code == 0 and json.loads(out)["datasets"] == 1
 
 
+@pytest.mark.timeout(600)  # about 150 s alone on 2 cores; beside another heavy job, over 300
 def test_demo_fast_tells_the_story_in_its_own_home(
     photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
