@@ -252,3 +252,14 @@ def test_housekeeping_collects_and_says_how_much(services: Services) -> None:
     assert done["status"] == "succeeded"
     assert done["detail"]["gc_removed"] == 1 and done["detail"]["gc_freed_bytes"] >= 20_000
     assert not services.store.has(stray.sha256)
+
+
+def test_a_running_backups_snapshot_stays_whatever_the_grace(services: Services) -> None:
+    work = services.settings.home / "tmp" / "backup-20261202T000000000000"
+    work.mkdir(parents=True)
+    (work / "registry.db").write_bytes(b"a snapshot being archived")
+    services.collector.grace_s = 0
+    assert [g.path for g in services.collector.plan().items] == []  # touched just now
+    for path in (work / "registry.db", work):  # its backup died long ago: scratch
+        os.utime(path, (OLD, OLD))
+    assert [g.path for g in services.collector.plan().items] == [work]

@@ -169,6 +169,8 @@ class Collector:
         for entry in _entries(home / "tmp"):
             if entry.name == "runs" and entry.is_dir():
                 yield from ((p, "scratch") for p in _entries(entry))
+            elif entry.name.startswith("backup-") and _in_progress(entry):
+                continue  # a running backup's snapshot, whatever the grace period asked for
             else:
                 yield entry, "scratch"
         yield from ((p, "scratch") for p in _entries(home) if p.name.startswith(".demo-"))
@@ -272,6 +274,15 @@ def _walk(path: Path) -> Iterator[os.stat_result]:
                 yield os.lstat(os.path.join(root, name))
             except FileNotFoundError:
                 continue
+
+
+BACKUP_ALIVE_S = 60
+"""A backup touches its snapshot under tmp/ every 10 s (appliance/backup/create.py): one
+touched within this long is in progress, and stays even under a shorter `--grace`."""
+
+
+def _in_progress(work: Path) -> bool:
+    return time.time() - _newest_mtime(work) < BACKUP_ALIVE_S
 
 
 def _newest_mtime(path: Path) -> float:
