@@ -53,7 +53,7 @@ def stage_folder(source: Path, staging: Path, skip: Collection[str] = ()) -> Sta
             dest = staging / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             files.append(_copy_hashed(src, dest, rel))
-        _fsync_dir(staging)
+        fsync_dir(staging)
     except BaseException:  # a failed copy (a full disk) must not hold its space until the sweep
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -66,7 +66,7 @@ def publish_folder(staged: StagedFolder, final: Path) -> None:
         (staged.path / f.path).chmod(0o444)
     final.parent.mkdir(parents=True, exist_ok=True)
     os.rename(staged.path, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
 
 
 def sweep_staging(staging_root: Path, older_than: float = STALE_STAGING_SECONDS) -> int:
@@ -96,7 +96,8 @@ def _copy_hashed(src: Path, dest: Path, rel: str) -> FolderFile:
     return FolderFile(rel, digest.hexdigest(), size)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in folder `path` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

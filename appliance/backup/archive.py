@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from appliance.artifacts.folders import fsync_dir
 from appliance.errors import Conflict, InvalidInput
 
 FORMAT = 1
@@ -91,7 +92,7 @@ class ArchiveWriter:
         self._add_json(MANIFEST, {**self.header, **manifest, "files": files})
         self._close()
         os.rename(self.partial, self.out)
-        fsync_folder(self.out.parent)
+        fsync_dir(self.out.parent)
         return self.out
 
     def abort(self) -> None:
@@ -143,11 +144,3 @@ def _info(name: str, size: int, mode: int, mtime: float) -> tarfile.TarInfo:
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     return info
-
-
-def fsync_folder(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from appliance.artifacts.folders import FolderFile
-from appliance.backup.archive import FORMAT, HEADER, KIND, MANIFEST, fsync_folder
+from appliance.artifacts.folders import FolderFile, fsync_dir
+from appliance.backup.archive import FORMAT, HEADER, KIND, MANIFEST
 from appliance.backup.create import COUNTED, REGISTRY
 from appliance.backup.integrity import problems
 from appliance.backup.references import SHA256, ModelFolder, blob_name, find_references
@@ -90,7 +90,7 @@ def restore_backup(source: Path, home: Path) -> Restored:
         except OSError as exc:
             raise Conflict(f"{home} could not be put in place ({exc.strerror}): was it "
                            "filled meanwhile?") from None  # fmt: skip
-        fsync_folder(home.parent)
+        fsync_dir(home.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -294,4 +294,4 @@ def _model_problem(model: ModelFolder, written: dict[str, tuple[str, int]]) -> s
 
 def _fsync_tree(root: Path) -> None:
     for folder, _, _ in os.walk(root):
-        fsync_folder(Path(folder))
+        fsync_dir(Path(folder))
