@@ -49,3 +49,26 @@ def write_metadata(folder: Path, rows: list[dict] | list[str]) -> None:
     """Write metadata.jsonl from dicts, or raw lines when given strings."""
     lines = [r if isinstance(r, str) else json.dumps(r) for r in rows]
     (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+
+
+COLOUR = Path(__file__).parent / "recipes" / "colour"
+
+
+@pytest.fixture
+def deployed(isolated_home: Path, tmp_path: Path) -> Path:
+    """colour@1 trained and deployed as `captions` in workspace `ads` (no server yet)."""
+    from click.testing import CliRunner
+
+    from appliance.cli import cli
+    from appliance.datasets.synthetic import generate
+    from appliance.runs.launcher import start_run, wait_run
+
+    with Services.open(home=isolated_home) as services:
+        services.workspaces.create("ads")
+        services.datasets.add("ads", "photos", generate(tmp_path / "p", count=40, seed=1).path)
+        services.recipes.add("ads", COLOUR)
+        run = wait_run(services, start_run(services, "ads", "colour", "photos", {"rank": 0}))
+        assert run["status"] == "succeeded"
+    result = CliRunner().invoke(cli, ["deploy", "ads", "captions", "colour@1"])
+    assert result.exit_code == 0, result.stderr
+    return isolated_home

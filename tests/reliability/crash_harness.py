@@ -1,17 +1,21 @@
-"""What the crash scenarios share: a real `appliance serve` process, and an integrity check
-that goes around the appliance's own code."""
+"""What the crash scenarios share: a real `appliance serve` process, an integrity check that
+goes around the appliance's own code and a small tmpfs."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 START_SECONDS = 60
@@ -60,3 +64,24 @@ def integrity(registry: Path) -> str:
     finally:
         conn.close()
     return checked if not dangling else f"{checked}; dangling references: {dangling}"
+
+
+@contextmanager
+def small_tmpfs(tmp_path: Path, mb: int) -> Iterator[Path]:
+    """A fresh tmpfs of `mb` MB under `tmp_path`, mounted for the block (the test is skipped
+    where it cannot be mounted: not Linux, or not root)."""
+    mount = shutil.which("mount")
+    if sys.platform != "linux" or mount is None:
+        pytest.skip("a small tmpfs needs Linux and mount(8)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        [mount, "-t", "tmpfs", "-o", f"size={mb}m", "tmpfs", str(disk)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from crash_harness import REPO, integrity
+from crash_harness import REPO, integrity, small_tmpfs
 from PIL import Image
 from safetensors.numpy import save_file
 
@@ -41,21 +40,8 @@ def assert_clear_no_space(code: int, err: str) -> None:
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A fresh DISK_MB tmpfs, mounted for this test only."""
-    mount = shutil.which("mount")
-    if sys.platform != "linux" or mount is None:
-        pytest.skip("a small tmpfs needs Linux and mount(8)")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(
-        [mount, "-t", "tmpfs", "-o", f"size={DISK_MB}m", "tmpfs", str(disk)],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path, DISK_MB) as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def free_bytes(path: Path) -> int:

@@ -5,15 +5,12 @@ room, everything works again and the registry is intact."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from crash_harness import integrity
+from crash_harness import integrity, small_tmpfs
 from serving_harness import running_server, wait_ready
 from test_disk_full import fill
 
@@ -31,33 +28,21 @@ PREDICT = "/v1/endpoints/captions/predict"
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = shutil.which("mount")
-    if sys.platform != "linux" or mount is None:
-        pytest.skip("a small tmpfs needs Linux and mount(8)")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(
-        [mount, "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(disk)], capture_output=True, text=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
-    try:
+    """A fresh 48 MB tmpfs, mounted for this test only."""
+    with small_tmpfs(tmp_path, 48) as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
-def photo(client: httpx.Client) -> dict[str, str]:
-    answer = client.post(PREDICT, content=PNG, headers={"content-type": "image/png"})
+def photo(client: httpx.Client, png: bytes) -> dict[str, str]:
+    answer = client.post(PREDICT, content=png, headers={"content-type": "image/png"})
     assert answer.status_code == 200, answer.text
     return answer.json()
 
 
 def test_a_full_disk_over_http(small_disk: Path, tmp_path: Path) -> None:
-    global PNG
     home = small_disk / "home"
     photos = generate(tmp_path / "photos", count=40, seed=5).path
-    PNG = next(photos.glob("*.png")).read_bytes()
+    png = next(photos.glob("*.png")).read_bytes()
     limits = {"capture_min_free_mb": 6, "alert_min_free_disk_mb": 8, "drift_min_samples": 1000}
     with Services.open(home=home, **limits) as services:
         services.workspaces.create("ads")
@@ -69,12 +54,12 @@ def test_a_full_disk_over_http(small_disk: Path, tmp_path: Path) -> None:
 
         with running_server(services) as client:
             wait_ready(client)
-            kept = photo(client)["id"]
+            kept = photo(client, png)["id"]
             assert client.get(f"/v1/predictions/{kept}").status_code == 200  # captured
 
             # Nearly full: answers keep coming, their captures pause, feedback says why.
             filler = fill(small_disk, leave=4 * MB)
-            lost = photo(client)["id"]
+            lost = photo(client, png)["id"]
             refused = client.post(f"/v1/predictions/{lost}/feedback", json={"rating": 4})
             assert refused.status_code == 404
             assert refused.json()["error"].startswith(
@@ -104,7 +89,7 @@ def test_a_full_disk_over_http(small_disk: Path, tmp_path: Path) -> None:
                 assert "Traceback" not in answer.text
 
             filler.unlink()
-            assert photo(client)["id"]
+            assert photo(client, png)["id"]
             again = client.post(f"/v1/predictions/{kept}/feedback", json={"rating": 3})
             assert again.status_code == 201, again.text
             resolved = [t for t in alerts.evaluate(services) if t.rule == "disk_free_mb"]
@@ -113,6 +98,3 @@ def test_a_full_disk_over_http(small_disk: Path, tmp_path: Path) -> None:
         assert [r["rating"] for r in ratings] == [5, 3]
         assert services.jobs.list() == []
     assert integrity(home / "registry.db") == "ok"
-
-
-PNG = b""

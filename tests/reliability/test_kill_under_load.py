@@ -10,33 +10,14 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
-from click.testing import CliRunner
 from crash_harness import integrity, start_server, stop_server
 from serving_harness import free_port
 
-from appliance.cli import cli
 from appliance.datasets.synthetic import generate
-from appliance.runs.launcher import start_run, wait_run
 from appliance.services import Services
 
-COLOUR = Path(__file__).parents[1] / "recipes" / "colour"
 CLIENTS = 4
 LOAD_SECONDS = 3.0
-
-
-@pytest.fixture
-def deployed(isolated_home: Path, tmp_path: Path) -> Path:
-    """colour@1 trained and deployed as `captions` in workspace `ads` (no server yet)."""
-    with Services.open(home=isolated_home) as services:
-        services.workspaces.create("ads")
-        services.datasets.add("ads", "photos", generate(tmp_path / "p", count=40, seed=1).path)
-        services.recipes.add("ads", COLOUR)
-        run = wait_run(services, start_run(services, "ads", "colour", "photos", {"rank": 0}))
-        assert run["status"] == "succeeded"
-    result = CliRunner().invoke(cli, ["deploy", "ads", "captions", "colour@1"])
-    assert result.exit_code == 0, result.stderr
-    return isolated_home
 
 
 class Load:

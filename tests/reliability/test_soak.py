@@ -16,36 +16,18 @@ from pathlib import Path
 
 import httpx
 import psutil
-import pytest
-from click.testing import CliRunner
 from crash_harness import integrity, start_server
 from serving_harness import free_port
 
-from appliance.cli import cli
 from appliance.datasets.synthetic import generate
-from appliance.runs.launcher import start_run, wait_run
 from appliance.services import Services
 
-COLOUR = Path(__file__).parents[1] / "recipes" / "colour"
 CYCLES = int(os.environ.get("APPLIANCE_SOAK_CYCLES", "3"))
 CLIENTS = 6
 BURST_S = 4.0
 IDLE_S = 11.0
 """anyio retires a worker thread after 10 s idle: each pause replaces the pool's threads."""
 RSS_GROWTH_MB = 150
-
-
-@pytest.fixture
-def deployed(isolated_home: Path, tmp_path: Path) -> Path:
-    with Services.open(home=isolated_home) as services:
-        services.workspaces.create("ads")
-        services.datasets.add("ads", "photos", generate(tmp_path / "p", count=40, seed=1).path)
-        services.recipes.add("ads", COLOUR)
-        run = wait_run(services, start_run(services, "ads", "colour", "photos", {"rank": 0}))
-        assert run["status"] == "succeeded"
-    result = CliRunner().invoke(cli, ["deploy", "ads", "captions", "colour@1"])
-    assert result.exit_code == 0, result.stderr
-    return isolated_home
 
 
 class Burst:
