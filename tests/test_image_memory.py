@@ -23,7 +23,8 @@ from PIL import Image, ImageDraw, ImageOps
 
 from appliance.errors import TooLarge, Unprocessable
 from appliance.tasks import images, png_strips
-from appliance.tasks.images import decode_image, image_features
+from appliance.tasks.image_features import image_features
+from appliance.tasks.images import decode_image
 
 BIG = (6000, 6600)
 LIMIT = 40_000_000
@@ -34,7 +35,7 @@ PROC = Path("/proc/self/status")
 MEASURE = r"""
 import io, json, sys, threading
 from PIL import Image
-from appliance.tasks import images
+from appliance.tasks import image_features, images
 
 def status():
     values = {}
@@ -61,7 +62,7 @@ sizes = []
 def decode():
     start.wait()
     image = images.decode_image(data, 40_000_000)
-    sizes.append([image.size, images.image_features(image)["width"]])
+    sizes.append([image.size, image_features.image_features(image)["width"]])
 
 threads = [threading.Thread(target=decode) for _ in range(copies)]
 for thread in threads:

@@ -15,8 +15,9 @@ from appliance.errors import InvalidInput
 from appliance.settings import Settings
 from appliance.tasks import labels
 from appliance.tasks.contract import Field, PredictInput, Prediction, RawInput
+from appliance.tasks.image_features import image_features
 from appliance.tasks.image_to_text import ImageToText
-from appliance.tasks.images import decode_image, image_features
+from appliance.tasks.images import decode_image
 
 
 class ImageClassification(labels.Labels, ImageToText):

@@ -23,7 +23,8 @@ from appliance.tasks.contract import (
     is_uncertain,
     output_tensors,
 )  # fmt: skip
-from appliance.tasks.images import SHIFTS, decode_image, image_features, shift_image
+from appliance.tasks.image_features import SHIFTS, image_features, shift_image
+from appliance.tasks.images import decode_image
 from appliance.tasks.keywords import (
     MAX_KEYWORDS_CHARS,
     adherence,
