@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from appliance.access.users import Users
 from appliance.artifacts import ArtifactStore
 from appliance.artifacts.gc import Collector
 from appliance.datasets.service import Datasets
@@ -85,6 +86,10 @@ class Services:
     @cached_property
     def jobs(self) -> Jobs:
         return Jobs(self.registry, self.workspaces, self.settings.name_max_length)
+
+    @cached_property
+    def users(self) -> Users:
+        return Users(self.registry)
 
     def close(self) -> None:
         self.registry.close()

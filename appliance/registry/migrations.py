@@ -612,3 +612,40 @@ def _backup_jobs(db: sqlite_utils.Database) -> None:
         CREATE INDEX job_runs_by_lane ON job_runs (lane, status)
         """,
     )
+
+
+@MIGRATIONS(name="0017_users")
+def _users(db: sqlite_utils.Database) -> None:
+    _execute_script(
+        db,
+        """
+        -- Users and the salted hash of their token (appliance/access/users.py).
+        CREATE TABLE users (
+            key TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('viewer', 'predictor', 'developer', 'admin')),
+            workspace_id TEXT REFERENCES workspaces(id) ON DELETE CASCADE,
+            salt TEXT NOT NULL,
+            token_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL DEFAULT '',
+            revoked_at TEXT
+        );
+        CREATE UNIQUE INDEX users_active_name ON users (name) WHERE revoked_at IS NULL;
+        -- Who made each change (appliance/access/actor.py): a user, `admin` or `local`.
+        ALTER TABLE events ADD COLUMN actor TEXT NOT NULL DEFAULT 'local';
+        -- Every write over HTTP: who, what, and how it was answered.
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            role TEXT NOT NULL,
+            method TEXT NOT NULL,
+            path TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            workspace TEXT,
+            client TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX audit_by_workspace ON audit (workspace, created_at)
+        """,
+    )

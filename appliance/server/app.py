@@ -36,6 +36,7 @@ from appliance.server.oip import OipController
 from appliance.server.platform import PlatformController
 from appliance.server.predict import PredictController, Predicting
 from appliance.server.record import home_id, new_instance
+from appliance.server.resources import ROUTES as RESOURCE_ROUTES
 from appliance.server.review import ReviewItemController, ReviewQueueController
 from appliance.server.throttle import AuthThrottle, TooManyAttempts
 from appliance.services import Services
@@ -92,6 +93,7 @@ def create_app(services: Services, restore: bool = True, schedule: bool = True) 
             ReportController,
             PlatformController,
             metrics,
+            *RESOURCE_ROUTES,
         ],
         lifespan=[lifespan],
         dependencies=_dependencies(services, monitor, serving, scheduler),
