@@ -16,6 +16,7 @@ import httpx
 from appliance.client.backend import Point, Row
 from appliance.client.errors import Unreachable, message_of, refusal
 from appliance.client.transfer import packed, unpack_into
+from appliance.errors import Conflict, NotFound
 
 TIMEOUT = httpx.Timeout(600, connect=10)
 """Long reads on purpose: registering checks that the folder serves, a deploy loads and warms
@@ -31,8 +32,6 @@ class RemoteBackend:
         self._cache = cache / "models" / re.sub(r"[^A-Za-z0-9.-]+", "_", parts.netloc)
 
     def workspace(self, name: str, create: bool) -> Row:
-        from appliance.errors import Conflict, NotFound
-
         try:
             return self._json("GET", _ws(name))
         except NotFound:
@@ -77,8 +76,6 @@ class RemoteBackend:
         self._json("POST", f"{_run(workspace, run_id)}/params", json={"params": dict(params)})
 
     def log_artifact(self, workspace: str, run_id: str, path: Path, name: str | None) -> list[str]:
-        from appliance.errors import NotFound
-
         if not path.exists():
             raise NotFound(f"{path} does not exist")
         base = name or path.name
@@ -93,7 +90,7 @@ class RemoteBackend:
                     "POST", f"{_run(workspace, run_id)}/artifacts",
                     params={"name": stored_name}, files={"file": (file.name, data)},
                 )  # fmt: skip
-            stored += _names(answer, stored_name)
+            stored += answer["stored"]
         return stored
 
     def end_run(self, workspace: str, run_id: str, status: str, error: str | None) -> None:
@@ -193,16 +190,3 @@ def _ws(workspace: str) -> str:
 
 def _run(workspace: str, run_id: str) -> str:
     return f"{_ws(workspace)}/runs/{_part(run_id)}"
-
-
-def _names(answer: Any, asked: str) -> list[str]:
-    """The stored names an artifact upload answers: a list, `{"names": [...]}`, or a row."""
-    if isinstance(answer, list):
-        return [str(n) for n in answer]
-    if isinstance(answer, dict):
-        for key in ("names", "stored", "artifacts"):
-            if isinstance(answer.get(key), list):
-                return [str(n) for n in answer[key]]
-        if isinstance(answer.get("path"), str):
-            return [answer["path"]]
-    return [asked]

@@ -1,0 +1,203 @@
+"""The Python client, the same tests on both backends: `local` on the home, `remote` over HTTP to
+a real server on loopback serving that home. Then what only one of them has: the token, an
+address that does not answer, a home without a server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+
+import appliance
+from appliance.client import Client
+from appliance.client.errors import NotAllowed, Unreachable
+from appliance.errors import Conflict, InvalidInput, NotFound
+from appliance.services import Services
+from tests.serving_harness import free_port, running_server
+
+
+@contextmanager
+def connected(kind: str, home: Path, cache: Path, serve: bool) -> Iterator[Client]:
+    """A client of `kind` on `home`; `serve` runs the home's server for a local one too (the
+    remote one always talks to it)."""
+    with ExitStack() as stack:
+        url = None
+        if kind == "remote" or serve:
+            services = stack.enter_context(Services.open(home=home))
+            url = str(stack.enter_context(running_server(services, restore=False)).base_url)
+        if kind == "remote":
+            assert url is not None
+            client = appliance.connect(url, cache=cache)
+        else:
+            client = appliance.connect(home=str(home))
+        with client:
+            yield client
+
+
+@pytest.fixture(params=["local", "remote"])
+def client(request: pytest.FixtureRequest, isolated_home: Path, tmp_path: Path) -> Iterator[Client]:
+    with connected(request.param, isolated_home, tmp_path / "cache", serve=False) as made:
+        yield made
+
+
+@pytest.fixture(params=["local", "remote"])
+def served_client(
+    request: pytest.FixtureRequest, isolated_home: Path, tmp_path: Path
+) -> Iterator[Client]:
+    with connected(request.param, isolated_home, tmp_path / "cache", serve=True) as made:
+        yield made
+
+
+def test_run_lifecycle_like_mlflow(client: Client, photos: Path, tmp_path: Path) -> None:
+    ws = client.workspace("classified-ads")
+    added = ws.add_dataset("photos", photos)
+    assert added["version"] == 1 and ws.dataset("photos")["digest"] == added["digest"]
+    assert [d["name"] for d in ws.datasets()] == ["photos"]
+    with ws.start_run(recipe="notebook", params={"lr": 0.001}, dataset="photos", seed=7) as run:
+        run.log_params({"epochs": 3, "model": {"width": 64}})
+        for step in range(3):
+            run.log_metric("loss", 1.0 / (step + 1), step=step)
+        run.log_metrics({"exact_match": 0.91, "bleu": 80.5}, step=3)
+        (tmp_path / "notes.txt").write_text("hello")
+        assert run.log_artifact(tmp_path / "notes.txt") == ["notes.txt"]
+        stored = run.log_artifact(photos, name="inputs")
+        assert len(stored) == len([p for p in photos.rglob("*") if p.is_file()])
+        assert all(name.startswith("inputs/") for name in stored)
+        assert run.info["status"] == "running"
+    info = run.info
+    assert info["status"] == "succeeded" and info["ended_at"]
+    assert info["params"] == {"lr": 0.001, "epochs": 3, "model": "{'width': 64}"}
+    assert info["seed"] == 7 and info["dataset_digest"] == added["digest"]
+    assert [p["value"] for p in run.metrics()["loss"]] == [1.0, 0.5, 1.0 / 3]
+    assert [p["step"] for p in run.metrics()["loss"]] == [0, 1, 2]
+    assert run.latest_metrics() == {"loss": 1.0 / 3, "exact_match": 0.91, "bleu": 80.5}
+    assert [r["id"] for r in ws.runs()] == [run.id]
+    assert ws.runs(status="failed") == []
+
+
+def test_failed_and_interrupted_runs(client: Client) -> None:
+    ws = client.workspace("ws")
+    with pytest.raises(ValueError), ws.start_run() as failing:
+        raise ValueError("diverged")
+    assert failing.info["status"] == "failed"
+    assert failing.info["error"] == "ValueError: diverged"
+    with pytest.raises(KeyboardInterrupt), ws.start_run() as interrupted:
+        raise KeyboardInterrupt
+    assert interrupted.info["status"] == "cancelled"
+    with pytest.raises(Conflict, match="already finished"):
+        client.backend.end_run("ws", failing.id, "succeeded", None)
+
+
+def test_refusals_are_the_local_errors(client: Client) -> None:
+    ws = client.workspace("ws")
+    run = ws.start_run(params={"lr": 0.1})
+    with pytest.raises(Conflict, match="params cannot change"):
+        run.log_param("lr", 0.2)
+    run.log_param("lr", 0.1)  # the same value again is fine
+    run.end()
+    with pytest.raises(NotFound, match="missing"):
+        client.workspace("missing", create=False)
+    with pytest.raises(NotFound, match="no model 'nothing'"):
+        ws.model_version("nothing@1")
+    with pytest.raises(InvalidInput):
+        ws.runs(status="sleeping")
+    assert [w.name for w in client.workspaces()] == ["ws"]
+
+
+def test_register_list_alias_and_load(client: Client, tiny_model: Path, tmp_path: Path) -> None:
+    ws = client.workspace("ws")
+    with ws.start_run(recipe="notebook") as run:
+        run.log_metric("exact_match", 0.5, step=1)
+        run.log_metric("exact_match", 0.8, step=2)
+        version = run.register_model(tiny_model, "lm")
+    assert (version.name, version.version) == ("lm", 1)
+    assert version.metrics == {"exact_match": 0.8}  # the run's latest, by default
+    assert version.record["run_id"] == run.id and version.record["task"] == "text-classification"
+    assert [m["name"] for m in ws.models()] == ["lm"]
+    assert [v.version for v in ws.model_versions("lm")] == [1]
+    assert version.set_alias("staging").aliases == ["staging"]
+    assert ws.model_version("lm@staging").version == 1
+    folder = version.path  # remote: downloaded into the cache, not read from the home
+    assert folder.is_relative_to(tmp_path / "cache") == client.backend.where.startswith("http")
+    assert (folder / "config.json").read_bytes() == (tiny_model / "config.json").read_bytes()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in tiny_model.iterdir())
+    assert version.path == folder  # the same files, not fetched twice
+    model = ws.load_model("lm@staging")
+    assert type(model).__name__ == "BertForSequenceClassification"
+
+
+def test_deploy_predict_and_feedback(served_client: Client, tiny_model: Path) -> None:
+    ws = served_client.workspace("ws")
+    with ws.start_run() as run:
+        run.register_model(tiny_model, "lm", metrics={"accuracy": 1.0})
+    deployment = ws.deploy("reviews", "lm@1", device="cpu")
+    assert (deployment["endpoint"], deployment["version"]) == ("reviews", 1)
+    answer = ws.predict("reviews", text="a lovely red mug", title="mug")
+    assert answer["model"] == "lm" and answer["label"] in answer["scores"]
+    rated = served_client.feedback(answer["id"], rating=5, thumb="up", comment="right")
+    assert (rated["prediction_id"], rated["rating"], rated["thumb"]) == (answer["id"], 5, "up")
+    with pytest.raises(NotFound):
+        served_client.feedback("no-such-prediction", rating=1)
+    with pytest.raises(InvalidInput, match="text"):
+        ws.predict("reviews", keywords="mug")  # a text classifier takes a text
+    with pytest.raises(NotFound):
+        ws.predict("nowhere", text="hello")
+
+
+def test_remote_token_from_the_environment(
+    isolated_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Services.open(home=isolated_home, token="s3cret-token") as services, running_server(
+        services, restore=False
+    ) as http:  # fmt: skip
+        url = str(http.base_url)
+        with appliance.connect(url, cache=tmp_path) as anonymous, pytest.raises(
+            NotAllowed, match="APPLIANCE_TOKEN"
+        ):  # fmt: skip
+            anonymous.workspace("ws")
+        with appliance.connect(url, token="wrong", cache=tmp_path) as guessing, pytest.raises(
+            NotAllowed
+        ):  # fmt: skip
+            guessing.workspace("ws")
+        monkeypatch.setenv("APPLIANCE_TOKEN", "s3cret-token")
+        with appliance.connect(url, cache=tmp_path) as known:
+            assert known.workspace("ws").name == "ws"
+            assert [w.name for w in known.workspaces()] == ["ws"]
+
+
+def test_an_address_that_does_not_answer(tmp_path: Path) -> None:
+    with appliance.connect(f"http://127.0.0.1:{free_port()}", cache=tmp_path) as client:
+        with pytest.raises(Unreachable, match="did not answer"):
+            client.workspaces()
+        assert client.backend.where.startswith("http://127.0.0.1:")
+        with pytest.raises(InvalidInput, match="over HTTP"):
+            _ = client.services
+
+
+def test_local_predict_needs_the_homes_server(isolated_home: Path) -> None:
+    with appliance.connect(home=str(isolated_home)) as client, pytest.raises(
+        Unreachable, match="no server runs for the home"
+    ):  # fmt: skip
+        client.predict("reviews", text="hello")
+
+
+def test_connect_arguments(isolated_home: Path) -> None:
+    with pytest.raises(InvalidInput, match="apply to a home"):
+        appliance.connect("http://box:8765", home=str(isolated_home))
+    with pytest.raises(InvalidInput, match="apply to a server"):
+        appliance.connect(home=str(isolated_home), token="t")
+    with appliance.connect(str(isolated_home)) as client:  # a home, given positionally
+        assert client.services.settings.home == isolated_home
+
+
+def test_importing_the_client_imports_no_torch() -> None:
+    probe = (
+        "import sys, appliance, appliance.client, appliance.client.local, "
+        "appliance.client.remote; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
