@@ -58,7 +58,7 @@ def test_run_lifecycle_like_mlflow(client: Client, photos: Path, tmp_path: Path)
     assert added["version"] == 1 and ws.dataset("photos")["digest"] == added["digest"]
     assert [d["name"] for d in ws.datasets()] == ["photos"]
     with ws.start_run(recipe="notebook", params={"lr": 0.001}, dataset="photos", seed=7) as run:
-        run.log_params({"epochs": 3, "model": {"width": 64}})
+        run.log_params({"epochs": 3, "model": {"width": 64}, "out": Path("out/model")})
         for step in range(3):
             run.log_metric("loss", 1.0 / (step + 1), step=step)
         run.log_metrics({"exact_match": 0.91, "bleu": 80.5}, step=3)
@@ -70,7 +70,9 @@ def test_run_lifecycle_like_mlflow(client: Client, photos: Path, tmp_path: Path)
         assert run.info["status"] == "running"
     info = run.info
     assert info["status"] == "succeeded" and info["ended_at"]
-    assert info["params"] == {"lr": 0.001, "epochs": 3, "model": "{'width': 64}"}
+    assert info["params"] == {
+        "lr": 0.001, "epochs": 3, "model": "{'width': 64}", "out": "out/model"
+    }  # fmt: skip
     assert info["seed"] == 7 and info["dataset_digest"] == added["digest"]
     assert [p["value"] for p in run.metrics()["loss"]] == [1.0, 0.5, 1.0 / 3]
     assert [p["step"] for p in run.metrics()["loss"]] == [0, 1, 2]
@@ -176,6 +178,22 @@ def test_an_address_that_does_not_answer(tmp_path: Path) -> None:
         assert client.backend.where.startswith("http://127.0.0.1:")
         with pytest.raises(InvalidInput, match="over HTTP"):
             _ = client.services
+
+
+def test_local_feedback_after_the_server_stopped(
+    isolated_home: Path, tmp_path: Path, tiny_model: Path
+) -> None:
+    with connected("local", isolated_home, tmp_path, serve=True) as client:
+        ws = client.workspace("ws")
+        with ws.start_run() as run:
+            run.register_model(tiny_model, "lm", metrics={})
+        ws.deploy("reviews", "lm@1", device="cpu")
+        answer = ws.predict("reviews", text="a lovely red mug")
+    with appliance.connect(home=str(isolated_home)) as client:  # no server now
+        rated = client.feedback(answer["id"], rating=2, ignored_keywords=[])
+        assert (rated["prediction_id"], rated["rating"]) == (answer["id"], 2)
+        with pytest.raises(NotFound):
+            client.feedback("no-such-prediction", thumb="down")
 
 
 def test_local_predict_needs_the_homes_server(isolated_home: Path) -> None:

@@ -49,7 +49,7 @@ class RemoteBackend:
         self, workspace: str, *, recipe: str, params: Mapping[str, Any], name: str,
         dataset: str | None, seed: int | None,
     ) -> Row:  # fmt: skip
-        body = {"recipe": recipe, "dataset": dataset, "params": dict(params), "name": name,
+        body = {"recipe": recipe, "dataset": dataset, "params": _plain(params), "name": name,
                 "seed": seed, "execute": False}  # fmt: skip
         return self._json("POST", f"{_ws(workspace)}/runs", json=body)
 
@@ -73,7 +73,7 @@ class RemoteBackend:
         self._json("POST", f"{_run(workspace, run_id)}/metrics", json={"metrics": metrics})
 
     def log_params(self, workspace: str, run_id: str, params: Mapping[str, Any]) -> None:
-        self._json("POST", f"{_run(workspace, run_id)}/params", json={"params": dict(params)})
+        self._json("POST", f"{_run(workspace, run_id)}/params", json={"params": _plain(params)})
 
     def log_artifact(self, workspace: str, run_id: str, path: Path, name: str | None) -> list[str]:
         if not path.exists():
@@ -190,3 +190,9 @@ def _ws(workspace: str) -> str:
 
 def _run(workspace: str, run_id: str) -> str:
     return f"{_ws(workspace)}/runs/{_part(run_id)}"
+
+
+def _plain(params: Mapping[str, Any]) -> Any:
+    """Params as JSON can carry them: what JSON has no type for (a Path) as its text, as the
+    registry stores it locally."""
+    return json.loads(json.dumps(dict(params), default=str))

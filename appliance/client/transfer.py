@@ -22,7 +22,8 @@ def packed(folder: Path) -> Iterator[IO[bytes]]:
     if not folder.is_dir():
         raise NotFound(f"{folder} is not a folder")
     with tempfile.TemporaryFile(prefix="appliance-upload-") as out:
-        with tarfile.open(fileobj=out, mode="w") as tar:
+        # dereference: a link in the folder (a shared tokenizer file) travels as its content
+        with tarfile.open(fileobj=out, mode="w", dereference=True) as tar:
             for path in sorted(folder.rglob("*")):
                 if path.is_file():
                     tar.add(path, arcname=path.relative_to(folder).as_posix(), recursive=False)
