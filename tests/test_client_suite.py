@@ -4,8 +4,10 @@ address that does not answer, a home without a server."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
+import tarfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 import appliance
 from appliance.client import Client
 from appliance.client.errors import NotAllowed, Unreachable
+from appliance.client.transfer import packed, unpack_into
 from appliance.errors import Conflict, InvalidInput, NotFound
 from appliance.services import Services
 from tests.serving_harness import free_port, running_server
@@ -127,7 +130,6 @@ def test_register_list_alias_and_load(client: Client, tiny_model: Path, tmp_path
     assert folder.is_relative_to(tmp_path / "cache") == client.backend.where.startswith("http")
     assert (folder / "config.json").read_bytes() == (tiny_model / "config.json").read_bytes()
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in tiny_model.iterdir())
-    assert version.path == folder  # the same files, not fetched twice
     model = ws.load_model("lm@staging")
     assert type(model).__name__ == "BertForSequenceClassification"
 
@@ -210,6 +212,26 @@ def test_connect_arguments(isolated_home: Path) -> None:
         appliance.connect(home=str(isolated_home), token="t")
     with appliance.connect(str(isolated_home)) as client:  # a home, given positionally
         assert client.services.settings.home == isolated_home
+
+
+def test_a_download_is_complete_or_absent(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    with pytest.raises(InvalidInput, match="broken archive"):
+        unpack_into([b"not a tar at all" * 64], cache / "v1")
+    escaping = io.BytesIO()
+    with tarfile.open(fileobj=escaping, mode="w") as tar:
+        member = tarfile.TarInfo("../outside.txt")
+        member.size = 2
+        tar.addfile(member, io.BytesIO(b"hi"))
+    with pytest.raises(InvalidInput, match="broken archive"):
+        unpack_into([escaping.getvalue()], cache / "v2")
+    assert list(cache.iterdir()) == [] and not (tmp_path / "outside.txt").exists()
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    with packed(tmp_path / "model") as archive:
+        assert unpack_into([archive.read()], cache / "v3") == cache / "v3"
+    assert [p.name for p in cache.iterdir()] == ["v3"]
+    assert (cache / "v3" / "config.json").read_text() == "{}"
 
 
 def test_importing_the_client_imports_no_torch() -> None:
