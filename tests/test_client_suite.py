@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import appliance
+from appliance.access.roles import Forbidden, Role
 from appliance.client import Client
 from appliance.client.errors import NotAllowed, Unreachable
 from appliance.client.transfer import packed, unpack_into
@@ -171,6 +172,22 @@ def test_remote_token_from_the_environment(
         with appliance.connect(url, cache=tmp_path) as known:
             assert known.workspace("ws").name == "ws"
             assert [w.name for w in known.workspaces()] == ["ws"]
+
+
+def test_remote_roles_refuse_as_forbidden(isolated_home: Path, tmp_path: Path) -> None:
+    with Services.open(home=isolated_home, token="admin-token") as services:
+        services.workspaces.create("ws")
+        services.workspaces.create("other")
+        _, viewer = services.users.add("ann", Role.viewer, workspace="ws")
+        with running_server(services, restore=False) as http, appliance.connect(
+            str(http.base_url), token=viewer, cache=tmp_path
+        ) as client:  # fmt: skip
+            ws = client.workspace("ws", create=False)
+            assert ws.runs() == [] and ws.models() == []
+            with pytest.raises(Forbidden, match="viewer"):
+                ws.start_run()
+            with pytest.raises(Forbidden, match="only the workspace 'ws'"):
+                client.workspace("other", create=False)
 
 
 def test_an_address_that_does_not_answer(tmp_path: Path) -> None:
