@@ -58,8 +58,11 @@ class Datasets:
         self._max_pixels = max_image_pixels
         self._max = name_max
 
-    def add(self, workspace: str, name: str, folder: Path) -> AddResult:
-        """Validate `folder`, store its files and record a version (or find the same one)."""
+    def add(
+        self, workspace: str, name: str, folder: Path, source: str | None = None
+    ) -> AddResult:
+        """Validate `folder`, store its files and record a version (or find the same one).
+        `source` says where it came from (default: the folder's path)."""
         validate_name(name, "dataset name", self._max)
         ws = self._workspaces.get(workspace)
         imagefolder = read_dataset_folder(folder, self._max_pixels)
@@ -96,7 +99,7 @@ class Datasets:
                 "total_bytes": sum(f["size"] for f in files),
                 "row_count": len(imagefolder.rows),
                 "columns": dataset_columns.encode(columns),
-                "source": str(folder.absolute()),
+                "source": str(folder.absolute()) if source is None else source,
                 "parent_digest": latest[1] if latest else None,
                 "created_at": utcnow(),
             }
