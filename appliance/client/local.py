@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from appliance.client.backend import Point, Row
 from appliance.client.errors import Unreachable, refusal
@@ -107,10 +108,11 @@ class LocalBackend:
         return self._via_server("/v1/deployments", body, "deploy")
 
     def predict(self, endpoint: str, body: Mapping[str, Any]) -> Row:
-        return self._via_server(f"/v1/endpoints/{endpoint}/predict", body, "predict")
+        path = f"/v1/endpoints/{quote(endpoint, safe='')}/predict"
+        return self._via_server(path, body, "predict")
 
     def feedback(self, prediction_id: str, body: Mapping[str, Any]) -> Row:
-        path = f"/v1/predictions/{prediction_id}/feedback"
+        path = f"/v1/predictions/{quote(prediction_id, safe='')}/feedback"
         if self._find_server() is not None:
             return self._via_server(path, body, "feedback")
         # No server: every prediction it captured was written before it stopped.
