@@ -26,10 +26,11 @@ from serving_harness import free_port, wait_until_up
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from appliance.access.roles import Role
+from appliance.access.roles import Principal, Role
 from appliance.services import Services
 from tui.web.child import child_environment
 from tui.web.login import COOKIE
+from tui.web.sessions import Sessions
 
 WORKSPACE = "shop-photos"
 ANSI = re.compile(r"\x1b(\[[0-9;?<>=$]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()][0-9A-Za-z]|.)")
@@ -54,6 +55,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
         tokens = {
             "vera": services.users.add("vera", Role.viewer)[1],
             "dev": services.users.add("dev", Role.developer)[1],
+            "rita": services.users.add("rita", Role.viewer)[1],
             "limited": services.users.add("limited", Role.viewer, WORKSPACE)[1],
         }
     port = free_port()
@@ -141,6 +143,28 @@ def test_refused_logins_and_terminals(web: Web) -> None:
     assert refused.value.response.status_code == 403
 
 
+def test_a_revoked_user_opens_no_terminal(web: Web) -> None:
+    session = web.login("rita")
+    with Services.open(home=web.home) as services:
+        services.users.revoke("rita")
+    with pytest.raises(InvalidStatus) as refused:
+        connect(web.ws, origin=web.base, additional_headers={"Cookie": f"{COOKIE}={session}"})
+    assert refused.value.response.status_code == 401
+    assert httpx.get(web.base + "/", cookies={COOKIE: session}).status_code == 303  # logged out
+
+
+def test_sessions_expire_and_their_ids_are_random() -> None:
+    now = [0.0]
+    sessions = Sessions(60, clock=lambda: now[0])
+    vera = Principal("vera", Role.viewer)
+    first, second = sessions.open(vera), sessions.open(vera)
+    assert first != second and len(first) >= 40
+    now[0] = 59.0
+    assert sessions.principal(first) is vera and sessions.seconds_left(first) == 1.0
+    now[0] = 60.0
+    assert sessions.principal(first) is None and sessions.principal("") is None
+
+
 def _screen(socket: ClientConnection, until: str, timeout: float = 20) -> str:
     """The terminal's output as text, read until it shows `until`."""
     received, deadline = b"", time.monotonic() + timeout
@@ -201,7 +225,6 @@ def test_a_developers_terminal_links_to_the_homes_running_server_a_viewers_not(w
 
 def test_the_child_holds_the_admin_token_only_for_an_admin() -> None:
     from appliance.access.authenticate import ADMIN
-    from appliance.access.roles import Principal
 
     base = {"APPLIANCE_TOKEN": "secret", "PATH": "/bin"}
     viewer = child_environment(base, Principal("vera", Role.viewer), "/h")
