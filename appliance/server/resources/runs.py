@@ -8,13 +8,13 @@ from __future__ import annotations
 import threading
 from collections import deque
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.response import File
 
 from appliance.access.roles import Role
@@ -25,6 +25,9 @@ from appliance.server.answers import Answer
 from appliance.server.resources.uploads import FORM, received
 from appliance.services import Services
 
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+"""What SQLite holds (a larger number would be a 500, not a 400)."""
+
 
 class RunRequest(msgspec.Struct, forbid_unknown_fields=True):
     recipe: str = ""
@@ -34,7 +37,7 @@ class RunRequest(msgspec.Struct, forbid_unknown_fields=True):
     """`NAME` or `NAME@VERSION` of the training data (required with `execute`)."""
     params: dict[str, Any] = {}
     name: str = ""
-    seed: int | None = None
+    seed: Int64 | None = None
     execute: bool = True
     """true: run the recipe in a child process; false: open a run to log into."""
     model: str | None = None
@@ -44,7 +47,7 @@ class RunRequest(msgspec.Struct, forbid_unknown_fields=True):
 class MetricPoint(msgspec.Struct, forbid_unknown_fields=True):
     key: str
     value: float
-    step: int = 0
+    step: Int64 = 0
 
 
 class MetricsRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -177,11 +180,9 @@ class RunController(Controller):
         services: NamedDependency[Services],
         workspace: FromPath[str],
         status: FromQuery[str | None] = None,
-        limit: FromQuery[int] = 50,
+        limit: Annotated[int, Parameter(ge=1, le=10_000)] = 50,
     ) -> list[RunSummary]:
         """The newest runs first (`?status=running&limit=50`)."""
-        if limit < 1:
-            raise InvalidInput("limit must be at least 1")
         reap_runs(services)
         rows = services.runs.list(workspace, status=status or None, limit=limit)
         return msgspec.convert(rows, list[RunSummary])
@@ -277,7 +278,7 @@ class RunController(Controller):
         services: NamedDependency[Services],
         workspace: FromPath[str],
         run_id: FromPath[str],
-        tail: FromQuery[int] = 0,
+        tail: Annotated[int, Parameter(ge=0, le=1_000_000)] = 0,
     ) -> Response[str] | File:
         """The child process's output, as `appliance run logs` (`?tail=N`: its last N lines)."""
         run = _in_workspace(services, workspace, run_id)
