@@ -40,3 +40,19 @@ def test_refusals_say_what_to_fix(
         refused(client.post("/v1/workspaces", json=body), status, words)
         refused(client.get("/v1/workspaces/nope"), 404, "no workspace 'nope'")
     assert [w["name"] for w in services.workspaces.list()] == ["ads"]
+
+
+def test_a_user_limited_to_a_workspace_lists_only_it(services: Services) -> None:
+    from appliance.access.roles import Role
+
+    for name in ("ads", "shop"):
+        services.workspaces.create(name)
+    _, token = services.users.add("ana", Role.developer, workspace="ads")
+    bearer = {"authorization": f"Bearer {token}"}
+    with running_server(services, restore=False) as client:
+        assert [w["name"] for w in client.get("/v1/workspaces", headers=bearer).json()] == ["ads"]
+        assert [w["name"] for w in client.get("/v1/workspaces").json()] == ["ads", "shop"]
+        assert client.get("/v1/workspaces/shop", headers=bearer).status_code == 403
+        # Creating one spans every workspace: not for a user limited to one.
+        refused(client.post("/v1/workspaces", json={"name": "x"}, headers=bearer), 403, "ads")
+    assert [w["name"] for w in services.workspaces.list()] == ["ads", "shop"]
