@@ -73,6 +73,7 @@ def _hostile() -> list[tuple[str, bytes, str]]:
         ("fifo", tar_with(good, member("fifo", tarfile.FIFOTYPE)), "a device"),
         ("twice", tar_with(good, member("./metadata.jsonl")), "twice"),
         ("clash", tar_with(member("a"), member("a/b")), "clashes"),
+        ("long name", tar_with(good, member("x" * 300)), "too long"),
         ("not a tar", b"PK\x03\x04 a zip, not a tar" * 40, "not a readable tar"),
         ("empty", tar_with(), "no files"),
     ]

@@ -5,6 +5,7 @@ an uncompressed tar, a block at a time, for a download that never holds a file i
 
 from __future__ import annotations
 
+import errno
 import gzip
 import lzma
 import os
@@ -51,6 +52,13 @@ def extract(archive: Path, target: Path, max_bytes: int, max_files: int = MAX_FI
                     raise InvalidInput(
                         f"the archive's member '{member.name}' clashes with another of its "
                         "members (a file and a folder of the same name)"
+                    ) from None
+                except OSError as exc:
+                    if exc.errno != errno.ENAMETOOLONG:
+                        raise
+                    raise InvalidInput(
+                        f"the archive's member '{member.name[:80]}…' has a name too long for "
+                        "a file here"
                     ) from None
     except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error, lzma.LZMAError) as exc:
         raise InvalidInput(f"the body is not a readable tar archive ({exc})") from None
