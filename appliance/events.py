@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlite_utils
 
+from appliance.access.actor import current_actor
 from appliance.registry import Registry, Rows, utcnow
 
 
@@ -24,10 +25,11 @@ def record_event(
     deployment_id: str | None = None,
     **detail: Any,
 ) -> None:
-    """Append an event; call it inside the write job that makes the change."""
+    """Append an event; call it inside the write job that makes the change. Its actor is who
+    the code acts for (`appliance/access/actor.py`): a user of the server, or `local`."""
     db.execute(
         "INSERT INTO events (workspace_id, kind, subject, model_version_id, deployment_id,"
-        " detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " detail, created_at, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             workspace_id,
             kind,
@@ -36,6 +38,7 @@ def record_event(
             deployment_id,
             json.dumps(detail, sort_keys=True),
             utcnow(),
+            current_actor(),
         ),
     )
 

@@ -45,7 +45,8 @@ class Settings:
     host: str = field(
         default="127.0.0.1",
         metadata=_help(
-            "Address the HTTP server listens on. Anything beyond loopback requires `token`."
+            "Address the HTTP server listens on. Beyond loopback every request but the health "
+            "probes needs a token (`token`, or a user's from `appliance user add`)."
         ),
     )
     port: int = field(
@@ -58,8 +59,9 @@ class Settings:
     token: str = field(
         default="",
         metadata=_help(
-            "Bearer token required by every non-read HTTP endpoint; empty means none, which is "
-            "only allowed while the server listens on loopback."
+            "The server's admin token (`Authorization: Bearer <token>`): when set, every request "
+            "but the health probes needs a token, this one or a user's. Prefer token_file or "
+            "APPLIANCE_TOKEN to the command line."
         ),
     )
     token_file: str = field(
@@ -85,9 +87,31 @@ class Settings:
             "writes from any other page's origin are refused (403)."
         ),
     )
+    web_port: int = field(
+        default=8766,
+        metadata=_help(
+            "TCP port `appliance web` (the terminal UI in a browser) listens on, at the `host` "
+            "address."
+        ),
+    )
+    web_session_minutes: int = field(
+        default=720,
+        metadata=_help(
+            "How long a browser's login to `appliance web` lasts (its cookie and the server's "
+            "record of it); a terminal still open then is closed."
+        ),
+    )
     max_body_bytes: int = field(
         default=10_000_000,
         metadata=_help("Largest HTTP request body accepted; larger bodies get 413."),
+    )
+    upload_max_bytes: int = field(
+        default=8_000_000_000,
+        metadata=_help(
+            "Largest folder sent over HTTP (a dataset or a model version as a tar, or a run "
+            "artifact), as sent and as unpacked; larger ones get 413. It is streamed to the "
+            "home's tmp/ folder, so it needs that much free disk, not memory."
+        ),
     )
     max_connections: int = field(
         default=512,
@@ -149,11 +173,19 @@ class Settings:
         metadata=_help("Longest name allowed for workspaces, datasets, models and endpoints."),
     )
 
-    predict_requires_token: bool = field(
+    require_auth: bool = field(
         default=False,
         metadata=_help(
-            "When a token is set, also require it on predict and feedback (management and other "
-            "write endpoints always require it)."
+            "Require a token on every request but the health probes also on loopback (beyond "
+            "loopback, or with `token` set, it is always required). The CLI and the TUI of "
+            "the home's owner send the home's local key (the `local.key` file) by themselves."
+        ),
+    )
+    predict_rate_limit: float = field(
+        default=0.0,
+        metadata=_help(
+            "Predict requests per second allowed to each token (bursts of as many), the "
+            "excess answered 429 with Retry-After; 0: no limit."
         ),
     )
     low_light_brightness: int = field(

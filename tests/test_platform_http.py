@@ -120,7 +120,7 @@ def test_a_bad_window_is_refused(server: tuple[Services, httpx.Client]) -> None:
     assert "window 'a while' is not a duration" in answer.json()["error"]
 
 
-def test_with_a_token_a_rating_needs_it_and_the_report_does_not(isolated_home: Path) -> None:
+def test_with_a_token_a_rating_and_the_report_need_it(isolated_home: Path) -> None:
     with (
         Services.open(home=isolated_home, token="s3cret") as services,
         running_server(services, restore=False) as client,
@@ -133,4 +133,6 @@ def test_with_a_token_a_rating_needs_it_and_the_report_does_not(isolated_home: P
             FEEDBACK, json={"rating": 5}, headers={"authorization": "Bearer s3cret"}
         )
         assert allowed.status_code == 201
-        assert client.get(REPORT).json()["happiness"]["count"] == 1
+        assert client.get(REPORT).status_code == 401
+        signed = client.get(REPORT, headers={"authorization": "Bearer s3cret"})
+        assert signed.json()["happiness"]["count"] == 1

@@ -660,7 +660,9 @@ def test_with_a_token_every_review_route_needs_it(home: Path) -> None:
     """The queue serves what users sent: its reads need the token too."""
     with Services.open(home=home, token="s3cret") as services, running_server(services) as client:
         wait_ready(client)
-        dark = predict(client, photo("low", seed=9))  # predict itself needs no token
+        client.headers["authorization"] = "Bearer s3cret"
+        dark = predict(client, photo("low", seed=9))
+        del client.headers["authorization"]
         routes = [
             ("GET", "/v1/workspaces/ads/review", None),
             ("GET", "/v1/review/nope", None),

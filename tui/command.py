@@ -28,7 +28,8 @@ def up(ctx: click.Context, no_server: bool, host: str | None, port: int | None) 
     state.overrides.update({k: v for k, v in (("host", host), ("port", port)) if v})
     services = state.services()
     if not no_server:
-        check_listen_address(services.settings)  # refuse before the UI takes the terminal
+        # Refuse before the UI takes the terminal.
+        check_listen_address(services.settings, has_users=bool(services.users.list()))
     from tui import run_tui
 
     if no_server:

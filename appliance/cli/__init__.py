@@ -30,6 +30,7 @@ from appliance.cli.review import review
 from appliance.cli.run import run
 from appliance.cli.serve import serve
 from appliance.cli.settings import settings
+from appliance.cli.user import audit, user
 from appliance.cli.workspace import workspace
 from appliance.disk import out_of_space
 from appliance.errors import ApplianceError
@@ -95,7 +96,7 @@ def cli(ctx: click.Context, home: Path | None) -> None:
 
 for command in (
     workspace, dataset, recipe, run, model, deploy, serve, monitor, review, job, new, settings,
-    demo, feedback, report, backup, restore, check, gc,
+    demo, feedback, report, backup, restore, check, gc, user, audit,
 ):  # fmt: skip
     cli.add_command(command)
 

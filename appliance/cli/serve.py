@@ -27,7 +27,8 @@ def serve(
     Recorded deployments are loaded at start; /v2/health/ready answers 503 until they are.
     Runs a dead process left running are marked failed first. SIGTERM or Ctrl-C stops taking
     requests, finishes those in flight, stops the scheduler and its training runs, and writes
-    the last captured predictions. Listening beyond loopback requires a token.
+    the last captured predictions. Listening beyond loopback requires tokens: the admin
+    token (APPLIANCE_TOKEN or the token_file setting) or users (`appliance user add`).
 
     While it runs, the server records its address in the home (server.json): the CLI on this
     home finds it there, whatever the port, and a server refuses the CLI of another home.
@@ -52,7 +53,7 @@ def serve(
     )
     services = state.services()
     settings = services.settings
-    check_listen_address(settings)
+    check_listen_address(settings, has_users=bool(services.users.list()))
     lock = HomeLock(settings.home)  # before the app restores deployments or schedules jobs
     click.echo(f"serving {settings.home} on http://{settings.host}:{settings.port}", err=True)
     HomeServer(

@@ -58,9 +58,7 @@ class Datasets:
         self._max_pixels = max_image_pixels
         self._max = name_max
 
-    def add(
-        self, workspace: str, name: str, folder: Path, source: str | None = None
-    ) -> AddResult:
+    def add(self, workspace: str, name: str, folder: Path, source: str | None = None) -> AddResult:
         """Validate `folder`, store its files and record a version (or find the same one).
         `source` says where it came from (default: the folder's path)."""
         validate_name(name, "dataset name", self._max)

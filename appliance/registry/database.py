@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -94,6 +95,10 @@ class Registry:
                     f"{self._busy_timeout_ms} ms; try again"
                 ) from None
             raise
+
+    def submit(self, job: Callable[[sqlite_utils.Database], T], durable: bool = True) -> Future[T]:
+        """Queue `job` for the writer thread without waiting for it (from the event loop)."""
+        return self._writer.submit(job, durable)
 
     @property
     def db(self) -> sqlite_utils.Database:

@@ -16,6 +16,7 @@ About 0.2-0.3 ms more per durable commit on this machine's disk (bench_registry.
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import sqlite3
 import threading
@@ -49,7 +50,9 @@ class Writer:
         if not self._thread.is_alive():
             raise RuntimeError("the registry writer is closed")
         future: Future[T] = Future()
-        self._jobs.put((future, job, durable))
+        # In the submitter's context: the job sees who it acts for (appliance/access/actor.py).
+        context = contextvars.copy_context()
+        self._jobs.put((future, lambda db: context.run(job, db), durable))
         return future
 
     def close(self) -> None:

@@ -19,14 +19,18 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 
 from appliance import __version__
+from appliance.access.authenticate import Authenticator, local_key
+from appliance.access.roles import Role
+from appliance.access.rules import RULE
 from appliance.backup.integrity import check_registry
 from appliance.disk import out_of_space
 from appliance.errors import ApplianceError
 from appliance.monitoring.monitor import Monitor
 from appliance.runs.launcher import reap_runs
 from appliance.scheduler.service import Scheduler
-from appliance.server.auth import HomeCheck, require_token
-from appliance.server.crosssite import CrossSiteCheck, json_writes
+from appliance.server.audit import AuditTrail
+from appliance.server.auth import Access, HomeCheck, authorize
+from appliance.server.crosssite import CrossSiteCheck, declared_types
 from appliance.server.inputs import MAX_FORM_PARTS
 from appliance.server.jobs import JobController, JobRunController
 from appliance.server.manage import DeploymentController
@@ -35,10 +39,12 @@ from appliance.server.monitoring import FeedbackController, MonitoringController
 from appliance.server.oip import OipController
 from appliance.server.platform import PlatformController
 from appliance.server.predict import PredictController, Predicting
+from appliance.server.ratelimit import RateLimited
 from appliance.server.record import home_id, new_instance
 from appliance.server.resources import ROUTES as RESOURCE_ROUTES
 from appliance.server.review import ReviewItemController, ReviewQueueController
-from appliance.server.throttle import AuthThrottle, TooManyAttempts
+from appliance.server.scopes import resolvers
+from appliance.server.throttle import TooManyAttempts
 from appliance.services import Services
 from appliance.serving.service import Serving
 
@@ -57,6 +63,10 @@ def create_app(services: Services, restore: bool = True, schedule: bool = True) 
     monitor.bind(lambda: [(m.endpoint, m.batcher.depth) for m in serving.pool.live()])
     # Who this server is: the home it serves, and this run of it (`appliance/server/record.py`).
     this_home, instance = home_id(services.settings.home), new_instance()
+    authenticator = Authenticator(
+        services.users, services.settings.token, local_key(services.settings.home)
+    )
+    access = Access(services.settings, authenticator, resolvers(serving))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -79,7 +89,7 @@ def create_app(services: Services, restore: bool = True, schedule: bool = True) 
             await anyio.to_thread.run_sync(serving.close)
             await anyio.to_thread.run_sync(monitor.close)  # after serving: flushes every capture
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             PredictController,
             OipController,
@@ -97,8 +107,9 @@ def create_app(services: Services, restore: bool = True, schedule: bool = True) 
         ],
         lifespan=[lifespan],
         dependencies=_dependencies(services, monitor, serving, scheduler),
-        guards=[require_token, json_writes],
+        guards=[authorize, declared_types],
         middleware=[
+            AuditTrail(services.registry, access.workspace_of),
             CrossSiteCheck(services.settings),
             HomeCheck(services.settings.home, this_home, instance),
         ],
@@ -108,7 +119,7 @@ def create_app(services: Services, restore: bool = True, schedule: bool = True) 
                 "settings": services.settings,
                 "home_id": this_home,
                 "instance": instance,
-                "auth_throttle": AuthThrottle(),
+                "access": access,
             }
         ),
         request_max_body_size=services.settings.max_body_bytes,
@@ -121,6 +132,22 @@ def create_app(services: Services, restore: bool = True, schedule: bool = True) 
         openapi_config=OpenAPIConfig(title="appliance", version=__version__, path="/schema"),
         logging_config=None,
     )
+    _check_rules(app)
+    return app
+
+
+def _check_rules(app: Litestar) -> None:
+    """Every route declares who may use it (`appliance/access/rules.py`): one that does not is
+    a bug, refused here rather than served open. Litestar's own handlers (the schema pages, the
+    automatic OPTIONS answers) are given the viewer rule."""
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            if RULE in handler.opt:
+                continue
+            if route.path.startswith("/schema") or handler.http_methods == {"OPTIONS"}:
+                handler.opt.update({RULE: Role.viewer, "scope": None, "every_workspace": False})
+            else:
+                raise RuntimeError(f"the route {route.path} declares no access rule (opt=allow)")
 
 
 def _dependencies(
@@ -156,7 +183,7 @@ def _restore(serving: Serving) -> None:
 
 def _appliance_error(request: Request, exc: ApplianceError) -> Response:
     headers = {"Retry-After": "2"} if exc.http_status == 503 else None
-    if isinstance(exc, TooManyAttempts):
+    if isinstance(exc, TooManyAttempts | RateLimited):
         headers = {"Retry-After": str(exc.retry_after)}
     return Response({"error": str(exc)}, status_code=exc.http_status, headers=headers)
 

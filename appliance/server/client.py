@@ -1,8 +1,8 @@
 """The one HTTP client of the appliance's own server, for the CLI, the TUI and the demo. It finds
 its home's server through the record the server keeps in the home (never a guessed port), names
-its home on every request, sends the token when one is set, and turns an error answer into an
-ApplianceError carrying the server's message. Blocking (httpx): the TUI calls it from thread
-workers; one client may be shared between threads."""
+its home on every request, sends a token (the admin token, else the home's local key), and
+turns an error answer into an ApplianceError carrying the server's message. Blocking (httpx):
+the TUI calls it from thread workers; one client may be shared between threads."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from appliance.access.authenticate import read_local_key
 from appliance.errors import ApplianceError
 from appliance.server.record import HOME_HEADER, INSTANCE_HEADER, home_id, read_record
 from appliance.settings import Settings
@@ -33,8 +34,10 @@ class ServerClient:
     def __init__(self, base_url: str, settings: Settings, timeout: httpx.Timeout = TIMEOUT):
         self.base_url = base_url.rstrip("/")
         headers = {HOME_HEADER: home_id(settings.home)}
-        if settings.token:
-            headers["authorization"] = f"Bearer {settings.token}"
+        # The admin token when one is set, else the home's local key: who reads the home's
+        # files is the box's own user (`local`) to its server (appliance/access/authenticate.py).
+        if token := settings.token or read_local_key(settings.home):
+            headers["authorization"] = f"Bearer {token}"
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 
     @classmethod

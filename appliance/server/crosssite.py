@@ -9,11 +9,12 @@ answers too. So, in every mode, token or not:
 - **Origin**: a write (any method but GET, HEAD, OPTIONS) that carries an `Origin` other than the
   server's own (`Host`) or one of `allowed_origins`, or that the browser marks `Sec-Fetch-Site:
   cross-site`, is 403.
-- **Content types** (`json_writes`): a write with a body to a route that is not a predict route
-  must say its body is JSON (`application/json`), which a page cannot send cross-site without a
-  preflight the server never grants. Predict routes check their own types (multipart,
-  `image/*`, JSON). A write without a body (pause, run) has no type to check; browsers send an
-  Origin with every POST, which the Origin rule checks.
+- **Content types** (`declared_types`): a write with a body must send one of the content types
+  its route declares (`appliance/access/rules.py`; JSON unless it says otherwise), so most
+  writes need `application/json`, which a page cannot send cross-site without a preflight the
+  server never grants; uploads declare a tar or multipart; predict routes check the types
+  their endpoint's task reads. A write without a body (pause, run) has no type to check;
+  browsers send an Origin with every POST, which the Origin rule checks.
 """
 
 from __future__ import annotations
@@ -27,11 +28,15 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from appliance.access.rules import JSON, accepts
 from appliance.errors import ApplianceError, InvalidInput, UnsupportedMedia
-from appliance.server.auth import READ_METHODS, is_loopback
+from appliance.server.auth import is_loopback
 from appliance.settings import Settings
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class CrossSite(ApplianceError):
@@ -91,19 +96,24 @@ class CrossSiteCheck(ASGIMiddleware):
 _READ = frozenset({b"host", b"origin", b"sec-fetch-site"})
 
 
-async def json_writes(
+async def declared_types(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
-    """A write to a route other than predict must send its body as JSON (see the module)."""
+    """A write with a body sends one of its route's declared content types (see the module)."""
     method = connection.scope.get("method", "GET")
-    if method in READ_METHODS or method == "DELETE" or handler.opt.get("predict"):
+    if method in READ_METHODS:
         return
     headers = connection.headers
     if headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers:
         return  # no body (`curl -X POST …/pause`): nothing to read, and the Origin check holds
+    declared: tuple[str, ...] | None = handler.opt.get("content_types", JSON)
+    if declared is None:  # a predict route: its task checks (appliance/access/rules.py)
+        return
     media = headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media != "application/json":
-        raise UnsupportedMedia(
-            f"content type '{media or 'none'}' is not accepted: send JSON with "
-            "'content-type: application/json'"
+    if not accepts(declared, media):
+        wanted = (
+            "JSON with 'content-type: application/json'"
+            if declared == JSON
+            else f"one of {', '.join(declared)} (said in the content-type header)"
         )
+        raise UnsupportedMedia(f"content type '{media or 'none'}' is not accepted: send {wanted}")

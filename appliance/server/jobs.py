@@ -13,6 +13,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import UNSET, UnsetType
 
+from appliance.access.roles import Role
+from appliance.access.rules import allow
 from appliance.scheduler.jobs import parse_trigger
 from appliance.scheduler.service import Scheduler
 from appliance.server.answers import Answer
@@ -90,7 +92,7 @@ class JobController(Controller):
     path = "/v1/workspaces/{workspace:str}/jobs"
     tags = ["jobs"]
 
-    @get("/")
+    @get("/", opt=allow(Role.viewer))
     async def list_jobs(
         self, services: NamedDependency[Services], workspace: FromPath[str]
     ) -> list[Job]:
@@ -98,7 +100,7 @@ class JobController(Controller):
         found = await anyio.to_thread.run_sync(services.jobs.list, workspace)
         return msgspec.convert(found, list[Job])
 
-    @post("/", status_code=201)
+    @post("/", opt=allow(Role.developer), status_code=201)
     async def add_job(
         self,
         services: NamedDependency[Services],
@@ -112,7 +114,7 @@ class JobController(Controller):
         )
         return msgspec.convert(added, Job)
 
-    @get("/{name:str}")
+    @get("/{name:str}", opt=allow(Role.viewer))
     async def show_job(
         self,
         services: NamedDependency[Services],
@@ -128,14 +130,14 @@ class JobController(Controller):
 
         return msgspec.convert(await anyio.to_thread.run_sync(read), JobWithRuns)
 
-    @delete("/{name:str}", status_code=204)
+    @delete("/{name:str}", opt=allow(Role.developer), status_code=204)
     async def remove_job(
         self, services: NamedDependency[Services], workspace: FromPath[str], name: FromPath[str]
     ) -> None:
         """Remove the job and the record of its runs."""
         await anyio.to_thread.run_sync(services.jobs.remove, workspace, name)
 
-    @post("/{name:str}/pause", status_code=200)
+    @post("/{name:str}/pause", opt=allow(Role.developer), status_code=200)
     async def pause_job(
         self, services: NamedDependency[Services], workspace: FromPath[str], name: FromPath[str]
     ) -> Job:
@@ -143,7 +145,7 @@ class JobController(Controller):
         job = await anyio.to_thread.run_sync(services.jobs.set_enabled, workspace, name, False)
         return msgspec.convert(job, Job)
 
-    @post("/{name:str}/resume", status_code=200)
+    @post("/{name:str}/resume", opt=allow(Role.developer), status_code=200)
     async def resume_job(
         self, services: NamedDependency[Services], workspace: FromPath[str], name: FromPath[str]
     ) -> Job:
@@ -151,7 +153,7 @@ class JobController(Controller):
         job = await anyio.to_thread.run_sync(services.jobs.set_enabled, workspace, name, True)
         return msgspec.convert(job, Job)
 
-    @post("/{name:str}/run", status_code=202)
+    @post("/{name:str}/run", opt=allow(Role.developer), status_code=202)
     async def run_job(
         self,
         services: NamedDependency[Services],
@@ -169,7 +171,11 @@ class JobRunController(Controller):
     path = "/v1/job-runs"
     tags = ["jobs"]
 
-    @post("/{job_run_id:str}/approve", status_code=200)
+    @post(
+        "/{job_run_id:str}/approve",
+        opt=allow(Role.developer, scope=("job_run", "job_run_id")),
+        status_code=200,
+    )
     async def approve(
         self, scheduler: NamedDependency[Scheduler], job_run_id: FromPath[str]
     ) -> JobRun:

@@ -7,14 +7,19 @@ from typing import Any
 
 import anyio
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from appliance.access.roles import Role
+from appliance.access.rules import allow
 from appliance.server.answers import Answer
+from appliance.server.auth import check_workspace, principal_of
 from appliance.serving.options import DeployOptions
 from appliance.serving.pool import LiveModel
 from appliance.serving.service import Serving
+
+AnyRequest = Request[Any, Any, Any]
 
 
 class DeployRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -64,16 +69,21 @@ class DeploymentController(Controller):
     path = "/v1/deployments"
     tags = ["deployments"]
 
-    @get("/")
-    async def list_deployments(self, serving: NamedDependency[Serving]) -> list[Deployment]:
-        live = _live(serving)
-        return [_with_live(live, row) for row in serving.services.deployments.list()]
+    @get("/", opt=allow(Role.viewer))
+    async def list_deployments(
+        self, request: AnyRequest, serving: NamedDependency[Serving]
+    ) -> list[Deployment]:
+        """Every deployment (of the token's workspace, for a user limited to one)."""
+        live, sees = _live(serving), principal_of(request).sees
+        rows = serving.services.deployments.list()
+        return [_with_live(live, row) for row in rows if sees(row["workspace"])]
 
-    @post("/", status_code=201)
+    @post("/", opt=allow(Role.developer), status_code=201)
     async def deploy(
-        self, serving: NamedDependency[Serving], data: JSONBody[DeployRequest]
+        self, request: AnyRequest, serving: NamedDependency[Serving], data: JSONBody[DeployRequest]
     ) -> Deployment:
         """Load and warm the model beside the one serving, then switch traffic to it."""
+        check_workspace(request, data.workspace)
         options = DeployOptions(
             data.quantization, data.device, data.max_batch_size, data.max_batch_wait_ms
         )
@@ -82,14 +92,20 @@ class DeploymentController(Controller):
         )
         return _shown(serving, data.workspace, row["endpoint"])
 
-    @post("/{endpoint:str}/rollback", status_code=200)
+    @post(
+        "/{endpoint:str}/rollback",
+        opt=allow(Role.developer, scope=("endpoint", "endpoint")),
+        status_code=200,
+    )
     async def rollback(
         self,
+        request: AnyRequest,
         serving: NamedDependency[Serving],
         endpoint: FromPath[str],
         data: JSONBody[RollbackRequest],
     ) -> Deployment:
         """Return the endpoint to the version it served before."""
+        check_workspace(request, data.workspace)
         await anyio.to_thread.run_sync(serving.rollback, data.workspace, endpoint)
         return _shown(serving, data.workspace, endpoint)
 

@@ -12,6 +12,8 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery
 
+from appliance.access.roles import Role
+from appliance.access.rules import allow
 from appliance.errors import InvalidInput
 from appliance.server.answers import Answer
 from appliance.server.monitoring import DoraFigures
@@ -90,6 +92,7 @@ class ReportController(Controller):
 
     @get(
         "/maturity",
+        opt=allow(Role.viewer),
         responses={
             200: ResponseSpec(
                 data_container=Maturity,

@@ -14,6 +14,8 @@ from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from appliance.access.roles import Role
+from appliance.access.rules import allow
 from appliance.errors import NotFound
 from appliance.monitoring import alerts, report
 from appliance.monitoring.drift import FeatureDrift
@@ -290,6 +292,8 @@ class Event(Answer):
     deployment_id: str | None
     detail: dict[str, Any]
     created_at: str
+    actor: str
+    """Who made the change: a user of the server, `admin` (its token) or `local` (the box)."""
 
 
 class Alerts(Answer):
@@ -340,7 +344,11 @@ class FeedbackController(Controller):
     path = "/v1/predictions"
     tags = ["monitoring"]
 
-    @post("/{prediction_id:str}/feedback", opt={"predict": True}, status_code=201)
+    @post(
+        "/{prediction_id:str}/feedback",
+        opt=allow(Role.predictor, scope=("prediction", "prediction_id"), predict=True),
+        status_code=201,
+    )
     async def feedback(
         self,
         monitor: NamedDependency[Monitor],
@@ -368,7 +376,7 @@ class FeedbackController(Controller):
 
         return msgspec.convert(await anyio.to_thread.run_sync(store), Feedback)
 
-    @get("/{prediction_id:str}")
+    @get("/{prediction_id:str}", opt=allow(Role.viewer, scope=("prediction", "prediction_id")))
     async def prediction(
         self,
         monitor: NamedDependency[Monitor],
@@ -395,7 +403,7 @@ class MonitoringController(Controller):
     path = "/v1/workspaces/{workspace:str}/monitoring"
     tags = ["monitoring"]
 
-    @get("/summary")
+    @get("/summary", opt=allow(Role.viewer))
     async def summary(
         self,
         monitor: NamedDependency[Monitor],
@@ -411,7 +419,7 @@ class MonitoringController(Controller):
         found = await _settled(monitor, report.summary, services, workspace, endpoint, seconds)
         return msgspec.convert(found, Summary)
 
-    @get("/drift")
+    @get("/drift", opt=allow(Role.viewer))
     async def drift(
         self,
         monitor: NamedDependency[Monitor],
@@ -426,7 +434,7 @@ class MonitoringController(Controller):
         found = await _settled(monitor, report.drift, services, workspace, endpoint, seconds)
         return msgspec.convert(found, Drift)
 
-    @get("/slices")
+    @get("/slices", opt=allow(Role.viewer))
     async def slices(
         self,
         monitor: NamedDependency[Monitor],
@@ -448,7 +456,7 @@ class MonitoringController(Controller):
         )  # fmt: skip
         return msgspec.convert(found, Slices)
 
-    @get("/alerts")
+    @get("/alerts", opt=allow(Role.viewer))
     async def alerts(self, services: NamedDependency[Services], workspace: FromPath[str]) -> Alerts:
         """Each rule's state per endpoint, and the recent alert events."""
 
@@ -460,7 +468,7 @@ class MonitoringController(Controller):
 
         return msgspec.convert(await anyio.to_thread.run_sync(read), Alerts)
 
-    @get("/feedback")
+    @get("/feedback", opt=allow(Role.viewer))
     async def feedback(
         self,
         services: NamedDependency[Services],
@@ -477,7 +485,7 @@ class MonitoringController(Controller):
 
         return msgspec.convert(await anyio.to_thread.run_sync(read), FeedbackReport)
 
-    @get("/dora")
+    @get("/dora", opt=allow(Role.viewer))
     async def dora(
         self,
         services: NamedDependency[Services],
@@ -491,7 +499,12 @@ class MonitoringController(Controller):
         return msgspec.convert(found, Dora)
 
 
-@get("/metrics", tags=["monitoring"], media_type="text/plain; version=0.0.4; charset=utf-8")
+@get(
+    "/metrics",
+    tags=["monitoring"],
+    media_type="text/plain; version=0.0.4; charset=utf-8",
+    opt=allow(Role.viewer, every_workspace=True),
+)
 async def metrics(monitor: NamedDependency[Monitor]) -> Response[bytes]:
     """Prometheus metrics in the text exposition format."""
     body = await anyio.to_thread.run_sync(monitor.metrics.render)

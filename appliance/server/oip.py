@@ -16,6 +16,8 @@ from litestar.params import FromPath
 from msgspec import UNSET, UnsetType
 
 from appliance import __version__
+from appliance.access.roles import Role
+from appliance.access.rules import BY_TASK, allow, public
 from appliance.errors import InvalidInput, NotFound
 from appliance.server.inputs import MAX_BATCH, decode_all
 from appliance.serving.pool import LiveModel
@@ -87,22 +89,25 @@ class OipController(Controller):
     path = "/v2"
     tags = ["open inference protocol v2"]
 
-    @get("/")
+    @get("/", opt=allow(Role.viewer))
     async def server_metadata(self) -> ServerMetadata:
         return ServerMetadata("appliance", __version__, ["binary_tensor_data"])
 
-    @get("/health/live")
+    @get("/health/live", opt=public())
     async def live(self) -> Liveness:
         """The process is up and answering."""
         return Liveness(True)
 
-    @get("/health/ready")
+    @get("/health/ready", opt=public())
     async def ready(self, serving: NamedDependency[Serving]) -> Response[Readiness]:
         """Every recorded deployment is loaded (503 while they are still loading)."""
         ready = not serving.restoring
         return Response(Readiness(ready), status_code=200 if ready else 503)
 
-    @get(["/models/{name:str}", "/models/{name:str}/versions/{version:str}"])
+    @get(
+        ["/models/{name:str}", "/models/{name:str}/versions/{version:str}"],
+        opt=allow(Role.viewer, scope=("endpoint", "name")),
+    )
     async def model_metadata(
         self,
         serving: NamedDependency[Serving],
@@ -133,7 +138,10 @@ class OipController(Controller):
             parameters={k: v for k, v in described.items() if v is not None},
         )
 
-    @get(["/models/{name:str}/ready", "/models/{name:str}/versions/{version:str}/ready"])
+    @get(
+        ["/models/{name:str}/ready", "/models/{name:str}/versions/{version:str}/ready"],
+        opt=allow(Role.viewer, scope=("endpoint", "name")),
+    )
     async def model_ready(
         self,
         serving: NamedDependency[Serving],
@@ -145,7 +153,13 @@ class OipController(Controller):
 
     @post(
         ["/models/{name:str}/infer", "/models/{name:str}/versions/{version:str}/infer"],
-        opt={"predict": True},
+        opt=allow(
+            Role.predictor,
+            content_types=BY_TASK,
+            scope=("endpoint", "name"),
+            predict=True,
+            audit=False,
+        ),
         status_code=200,
     )
     async def infer(

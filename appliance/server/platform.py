@@ -9,18 +9,21 @@ from typing import Any
 
 import anyio
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromQuery, JSONBody
 
+from appliance.access.roles import LOCAL, Role
+from appliance.access.rules import allow
 from appliance.errors import TooLarge
 from appliance.monitoring.predictions import parse_window
 from appliance.platform.feedback import MAX_COMMENT, PlatformFeedback
 from appliance.platform.report import platform_report
 from appliance.platform.report import window as window_of
 from appliance.server.answers import Answer
+from appliance.server.auth import check_workspace, principal_of
 from appliance.services import Services
 
 # A comment of MAX_COMMENT characters, each escaped as \uXXXX (6 bytes), and the rest of the body.
@@ -204,7 +207,7 @@ async def small_json_body(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
     """A body refused by its announced length before a byte of it is read (the app's
-    `json_writes` guard has checked it says JSON)."""
+    `declared_types` guard has checked it says JSON)."""
     length = connection.headers.get("content-length", "")
     if length.isascii() and length.isdigit() and int(length) > FEEDBACK_MAX_BODY:
         raise TooLarge(
@@ -217,7 +220,7 @@ class PlatformController(Controller):
     path = "/v1/platform"
     tags = ["platform"]
 
-    @get("/report")
+    @get("/report", opt=allow(Role.viewer, every_workspace=True))
     async def report(
         self, services: NamedDependency[Services], window: FromQuery[str] = "30d"
     ) -> PlatformReport:
@@ -231,25 +234,33 @@ class PlatformController(Controller):
 
     @post(
         "/feedback",
+        opt=allow(Role.viewer),  # rating the platform is for every user, whatever its role
         status_code=201,
         guards=[small_json_body],
         request_max_body_size=FEEDBACK_MAX_BODY,
     )
     async def rate(
-        self, services: NamedDependency[Services], data: JSONBody[PlatformRatingRequest]
+        self,
+        request: Request[Any, Any, Any],
+        services: NamedDependency[Services],
+        data: JSONBody[PlatformRatingRequest],
     ) -> PlatformRating:
         """Rate the platform 1-5 with an optional comment (at most 2,000 characters). A rating
         outside 1-5 or a longer comment is 400, an unknown workspace 404, a body over the limit
-        413; none of them stores anything."""
+        413; none of them stores anything. The user is the token's, else the body's."""
+        principal = principal_of(request)
+        if data.workspace:
+            check_workspace(request, data.workspace)
+        user = principal.name if principal is not LOCAL else data.user or "http"
         row = await anyio.to_thread.run_sync(
             lambda: PlatformFeedback(services.registry).add(
-                data.rating, data.comment, source="http", user=data.user or "http",
+                data.rating, data.comment, source="http", user=user,
                 workspace=data.workspace,
             )
         )  # fmt: skip
         return msgspec.convert(row, PlatformRating)
 
-    @get("/feedback")
+    @get("/feedback", opt=allow(Role.viewer, every_workspace=True))
     async def ratings(
         self, services: NamedDependency[Services], limit: FromQuery[int] = 50
     ) -> PlatformRatings:

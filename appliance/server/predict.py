@@ -12,6 +12,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from msgspec import UNSET, UnsetType
 
+from appliance.access.roles import Role
+from appliance.access.rules import BY_TASK, allow
 from appliance.errors import ApplianceError
 from appliance.monitoring.monitor import Monitor
 from appliance.server.inputs import read_predict_request
@@ -78,7 +80,17 @@ class PredictController(Controller):
     path = "/v1/endpoints"
     tags = ["predict"]
 
-    @post("/{name:str}/predict", opt={"predict": True}, status_code=200)
+    @post(
+        "/{name:str}/predict",
+        opt=allow(
+            Role.predictor,
+            content_types=BY_TASK,
+            scope=("endpoint", "name"),
+            predict=True,
+            audit=False,
+        ),
+        status_code=200,
+    )
     async def predict(
         self,
         request: AnyRequest,

@@ -11,18 +11,16 @@ from typing import Any, TypeVar
 import anyio
 import msgspec
 from litestar import Controller, Response, get, post
-from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
-from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from appliance.access.roles import Role
+from appliance.access.rules import allow
 from appliance.monitoring.monitor import Monitor
 from appliance.review.export import export
 from appliance.review.store import Reviews
 from appliance.server.answers import Answer
-from appliance.server.auth import check_token
 from appliance.services import Services
-from appliance.settings import Settings
 
 T = TypeVar("T")
 
@@ -103,24 +101,11 @@ class ReviewExport(Answer):
     message: str
 
 
-async def private(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """With a token set, reads need it too: they serve people's inputs."""
-    settings: Settings = connection.app.state.settings
-    if not settings.token:
-        return
-    check_token(
-        connection,
-        "the review queue holds users' inputs: send the server's token as "
-        "'Authorization: Bearer <token>'",
-    )
-
-
 class ReviewQueueController(Controller):
     path = "/v1/workspaces/{workspace:str}/review"
     tags = ["review"]
-    guards = [private]
 
-    @get("/")
+    @get("/", opt=allow(Role.viewer))
     async def queue(
         self,
         monitor: NamedDependency[Monitor],
@@ -146,7 +131,7 @@ class ReviewQueueController(Controller):
 
         return msgspec.convert(await anyio.to_thread.run_sync(read), ReviewQueue)
 
-    @post("/export", status_code=200)
+    @post("/export", opt=allow(Role.developer), status_code=200)
     async def export(
         self,
         services: NamedDependency[Services],
@@ -164,15 +149,18 @@ class ReviewQueueController(Controller):
 class ReviewItemController(Controller):
     path = "/v1/review"
     tags = ["review"]
-    guards = [private]
 
-    @get("/{item_id:str}")
+    @get("/{item_id:str}", opt=allow(Role.viewer, scope=("review_item", "item_id")))
     async def item(self, services: NamedDependency[Services], item_id: FromPath[str]) -> ReviewItem:
         """One review item."""
         row = await _in_thread(Reviews(services).get, item_id)
         return msgspec.convert(_item(row), ReviewItem)
 
-    @get("/{item_id:str}/input", media_type="image/png")
+    @get(
+        "/{item_id:str}/input",
+        media_type="image/png",
+        opt=allow(Role.viewer, scope=("review_item", "item_id")),
+    )
     async def input(
         self, services: NamedDependency[Services], item_id: FromPath[str]
     ) -> Response[bytes]:
@@ -181,7 +169,11 @@ class ReviewItemController(Controller):
         body, media = await _in_thread(Reviews(services).input, item_id)
         return Response(body, media_type=media, headers={"Cache-Control": "no-store"})
 
-    @post("/{item_id:str}", status_code=200)
+    @post(
+        "/{item_id:str}",
+        opt=allow(Role.predictor, scope=("review_item", "item_id")),
+        status_code=200,
+    )
     async def review(
         self,
         services: NamedDependency[Services],
