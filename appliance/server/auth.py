@@ -27,11 +27,11 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from appliance.access.actor import set_actor
 from appliance.access.authenticate import Authenticator
-from appliance.access.roles import LOCAL, Principal
+from appliance.access.roles import LOCAL, Principal, Role
 from appliance.access.rules import RULE
 from appliance.errors import ApplianceError, InvalidInput
 from appliance.server.ratelimit import RateLimit
-from appliance.server.record import HOME_HEADER, INSTANCE_HEADER
+from appliance.server.record import ACTOR_HEADER, HOME_HEADER, INSTANCE_HEADER, ROLE_HEADER
 from appliance.server.throttle import AuthThrottle
 from appliance.settings import Settings
 
@@ -82,7 +82,19 @@ class Access:
                 "<token>' with a token from `appliance user add`"
             )
         self.throttle.succeeded(client)
+        if found is LOCAL and (on_behalf := connection.headers.get(ACTOR_HEADER)):
+            return _on_behalf(on_behalf, connection.headers.get(ROLE_HEADER, ""))
         return found
+
+
+def _on_behalf(name: str, role: str) -> Principal:
+    """The box acting for one of its users (the TUI `appliance web` runs for a browser): only
+    the local key may say so, and the role it names is the most the request gets."""
+    try:
+        capped = Role[role.strip()]
+    except KeyError:
+        capped = Role.viewer
+    return Principal(name.strip()[:64] or LOCAL.name, capped)
 
 
 async def authorize(

@@ -6,6 +6,7 @@ the TUI calls it from thread workers; one client may be shared between threads."
 
 from __future__ import annotations
 
+import os
 import time
 from types import TracebackType
 from typing import Any
@@ -14,7 +15,14 @@ import httpx
 
 from appliance.access.authenticate import read_local_key
 from appliance.errors import ApplianceError
-from appliance.server.record import HOME_HEADER, INSTANCE_HEADER, home_id, read_record
+from appliance.server.record import (
+    ACTOR_HEADER,
+    HOME_HEADER,
+    INSTANCE_HEADER,
+    ROLE_HEADER,
+    home_id,
+    read_record,
+)
 from appliance.settings import Settings
 
 TIMEOUT = httpx.Timeout(600, connect=5)
@@ -38,6 +46,8 @@ class ServerClient:
         # files is the box's own user (`local`) to its server (appliance/access/authenticate.py).
         if token := settings.token or read_local_key(settings.home):
             headers["authorization"] = f"Bearer {token}"
+        if actor := os.environ.get("APPLIANCE_ACTOR"):  # the TUI `appliance web` runs for a user
+            headers |= {ACTOR_HEADER: actor, ROLE_HEADER: os.environ.get("APPLIANCE_ROLE", "")}
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 
     @classmethod

@@ -21,6 +21,9 @@ HOME_HEADER = "x-appliance-home-id"
 """Sent by clients (the home they belong to) and by the server (the home it serves)."""
 INSTANCE_HEADER = "x-appliance-instance-id"
 """Sent by the server on every answer: the instance id its record names."""
+ACTOR_HEADER, ROLE_HEADER = "x-appliance-actor", "x-appliance-role"
+"""Sent with the home's local key by a process acting for one of the box's users (the TUI
+`appliance web` runs for a browser): the server records that user and caps the role."""
 
 
 def home_id(home: Path) -> str:

@@ -213,6 +213,33 @@ def test_the_cli_on_the_box_is_local_with_the_home_s_key(
     assert key.st_mode & 0o077 == 0  # only the home's owner reads it
 
 
+def test_the_box_acting_for_a_web_user_is_recorded_as_that_user_with_its_role(
+    server: tuple[Services, httpx.Client, dict[str, str]],
+) -> None:
+    """`appliance web` runs the TUI for a browser's user with APPLIANCE_ACTOR and
+    APPLIANCE_ROLE set; the TUI's client sends them with the home's local key."""
+    services, http, tokens = server
+    key = (services.settings.home / "local.key").read_text().strip()
+    job = {"name": "nightly", "kind": "housekeeping", "trigger": "every 1h"}
+    as_viewer = {"authorization": f"Bearer {key}", "x-appliance-actor": "ann"}
+    as_viewer["x-appliance-role"] = "viewer"
+    refused = http.post("/v1/workspaces/ads/jobs", json=job, headers=as_viewer)
+    assert refused.status_code == 403 and "'ann' is a viewer" in refused.json()["error"]
+    # Only the local key may speak for someone: a user's token with the header is itself.
+    viewer = {"authorization": f"Bearer {tokens['viewer']}", "x-appliance-actor": "ann"}
+    viewer["x-appliance-role"] = "admin"
+    still = http.post("/v1/workspaces/ads/jobs", json=job, headers=viewer)
+    assert still.status_code == 403 and "'viewer' is a viewer" in still.json()["error"]
+    as_developer = as_viewer | {"x-appliance-role": "developer"}
+    assert http.post("/v1/workspaces/ads/jobs", json=job, headers=as_developer).status_code == 201
+    sql = "SELECT actor, status FROM audit WHERE actor = 'ann' ORDER BY id"
+    deadline = time.monotonic() + 10
+    while len(services.registry.query(sql)) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert [r["status"] for r in services.registry.query(sql)] == [403, 201]
+
+
 def test_a_route_without_a_rule_is_refused_at_start(services: Services) -> None:
     @get("/v1/forgotten", sync_to_thread=False)
     def forgotten() -> str:
