@@ -9,7 +9,13 @@ import click
 
 from appliance.cli.context import json_option, services, without_server
 from appliance.cli.output import emit_json, emit_table
-from appliance.serving.options import DEVICES, QUANTIZATIONS
+from appliance.serving.options import (
+    BACKENDS,
+    DEVICES,
+    INSTANCE_KINDS,
+    MAX_INSTANCES,
+    QUANTIZATIONS,
+)
 
 
 class DefaultGroup(click.Group):
@@ -69,15 +75,50 @@ def deploy() -> None:
     show_default=True,
     help="Longest a request waits for company while traffic is batching.",
 )
+@click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default="auto",
+    show_default=True,
+    help="What runs the forward passes; auto: the one measured fastest for the device.",
+)
+@click.option(
+    "--instances",
+    type=click.IntRange(1, MAX_INSTANCES),
+    default=1,
+    show_default=True,
+    help="Loaded copies of the model, each with its own batcher; batches are spread over them.",
+)
+@click.option(
+    "--instance-kind",
+    type=click.Choice(INSTANCE_KINDS),
+    default="thread",
+    show_default=True,
+    help="thread: in the server's process; process: a spawned worker each (inputs through "
+    "shared memory), restarted when it dies.",
+)
+@click.option(
+    "--keep-alive",
+    "keep_alive_s",
+    type=click.IntRange(0, 7 * 24 * 3600),
+    default=0,
+    show_default=True,
+    help="Idle seconds after which the model is unloaded and loaded again on its next request "
+    "(0: kept loaded).",
+)
 @json_option
 def create(
     workspace: str, endpoint: str, model: str, quantization: str, device: str,
-    max_batch_size: int, max_batch_wait_ms: int, as_json: bool,
+    max_batch_size: int, max_batch_wait_ms: int, backend: str, instances: int,
+    instance_kind: str, keep_alive_s: int, as_json: bool,
 ) -> None:  # fmt: skip
     """Deploy MODEL at ENDPOINT: loaded and warmed beside the serving one, then switched."""
     from appliance.serving.options import DeployOptions
 
-    options = DeployOptions(quantization, device, max_batch_size, max_batch_wait_ms)
+    options = DeployOptions(
+        quantization, device, max_batch_size, max_batch_wait_ms, backend, instances,
+        instance_kind, keep_alive_s,
+    )  # fmt: skip
     body = {"workspace": workspace, "endpoint": endpoint, "model": model, **vars(options)}
     row = _via_server("/v1/deployments", body)
     where = "the running server switched to it"

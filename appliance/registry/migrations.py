@@ -649,3 +649,18 @@ def _users(db: sqlite_utils.Database) -> None:
         CREATE INDEX audit_by_workspace ON audit (workspace, created_at)
         """,
     )
+
+
+@MIGRATIONS(name="0018_deploy_backend_instances_keep_alive")
+def _deploy_backend_instances_keep_alive(db: sqlite_utils.Database) -> None:
+    _execute_script(
+        db,
+        """
+        -- appliance/serving/options.py: what runs the model, how many copies, and when it is
+        -- unloaded while idle.
+        ALTER TABLE deployments ADD COLUMN backend TEXT NOT NULL DEFAULT 'auto';
+        ALTER TABLE deployments ADD COLUMN instances INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE deployments ADD COLUMN instance_kind TEXT NOT NULL DEFAULT 'thread';
+        ALTER TABLE deployments ADD COLUMN keep_alive_s INTEGER NOT NULL DEFAULT 0
+        """,
+    )

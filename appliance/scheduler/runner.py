@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,10 @@ def approve(services: Services, job_run_id: str, serving: Serving | None = None)
         raise Conflict(f"job run {job_run_id} is {row['status']}, not awaiting approval")
     job = services.jobs.by_id(row["job_id"])
     detail = dict(row["detail"])
+    # Who approved it is the actor of this event (DORA and the maturity report name them).
+    _event(
+        services, job, "deploy_approved", job["params"]["endpoint"], version=detail["version_ref"]
+    )
     ctx = JobContext(
         services, job, job_run_id, "approved", serving, lambda j, c: None, lambda: False
     )
@@ -226,16 +230,14 @@ def _options(
     """The endpoint's current runtime options, overridden by the job's params."""
     try:
         current = services.deployments.get(workspace, endpoint)
-        base = DeployOptions(
-            current["quantization"], current["device"], current["max_batch_size"],
-            current["max_batch_wait_ms"],
-        )  # fmt: skip
+        base = DeployOptions(**{k: current[k] for k in DeployOptions.__dataclass_fields__})
     except ApplianceError:
         base = DeployOptions()
-    return DeployOptions(
-        params.get("quantization", base.quantization), params.get("device", base.device),
-        base.max_batch_size, base.max_batch_wait_ms,
-    )  # fmt: skip
+    return replace(
+        base,
+        quantization=params.get("quantization", base.quantization),
+        device=params.get("device", base.device),
+    )
 
 
 # -- the other kinds --------------------------------------------------------------------------

@@ -34,6 +34,14 @@ class DeployRequest(msgspec.Struct, forbid_unknown_fields=True):
     device: str = "auto"
     max_batch_size: int = 8
     max_batch_wait_ms: int = 5
+    backend: str = "auto"
+    """auto, torch, onnxruntime or openvino (auto: the measured fastest for the device)."""
+    instances: int = 1
+    """Loaded copies of the model, each with its own batcher (1-16)."""
+    instance_kind: str = "thread"
+    """thread, or process (a spawned worker per instance, fed through shared memory)."""
+    keep_alive_s: int = 0
+    """Idle seconds before the model is unloaded (loaded again on its next request); 0: kept."""
 
 
 @dataclass
@@ -53,6 +61,10 @@ class Deployment(Answer):
     device: str
     max_batch_size: int
     max_batch_wait_ms: int
+    backend: str
+    instances: int
+    instance_kind: str
+    keep_alive_s: int
     status: str
     created_at: str
     updated_at: str
@@ -85,8 +97,9 @@ class DeploymentController(Controller):
         """Load and warm the model beside the one serving, then switch traffic to it."""
         check_workspace(request, data.workspace)
         options = DeployOptions(
-            data.quantization, data.device, data.max_batch_size, data.max_batch_wait_ms
-        )
+            data.quantization, data.device, data.max_batch_size, data.max_batch_wait_ms,
+            data.backend, data.instances, data.instance_kind, data.keep_alive_s,
+        )  # fmt: skip
         row = await anyio.to_thread.run_sync(
             serving.deploy, data.workspace, data.endpoint, data.model, options
         )

@@ -253,12 +253,7 @@ class Serving:
 
 
 def _options_of(row: dict[str, Any]) -> DeployOptions:
-    return DeployOptions(
-        quantization=row["quantization"],
-        device=row["device"],
-        max_batch_size=row["max_batch_size"],
-        max_batch_wait_ms=row["max_batch_wait_ms"],
-    )
+    return DeployOptions(**{name: row[name] for name in DeployOptions.__dataclass_fields__})
 
 
 def _warmup(runtime: ModelRuntime) -> None:
