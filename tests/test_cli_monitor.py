@@ -242,15 +242,15 @@ def test_feedback_summary_histogram_and_rows(services: Services, ws_id: str) -> 
 
 def test_dora_figures(services: Services, ws_id: str) -> None:
     events = [
-        ("deployed", "v-0", _ago(days=40)),  # outside the default 30 days
-        ("deployed", "v-a", _ago(days=10)),
-        ("deployed", "v-b", _ago(days=5)),
-        ("rolled_back", "v-a", _ago(days=5, hours=-2)),  # v-b failed, restored 2 h later
+        ("deployed", "v-0", _ago(days=40), "old"),  # outside the default 30 days
+        ("deployed", "v-a", _ago(days=10), "ann"),
+        ("deployed", "v-b", _ago(days=5), "bob"),
+        ("rolled_back", "v-a", _ago(days=5, hours=-2), "ann"),  # v-b failed, restored 2 h later
     ]
     _insert(
         services, "events",
         [{"workspace_id": ws_id, "kind": k, "subject": "captions", "model_version_id": v,
-          "detail": "{}", "created_at": at} for k, v, at in events],
+          "detail": "{}", "created_at": at, "actor": who} for k, v, at, who in events],
     )  # fmt: skip
     code, out, err = invoke("monitor", "dora", "ads")
     assert code == 0, err
@@ -259,9 +259,12 @@ def test_dora_figures(services: Services, ws_id: str) -> None:
     assert "change failure rate    50.0% (1 failure)" in out
     assert "time to restore        2 h" in out
     assert "level                  medium" in out  # 3 in 30 days: between monthly and weekly
+    assert "by                     ann 2 deployments · bob 1 deployment\n" in out
     code, out, _ = invoke("monitor", "dora", "ads", "--since", "60d", "--json")
     data = json.loads(out)
     assert data["deployments"] == 4 and data["lead_time_hours"] is None
+    assert list(data["authors"]) == ["ann", "bob", "old"]
+    assert [c["actor"] for c in data["changes"]] == ["ann", "bob", "ann", "old"]  # newest first
 
 
 def test_alerts_states_and_history(services: Services, ws_id: str) -> None:

@@ -1,4 +1,6 @@
-"""DORA metrics over hand-built event logs, with every figure worked out in the comments."""
+"""DORA metrics over hand-built event logs, with every figure worked out in the comments, and who
+made each change: the authors of deploys, rollbacks, promotions and approvals, from real events
+written under different actors."""
 
 from __future__ import annotations
 
@@ -7,7 +9,19 @@ from typing import Any
 
 import pytest
 
-from appliance.monitoring.dora import Change, Dora, compute, level_for, parse_time
+from appliance.access.actor import acting_as
+from appliance.events import record_event
+from appliance.monitoring import report
+from appliance.monitoring.dora import (
+    Author,
+    Authored,
+    Change,
+    Dora,
+    compute,
+    level_for,
+    parse_time,
+)  # fmt: skip
+from appliance.services import Services
 
 SINCE = datetime(2026, 11, 24, tzinfo=UTC)
 UNTIL = datetime(2026, 11, 26, tzinfo=UTC)  # a two-day window
@@ -19,8 +33,12 @@ def event(
     at: str,
     subject: str = "captions",
     version: str | None = None,
+    actor: str = "local",
+    number: int | str | None = None,  # the detail's version: N, or MODEL@N for an approval
     **detail: Any,
 ) -> dict[str, Any]:
+    if number is not None:
+        detail["version"] = number
     return {
         "id": id,
         "kind": kind,
@@ -29,21 +47,31 @@ def event(
         "deployment_id": f"dep-{subject}",
         "detail": detail,
         "created_at": f"{at}.000000Z",
+        "actor": actor,
     }
 
 
 HISTORY = [
-    event(1, "deployed", "2026-11-23T12:00:00", version="v0"),  # before the window
-    event(2, "deployed", "2026-11-24T09:00:00", version="v1", previous_version_id="v0"),
-    event(3, "alias_set", "2026-11-24T10:00:00", subject="captioner", version="v1"),
-    event(4, "deployed", "2026-11-24T15:00:00", version="v2", previous_version_id="v1"),
-    event(5, "rolled_back", "2026-11-24T15:30:00", version="v1"),  # v2 failed
+    event(1, "deployed", "2026-11-23T12:00:00", version="v0", actor="old"),  # before the window
+    event(
+        2, "deployed", "2026-11-24T09:00:00", version="v1", actor="ann", previous_version_id="v0",
+        model="captioner", number=1,
+    ),
+    event(3, "alias_set", "2026-11-24T10:00:00", subject="captioner", version="v1", actor="ann"),
+    event(
+        4, "deployed", "2026-11-24T15:00:00", version="v2", actor="ann", previous_version_id="v1"
+    ),
+    event(5, "rolled_back", "2026-11-24T15:30:00", version="v1", actor="bob"),  # v2 failed
     event(6, "alert_firing", "2026-11-25T07:00:00", rule="latency"),
-    event(7, "deploy_failed", "2026-11-25T08:00:00", version="v3"),  # an attempt, not a deploy
+    event(7, "deploy_failed", "2026-11-25T08:00:00", version="v3", actor="bob"),  # an attempt
+    event(12, "deploy_approved", "2026-11-25T09:30:00", actor="cy", number="captioner@3"),
     event(8, "deployed", "2026-11-25T10:00:00", version="v3", previous_version_id="v1"),
-    event(9, "promoted", "2026-11-25T11:00:00", subject="captioner", version="v3"),
-    event(10, "deployed", "2026-11-26T06:00:00", subject="other", version="x1"),  # after it
-]
+    event(
+        9, "promoted", "2026-11-25T11:00:00", subject="captioner@production", version="v3",
+        actor="bob", number=3,
+    ),
+    event(10, "deployed", "2026-11-26T06:00:00", subject="other", version="x1", actor="old"),
+]  # fmt: skip
 CHANGES = {
     "v1": Change("v1", "2026-11-24T06:00:00.000000Z"),  # lead time 3 h
     "v2": Change("v2", "2026-11-23T15:00:00.000000Z"),  # lead time 24 h
@@ -62,6 +90,30 @@ def test_a_two_day_history() -> None:
         time_to_restore_hours=0.5,  # v2 went live at 15:00, rolled back at 15:30
         failures=2,  # v2 and the failed attempt at v3
         level="elite",
+        # Inside the window only: "old" deployed before and after it. The alias move and the
+        # failed attempt are no one's change; the approval and the promotion are.
+        authors={
+            "ann": Author(deployments=2),
+            "bob": Author(deployments=1, promotions=1),
+            "cy": Author(approvals=1),
+            "local": Author(deployments=1),
+        },
+        changes=[
+            Authored(
+                "2026-11-25T11:00:00.000000Z",
+                "promoted",
+                "captioner@production",
+                "captioner@3",
+                "bob",
+            ),
+            Authored("2026-11-25T10:00:00.000000Z", "deployed", "captions", None, "local"),
+            Authored(
+                "2026-11-25T09:30:00.000000Z", "deploy_approved", "captions", "captioner@3", "cy"
+            ),
+            Authored("2026-11-24T15:30:00.000000Z", "rolled_back", "captions", None, "bob"),
+            Authored("2026-11-24T15:00:00.000000Z", "deployed", "captions", None, "ann"),
+            Authored("2026-11-24T09:00:00.000000Z", "deployed", "captions", "captioner@1", "ann"),
+        ],
     )
 
 
@@ -81,6 +133,8 @@ def test_an_empty_history() -> None:
         time_to_restore_hours=None,
         failures=0,
         level="low",
+        authors={},
+        changes=[],
     )
 
 
@@ -208,3 +262,59 @@ def test_window_bounds() -> None:
     plus_one = timezone(timedelta(hours=1))
     shifted = compute(HISTORY, CHANGES, SINCE.astimezone(plus_one), UNTIL.astimezone(plus_one))
     assert shifted == compute(HISTORY, CHANGES, SINCE, UNTIL)
+
+
+def _served_version(services: Services, ws_id: str, vid: str, number: int) -> dict[str, Any]:
+    """A model version row of `captioner` (no folder: nothing here loads it)."""
+
+    def insert(db: Any) -> None:
+        if not db.execute("SELECT 1 FROM models WHERE id = 'm1'").fetchone():
+            db.table("models").insert(
+                {"id": "m1", "workspace_id": ws_id, "name": "captioner", "created_at": "x"}
+            )
+        db.table("model_versions").insert(
+            {"id": vid, "model_id": "m1", "version": number, "path": f"models/{vid}",
+             "digest": vid, "size": 1, "created_at": "x"}
+        )  # fmt: skip
+
+    services.registry.write(insert)
+    return {"id": vid, "name": "captioner", "version": number}
+
+
+def test_the_authors_of_real_events(services: Services) -> None:
+    """Deploys and a rollback through the deployment records, a promotion and an approval as
+    their writers record them, each under its actor: the workspace's figures name them."""
+    from appliance.serving.options import DeployOptions
+
+    ws_id = services.workspaces.create("ads")["id"]
+    v1, v2 = (_served_version(services, ws_id, f"v{n}", n) for n in (1, 2))
+    with acting_as("ann"):
+        services.deployments.record("ads", "captions", v1, DeployOptions())
+        services.deployments.record("ads", "captions", v2, DeployOptions())
+    with acting_as("bob"):
+        services.registry.write(
+            lambda db: record_event(
+                db, ws_id, "promoted", "captioner@production", model_version_id="v2", version=2
+            )
+        )
+        services.deployments.record("ads", "captions", v1, DeployOptions(), kind="rolled_back")
+    services.registry.write(  # as the scheduler's runner records one: `local` on the box
+        lambda db: record_event(db, ws_id, "deploy_approved", "captions", version="captioner@2")
+    )
+    with acting_as("cy"):  # an alias moved by hand is not a promotion
+        services.models.set_alias("ads", "captioner@2", "staging")
+
+    figures = report.dora(services, "ads")
+    assert figures["deployments"] == 3
+    assert figures["authors"] == {
+        "ann": {"deployments": 2, "promotions": 0, "approvals": 0},
+        "bob": {"deployments": 1, "promotions": 1, "approvals": 0},
+        "local": {"deployments": 0, "promotions": 0, "approvals": 1},
+    }
+    assert [(c["kind"], c["subject"], c["version"], c["actor"]) for c in figures["changes"]] == [
+        ("deploy_approved", "captions", "captioner@2", "local"),
+        ("rolled_back", "captions", "captioner@1", "bob"),
+        ("promoted", "captioner@production", "captioner@2", "bob"),
+        ("deployed", "captions", "captioner@2", "ann"),
+        ("deployed", "captions", "captioner@1", "ann"),
+    ]

@@ -16,13 +16,17 @@ from click.testing import CliRunner
 from serving_harness import running_server
 from test_quality_estimate import ago, predictions
 
+from appliance.access.actor import acting_as
 from appliance.cli import cli
+from appliance.events import record_event
+from appliance.maturity import render
 from appliance.maturity.observed import NO, PARTLY, YES, Indicator
 from appliance.maturity.report import maturity_report
 from appliance.maturity.stage import judge, stage_for
 from appliance.monitoring import report as monitoring_report
 from appliance.monitoring.dora import parse_time
 from appliance.services import Services
+from appliance.serving.options import DeployOptions
 
 D1, D2 = (hashlib.sha256(name.encode()).hexdigest() for name in ("photos@1", "photos@2"))
 IDS = [
@@ -96,16 +100,17 @@ def build_mature(services: Services, workspace: str = "ads") -> dict[str, str]:
              "model_version_id": "v2", "quantization": "int8", "created_at": ago(days=6),
              "updated_at": ago(days=3)}
         )  # fmt: skip
-        events = [
-            ("deployed", "captions", "v1", ago(days=6, hours=1), {}),
+        events = [  # by ann, bob, and the retrain job on the box
+            ("deployed", "captions", "v1", ago(days=6, hours=1), {}, "ann"),
             ("promoted", "captioner@production", "v2", ago(days=3, hours=0.5),
-             {"metric": "exact_match", "forced": False}),
-            ("deployed", "captions", "v2", ago(days=3), {}),
+             {"metric": "exact_match", "forced": False, "version": 2}, "bob"),
+            ("deployed", "captions", "v2", ago(days=3), {}, "local"),
         ]  # fmt: skip
-        for kind, subject, vid, at, detail in events:
+        for kind, subject, vid, at, detail, actor in events:
             db.table("events").insert(
                 {"workspace_id": ws_id, "kind": kind, "subject": subject,
-                 "model_version_id": vid, "detail": json.dumps(detail), "created_at": at}
+                 "model_version_id": vid, "detail": json.dumps(detail), "created_at": at,
+                 "actor": actor}
             )  # fmt: skip
         db.table("alerts").insert(
             {"workspace_id": ws_id, "endpoint": "captions", "rule": "drift_psi", "state": "ok",
@@ -181,6 +186,49 @@ def test_its_dora_figures_are_the_monitor_dora_figures(services: Services) -> No
     assert sorted(p["lead_time_hours"] for p in trend if p["lead_time_hours"]) == pytest.approx(
         [2.0, 3.0], abs=0.01
     )
+
+
+def test_the_report_names_who_deployed_promoted_and_approved(services: Services) -> None:
+    built = build_mature(services)  # ann deployed v1, bob promoted v2, the job deployed v2
+    v2 = {"id": "v2", "name": "captioner", "version": 2}
+    with acting_as("cy"):  # redeployed by hand just now, through the deployment records
+        services.deployments.record("ads", "captions", v2, DeployOptions())
+    with acting_as("dee"):  # as `appliance job approve` records it, for dee's request
+        services.registry.write(
+            lambda db: record_event(
+                db, built["ws_id"], "deploy_approved", "captions", version="captioner@2"
+            )
+        )
+    report = maturity_report(services, "ads", "7d")
+    found = by_id(report)
+    deployments = found["deployments"]
+    assert deployments["figures"]["deployed_by"] == {"ann": 1, "cy": 1, "local": 1}
+    assert deployments["figures"]["approved_by"] == {"dee": 1}
+    assert deployments["evidence"] == (
+        "3 deployments in 7 d by ann (1), cy (1), local (1), approved by dee (1)"
+        " (0.429 a day): DORA level high"
+    )
+    assert found["gate"]["figures"]["promoted_by"] == {"bob": 1}
+    assert found["gate"]["evidence"].endswith("on exact_match; promoted by bob (1)")
+    assert report["dora"]["authors"]["bob"] == {"deployments": 0, "promotions": 1, "approvals": 0}
+    assert [(c["kind"], c["version"], c["actor"]) for c in report["dora"]["changes"]] == [
+        ("deploy_approved", "captioner@2", "dee"),
+        ("deployed", "captioner@2", "cy"),
+        ("deployed", None, "local"),  # hand-written without the detail that names the version
+        ("promoted", "captioner@2", "bob"),
+        ("deployed", None, "ann"),
+    ]
+    people = (
+        "ann: 1 deployment; bob: 1 promotion; cy: 1 deployment; dee: 1 approval;"
+        " local: 1 deployment"
+    )
+    assert f"- changes by: {people}\n" in render.markdown(report)
+    assert f"changes by: {people}\nstage rule:" in render.terminal(report)
+    assert f'<p class="people">Changes by: {people}</p>' in render.html(report)
+    with running_server(services, restore=False) as client:
+        body = client.get("/v1/workspaces/ads/reports/maturity", params={"window": "7d"}).json()
+    assert body["dora"]["authors"] == report["dora"]["authors"]
+    assert body["dora"]["changes"] == report["dora"]["changes"]
 
 
 def test_an_empty_workspace_is_immature_and_says_what_is_missing(services: Services) -> None:

@@ -269,6 +269,28 @@ def test_dora_over_http(home: Path) -> None:
         bad = client.get("/v1/workspaces/ads/monitoring/dora", params={"since": "soon"})
         assert bad.status_code == 400 and "duration" in bad.json()["error"]
         assert client.get("/v1/workspaces/nope/monitoring/dora").status_code == 404
+        assert set(dora["authors"]) == {"local"}  # the fixture deployed on the box
+        assert dora["authors"]["local"]["deployments"] == dora["deployments"]
+
+
+def test_dora_names_the_user_who_promoted_over_http(home: Path) -> None:
+    from appliance.access.roles import Role
+
+    with open_server(home, require_auth=True) as (services, client):
+        _, token = services.users.add("ann", Role.developer)
+        ann = {"authorization": f"Bearer {token}"}
+        promoted = client.post(
+            "/v1/workspaces/ads/models/colour/promote",
+            json={"version": 1, "alias": "staging"},
+            headers=ann,
+        )
+        assert promoted.status_code == 200, promoted.text
+        dora = client.get("/v1/workspaces/ads/monitoring/dora", headers=ann).json()
+    assert dora["authors"]["ann"] == {"deployments": 0, "promotions": 1, "approvals": 0}
+    assert dora["changes"][0] | {"at": ""} == {
+        "at": "", "kind": "promoted", "subject": "colour@staging", "version": "colour@1",
+        "actor": "ann",
+    }  # fmt: skip
 
 
 def _metrics(client: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -163,6 +163,8 @@ def test_a_worse_model_is_registered_but_not_deployed(services: Services, ads: P
 
 
 def test_approve_policy_waits_for_a_person(services: Services, ads: Path) -> None:
+    from appliance.access.actor import acting_as
+    from appliance.monitoring.report import dora
     from appliance.scheduler.runner import approve
 
     job = retrain_job(services, "careful", endpoint="captions", policy="approve")
@@ -170,9 +172,13 @@ def test_approve_policy_waits_for_a_person(services: Services, ads: Path) -> Non
     assert pending["status"] == "awaiting_approval"
     assert services.deployments.list("ads") == []
     assert [r["id"] for r in services.jobs.awaiting_approval("ads")] == [pending["id"]]
-    done = approve(services, pending["id"])
+    with acting_as("dee"):  # who approves is the author of the approval and of the deploy
+        done = approve(services, pending["id"])
     assert done["status"] == "succeeded" and done["detail"]["deployed"] is True
     assert services.deployments.get("ads", "captions")["endpoint"] == "captions"
+    authors = dora(services, "ads")["authors"]
+    assert authors["dee"] == {"deployments": 1, "promotions": 0, "approvals": 1}
+    assert authors["local"]["promotions"] == 1  # the job's gate, on the box
 
 
 def test_a_version_failing_in_service_is_rolled_back_within_the_watch(

@@ -235,10 +235,21 @@ def dora(workspace: str, since: str, as_json: bool) -> None:
         + ("" if failure_rate is None else f" ({_plural(data['failures'], 'failure')})"),
         "time to restore": _num(data["time_to_restore_hours"], " h"),
         "level": f"{data['level']} (read from deployment frequency)",
+        "by": _authors(data["authors"]),
     }
     click.echo(f"{workspace} · last {since}: {_when(data['since'])} → {_when(data['until'])}")
     for label, text in lines.items():
         click.echo(f"  {label.ljust(22)} {text}")
+
+
+def _authors(authors: dict[str, dict[str, int]]) -> str:
+    """Who changed what: 'ann 2 deployments, 1 promotion · bob 1 approval'."""
+    nouns = (("deployments", "deployment"), ("promotions", "promotion"), ("approvals", "approval"))
+    parts = [
+        f"{actor} " + ", ".join(_plural(counts[key], noun) for key, noun in nouns if counts[key])
+        for actor, counts in authors.items()
+    ]
+    return " · ".join(parts) or DASH
 
 
 @monitor.command()

@@ -85,6 +85,18 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
     return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
 
 
+def by_whom(counts: dict[str, int]) -> str:
+    """Who did something how often, for a sentence: 'ann (2), bob (1)'; '' for no one."""
+    return ", ".join(f"{actor} ({count})" for actor, count in counts.items() if count)
+
+
+def counted(dora: Dora, what: str) -> dict[str, int]:
+    """Per actor (`Dora.authors`), how many `what` ('deployments', 'promotions' or 'approvals')
+    they made in the window; those who made none are left out."""
+    counts = {actor: getattr(author, what) for actor, author in dora.authors.items()}
+    return {actor: count for actor, count in counts.items() if count}
+
+
 def iso(moment: datetime) -> str:
     """A moment in the registry's own timestamp format, comparable with stored text."""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -13,6 +13,8 @@ from appliance.maturity.observed import (
     YES,
     Indicator,
     Observed,
+    by_whom,
+    counted,
     duration,
     iso,
     plural,
@@ -83,13 +85,17 @@ def end_user_feedback(o: Observed) -> Indicator:
 
 def frequent_deployments(o: Observed) -> Indicator:
     dora = o.dora
+    deployers, approvers = counted(dora, "deployments"), counted(dora, "approvals")
     figures = {
         "deployments": dora.deployments, "per_day": dora.deployment_frequency_per_day,
-        "level": dora.level,
+        "level": dora.level, "deployed_by": deployers, "approved_by": approvers,
     }  # fmt: skip
     name = "Frequent deployments"
+    who = f" by {by_whom(deployers)}" if deployers else ""
+    if approvers:
+        who += f", approved by {by_whom(approvers)}"
     text = (
-        f"{plural(dora.deployments, 'deployment')} in {o.window}"
+        f"{plural(dora.deployments, 'deployment')} in {o.window}{who}"
         f" ({dora.deployment_frequency_per_day:.3g} a day): DORA level {dora.level}"
     )
     if dora.level in FREQUENT_LEVELS:

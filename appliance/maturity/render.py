@@ -12,6 +12,7 @@ from appliance.maturity import svg
 MARKS = {"yes": "✔ yes", "partly": "◐ partly", "no": "✘ no"}
 COLOURS = {"yes": "#2e7d32", "partly": "#b26a00", "no": "#c62828"}
 AREAS = (("tech", "Tech"), ("process", "Process"))
+_AUTHORED = (("deployments", "deployment"), ("promotions", "promotion"), ("approvals", "approval"))
 
 
 def headline(report: Mapping[str, Any]) -> str:
@@ -24,7 +25,8 @@ def headline(report: Mapping[str, Any]) -> str:
 
 
 def terminal(report: Mapping[str, Any], width: int = 100) -> str:
-    """The headline, then per area one line per indicator: verdict, name, evidence (wrapped)."""
+    """The headline, then per area one line per indicator: verdict, name, evidence (wrapped);
+    then who made the window's changes, and the stage rule."""
     import textwrap
 
     lines = [headline(report), ""]
@@ -35,6 +37,7 @@ def terminal(report: Mapping[str, Any], width: int = 100) -> str:
             wrapped = textwrap.wrap(item["evidence"], width=max(40, width - 14))
             lines.extend(f"{' ' * 14}{text}" for text in wrapped)
         lines.append("")
+    lines.append(f"changes by: {people(report['dora'])}")
     lines.append(f"stage rule: {report['stage']['rule']}")
     return "\n".join(lines)
 
@@ -65,9 +68,21 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"- lead time for changes: {_hours(dora['lead_time_hours'])}",
         f"- change failure rate: {_rate(dora['change_failure_rate'])}",
         f"- time to restore: {_hours(dora['time_to_restore_hours'])}",
+        f"- changes by: {_cell(people(dora))}",
         "",
     ]
     return "\n".join(lines)
+
+
+def people(dora: Mapping[str, Any]) -> str:
+    """Who deployed, promoted and approved in the window: 'ann: 2 deployments, 1 promotion;
+    bob: 1 approval', or 'no one' without a change."""
+    parts = []
+    for actor, counts in dora.get("authors", {}).items():
+        made = [f"{counts[key]} {noun if counts[key] == 1 else noun + 's'}"
+                for key, noun in _AUTHORED if counts.get(key)]  # fmt: skip
+        parts.append(f"{actor}: {', '.join(made)}")
+    return "; ".join(parts) or "no one"
 
 
 def html(report: Mapping[str, Any]) -> str:
@@ -91,6 +106,7 @@ def html(report: Mapping[str, Any]) -> str:
         f'<p class="stage">Stage: <strong>{escape(stage["name"])}</strong>'
         f" (score {stage['score']:.2f}: {stage['yes']} yes, {stage['partly']} partly,"
         f' {stage["no"]} no)</p><p class="rule">{escape(stage["rule"])}</p>'
+        f'<p class="people">Changes by: {escape(people(report["dora"]))}</p>'
         f'<section class="plots">{"".join(plots(report))}</section>'
         f"<table><thead><tr><th>indicator</th><th>verdict</th><th>evidence</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></body></html>\n"

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from appliance.maturity.observed import NO, PARTLY, TECH, YES, Indicator, Observed, plural
+from appliance.maturity.observed import (
+    NO,
+    PARTLY,
+    TECH,
+    YES,
+    Indicator,
+    Observed,
+    by_whom,
+    counted,
+    plural,
+)
 
 
 def versioned_data_and_models(o: Observed) -> Indicator:
@@ -88,21 +98,24 @@ def evaluation_gate(o: Observed) -> Indicator:
     promoted = sum(1 for e in judged if e["kind"] == "promoted")
     metrics = sorted({str(e["detail"]["metric"]) for e in judged if e["detail"].get("metric")})
     gated_jobs = [j["name"] for j in _jobs(o, "retrain") if j["params"].get("gate", "on") == "on"]
+    promoters = counted(o.dora, "promotions")  # forced ones too: a person answers for those
     figures = {
         "decisions": len(judged), "promoted": promoted, "refused": len(judged) - promoted,
         "forced": len(decisions) - len(judged), "metrics": metrics, "gated_jobs": gated_jobs,
+        "promoted_by": promoters,
     }  # fmt: skip
     name = "Automated evaluation gate"
+    who = f"; promoted by {by_whom(promoters)}" if promoters else ""
     if judged:
         on = f", on {', '.join(metrics)}" if metrics else ""
         text = (
             f"the gate judged {plural(len(judged), 'candidate')} in {o.window}"
-            f" ({promoted} promoted, {len(judged) - promoted} refused){on}"
+            f" ({promoted} promoted, {len(judged) - promoted} refused){on}{who}"
         )
         return _tech("gate", name, YES, text, figures)
     if gated_jobs or decisions:
         text = (
-            f"only forced promotions in {o.window} (the gate was skipped)" if decisions
+            f"only forced promotions in {o.window} (the gate was skipped){who}" if decisions
             else f"retrain job {', '.join(gated_jobs)} gates its versions,"
             f" but judged none in {o.window}"
         )  # fmt: skip

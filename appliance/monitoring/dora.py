@@ -13,19 +13,30 @@ The four DORA measures map onto endpoints and model versions like this:
 
 Only events inside [since, until] are counted; the outcome of a deployment inside the window is
 judged from every later event given, since a rollback just after `until` still marks it failed.
-Everything here is pure computation over event rows: no I/O.
+Beside the four measures, who made each change: every deploy, rollback, promotion and approval in
+the window with its event's actor (a user of the server, `admin` or `local`), and a count per
+actor. Everything here is pure computation over event rows: no I/O.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 DEPLOYMENT_KINDS = frozenset({"deployed", "rolled_back"})
+# The changes a person answers for, and which of an author's counts each one adds to.
+AUTHORED_KINDS = {
+    "deployed": "deployments",
+    "rolled_back": "deployments",
+    "promoted": "promotions",
+    "deploy_approved": "approvals",
+}
+UNKNOWN_ACTOR = "unknown"  # a row without one (the events table gives every row an actor)
 
 # Deployments per day from which each DORA performance level starts, best first.
 LEVELS = (("elite", 1.0), ("high", 1 / 7), ("medium", 1 / 30))
@@ -37,6 +48,28 @@ class Change:
 
     model_version_id: str
     created_at: str  # earliest of the producing run's and the dataset version's created_at
+
+
+@dataclass(frozen=True)
+class Authored:
+    """One change in the window and who made it."""
+
+    at: str
+    kind: str  # deployed, rolled_back, promoted or deploy_approved
+    subject: str  # the endpoint of a deploy, rollback or approval; MODEL@ALIAS of a promotion
+    version: str | None  # MODEL@N, where the event names it
+    actor: str
+
+
+@dataclass(frozen=True)
+class Author:
+    """What one actor did in the window: `deployments` counts deploys and rollbacks, as
+    `Dora.deployments` does; `promotions` promotions through the gate (forced ones too);
+    `approvals` the deploys a person approved for a job that waited for one."""
+
+    deployments: int = 0
+    promotions: int = 0
+    approvals: int = 0
 
 
 @dataclass(frozen=True)
@@ -56,6 +89,8 @@ class Dora:
     time_to_restore_hours: float | None
     failures: int
     level: str
+    authors: dict[str, Author] = field(default_factory=dict)  # per actor, by name
+    changes: list[Authored] = field(default_factory=list)  # newest first
 
 
 def parse_time(text: str) -> datetime:
@@ -93,6 +128,8 @@ class _Event:
     kind: str
     subject: str
     model_version_id: str | None
+    actor: str
+    detail: Mapping[str, Any]
 
 
 def _failure(
@@ -137,6 +174,8 @@ def compute(
             kind=row["kind"],
             subject=row.get("subject") or "",
             model_version_id=row.get("model_version_id"),
+            actor=row.get("actor") or UNKNOWN_ACTOR,
+            detail=_detail(row.get("detail")),
         )
         for row in events
     ]
@@ -153,11 +192,14 @@ def compute(
     lead_times: list[float] = []
     restore_times: list[float] = []
     position: dict[str, int] = defaultdict(int)  # index of the next event in per_endpoint
+    authored: list[Authored] = []
     for event in parsed:
         if event.kind in DEPLOYMENT_KINDS or event.kind == "watch_failed":
             position[event.subject] += 1
         if not since <= event.at <= until:
             continue
+        if event.kind in AUTHORED_KINDS:
+            authored.append(_authored(event))
         if event.kind == "deploy_failed":
             attempts_failed += 1
         if event.kind not in DEPLOYMENT_KINDS:
@@ -190,4 +232,39 @@ def compute(
         ),
         failures=failed + attempts_failed,
         level=level_for(per_day),  # unrounded: 1 in 30 days rounds to 0.0333 < 1/30
+        authors=_authors(authored),
+        changes=authored[::-1],
     )
+
+
+def _detail(detail: Any) -> Mapping[str, Any]:
+    """An event's detail: parsed by the caller, or still its JSON text."""
+    if isinstance(detail, str):
+        try:
+            detail = json.loads(detail)
+        except ValueError:
+            return {}
+    return detail if isinstance(detail, Mapping) else {}
+
+
+def _authored(event: _Event) -> Authored:
+    return Authored(_iso(event.at), event.kind, event.subject, _version(event), event.actor)
+
+
+def _version(event: _Event) -> str | None:
+    """MODEL@N of the version a change is about, where its detail says."""
+    version = event.detail.get("version")
+    if isinstance(version, str) and "@" in version:  # an approval names it so already
+        return version
+    if not isinstance(version, int) or isinstance(version, bool):
+        return None
+    promoted = event.kind == "promoted"  # its subject is MODEL@ALIAS; a deploy's detail names it
+    model = event.subject.partition("@")[0] if promoted else event.detail.get("model")
+    return f"{model}@{version}" if model else None
+
+
+def _authors(authored: Sequence[Authored]) -> dict[str, Author]:
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for change in authored:
+        counts[change.actor][AUTHORED_KINDS[change.kind]] += 1
+    return {actor: Author(**counts[actor]) for actor in sorted(counts)}

@@ -319,6 +319,31 @@ class FeedbackReport(Answer):
     """The latest feedback, newest first."""
 
 
+class DoraAuthor(Answer):
+    """What one actor did in the period."""
+
+    deployments: int
+    """Deploys and rollbacks, as `deployments` counts them."""
+    promotions: int
+    """Promotions through the gate (forced ones too)."""
+    approvals: int
+    """Deploys approved for a job that waited for a person."""
+
+
+class DoraChange(Answer):
+    """A deploy, rollback, promotion or approval in the period, and who made it."""
+
+    at: str
+    kind: str
+    """'deployed', 'rolled_back', 'promoted' or 'deploy_approved'."""
+    subject: str
+    """The endpoint of a deploy, rollback or approval; MODEL@ALIAS of a promotion."""
+    version: str | None
+    """MODEL@N, where the event names it."""
+    actor: str
+    """A user of the server, `admin` (its token) or `local` (the box)."""
+
+
 class DoraFigures(Answer):
     """DORA metrics over the period (`appliance/monitoring/dora.py`)."""
 
@@ -332,6 +357,10 @@ class DoraFigures(Answer):
     failures: int
     level: str
     """'elite', 'high', 'medium' or 'low', by deployment frequency."""
+    authors: dict[str, DoraAuthor]
+    """Per actor, what they deployed, promoted and approved in the period."""
+    changes: list[DoraChange]
+    """The period's deploys, rollbacks, promotions and approvals, newest first."""
 
 
 class Dora(DoraFigures):
@@ -493,7 +522,7 @@ class MonitoringController(Controller):
         since: FromQuery[str] = "30d",
     ) -> Dora:
         """Deployment frequency, lead time for changes, change failure rate and time to
-        restore over the period (e.g. 7d, 30d)."""
+        restore over the period (e.g. 7d, 30d), and who deployed, promoted and approved what."""
         start = datetime.now(UTC) - timedelta(seconds=parse_window(since))
         found = await anyio.to_thread.run_sync(report.dora, services, workspace, start)
         return msgspec.convert(found, Dora)
