@@ -55,3 +55,16 @@ class Events:
         for row in rows:
             row["detail"] = json.loads(row["detail"])
         return rows
+
+    def latest(self, workspace_id: str, kinds: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        """Per subject, its newest event of one of `kinds` (e.g. who last deployed each
+        endpoint: `latest(ws, ("deployed", "rolled_back"))`), detail parsed."""
+        marks = ", ".join("?" for _ in kinds)
+        rows = self._registry.query(
+            "SELECT * FROM events WHERE id IN (SELECT MAX(id) FROM events"
+            f" WHERE workspace_id = ? AND kind IN ({marks}) GROUP BY subject)",
+            (workspace_id, *kinds),
+        )
+        for row in rows:
+            row["detail"] = json.loads(row["detail"])
+        return {row["subject"]: row for row in rows}

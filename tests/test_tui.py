@@ -20,6 +20,7 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 from tui_pilot import Notes, drive, errors, press, settle, table
 
+from appliance.access.actor import acting_as
 from appliance.monitoring import alerts
 from appliance.monitoring.capture import Capture
 from appliance.registry import new_id
@@ -160,6 +161,7 @@ def test_deployments_and_monitoring_on_an_empty_workspace(services: Services) ->
             assert "No deployments in workspace ads" in str(empty.render())
         level = app.screen.query_one("#dora-level", Static)
         assert "low" in str(level.render())
+        assert not app.screen.query_one("#changes", Static).display  # no change to name
 
     assert errors(drive(services, scenario)) == []
 
@@ -168,15 +170,16 @@ def test_deployments_and_monitoring_show_traffic_and_alerts(
     services: Services, tmp_path: Path
 ) -> None:
     services.workspaces.create("ads")
-    deploy_with_traffic(services, tmp_path, keywords="red, acme")  # red is in "a red car"
+    with acting_as("ann"):  # who deployed: the deployments table and the monitoring screen say
+        deploy_with_traffic(services, tmp_path, keywords="red, acme")  # red is in "a red car"
 
     async def scenario(app: ApplianceApp, pilot: Pilot[None], notes: Notes) -> None:
         await press(app, pilot, "d")
-        endpoint, model, quant, device, count, p50, p95, spark = table(app, "#deployments")[
+        endpoint, model, by, quant, device, count, p50, p95, spark = table(app, "#deployments")[
             "captions"
         ]
-        assert (endpoint, model, quant, device, count) == (
-            "captions", "captioner@v1", "int8", "cpu", "40",
+        assert (endpoint, model, by, quant, device, count) == (
+            "captions", "captioner@v1", "ann", "int8", "cpu", "40",
         )  # fmt: skip
         assert p50.endswith(" ms") and p95.endswith(" ms")
         assert spark.strip()
@@ -190,6 +193,9 @@ def test_deployments_and_monitoring_show_traffic_and_alerts(
         assert "40 of 80 honoured · 40 requests · 0 said ignored" in block
         deploys = str(app.screen.query_one("#dora-frequency", Static).render())
         assert "deploys/day" in deploys
+        changes = app.screen.query_one("#changes", Static)
+        assert changes.display
+        assert str(changes.render()).startswith("changes  ann deployed captions (captioner@1) ")
 
     assert errors(drive(services, scenario)) == []
 

@@ -1,6 +1,7 @@
 """The deployments screen: each endpoint of the current workspace with the model version it
-serves, its runtime options and the last hour of traffic (predictions, p50/p95 latency and a
-throughput sparkline), refreshed every few seconds.
+serves, who put it there (the actor of its last deploy or rollback), its runtime options and the
+last hour of traffic (predictions, p50/p95 latency and a throughput sparkline), refreshed every
+few seconds.
 
 Keys change what is served, through the server: `n` deploys a model version to an endpoint (the
 highlighted one prefilled), `z` redeploys the highlighted endpoint's version with other runtime
@@ -8,7 +9,7 @@ options (quantization, device), `b` rolls the highlighted endpoint back after a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
@@ -38,6 +39,7 @@ class Snapshot:
     workspace: str | None
     deployments: list[dict[str, Any]]
     traffic: dict[str, dict[str, Any]]  # endpoint → report.summary figures
+    actors: dict[str, str] = field(default_factory=dict)  # endpoint → who last deployed it
 
 
 class DeploymentsScreen(ApplianceScreen):
@@ -58,6 +60,7 @@ class DeploymentsScreen(ApplianceScreen):
         table: DataTable[str] = DataTable(id="deployments", cursor_type="row", zebra_stripes=True)
         table.add_column("endpoint", key="endpoint")
         table.add_column("model", key="model")
+        table.add_column("by", key="actor")
         table.add_column("quant", key="quantization")
         table.add_column("device", key="device")
         table.add_column("preds/1h", key="predictions")
@@ -76,11 +79,14 @@ class DeploymentsScreen(ApplianceScreen):
             self.deliver(self._show, Snapshot(None, [], {}))
             return
         deployments = self.services.deployments.list(workspace)
-        traffic = {}
+        traffic, actors = {}, {}
         if deployments:
             summary = report.summary(self.services, workspace, window_s=WINDOW_S)
             traffic = {e["endpoint"]: e for e in summary["endpoints"]}
-        self.deliver(self._show, Snapshot(workspace, deployments, traffic))
+            ws_id = deployments[0]["workspace_id"]
+            latest = self.services.events.latest(ws_id, ("deployed", "rolled_back"))
+            actors = {endpoint: event["actor"] for endpoint, event in latest.items()}
+        self.deliver(self._show, Snapshot(workspace, deployments, traffic, actors))
 
     def _show(self, snapshot: Snapshot) -> None:
         self._deployments = {d["endpoint"]: d for d in snapshot.deployments}
@@ -92,6 +98,7 @@ class DeploymentsScreen(ApplianceScreen):
             cells = (
                 d["endpoint"],
                 f"{d['model']}@v{d['version']}",
+                snapshot.actors.get(d["endpoint"], figures.DASH),
                 d["quantization"],
                 d["device"],
                 figures.number(recent["predictions"] if recent else None),

@@ -1,9 +1,10 @@
-"""The monitoring screen: DORA tiles for the workspace; the machine the appliance runs on (CPU,
-memory, disk, GPU when there is one: the latest sample and a sparkline of the recent ones, from
-the system metrics the server records); then per endpoint the last hour's figures with trend
-sparklines (count, p95 latency, confidence, low-light rate, rating, and the label-free quality
-estimate where the version is calibrated), input drift per feature and the alert states, firing
-ones highlighted. Refreshed every few seconds."""
+"""The monitoring screen: DORA tiles for the workspace, and under them its latest changes with
+who made them (deploys, rollbacks, promotions, approvals: the DORA `changes`); the machine the
+appliance runs on (CPU, memory, disk, GPU when there is one: the latest sample and a sparkline of
+the recent ones, from the system metrics the server records); then per endpoint the last hour's
+figures with trend sparklines (count, p95 latency, confidence, low-light rate, rating, and the
+label-free quality estimate where the version is calibrated), input drift per feature and the
+alert states, firing ones highlighted. Refreshed every few seconds."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ SPARK_WIDTH = 24
 TILES = ("frequency", "lead", "failure", "restore", "level")
 SYSTEM_SAMPLES = 60
 SYSTEM_SPARK = 12
+CHANGES_SHOWN = 3
+VERBS = {
+    "deployed": "deployed", "rolled_back": "rolled back", "promoted": "promoted",
+    "deploy_approved": "approved",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,10 @@ class MonitoringScreen(ApplianceScreen):
         padding: 0 1;
         margin-bottom: 1;
     }
+    MonitoringScreen #changes {
+        height: auto;
+        padding: 0 1;
+    }
     """
 
     def compose(self) -> ComposeResult:
@@ -57,6 +67,9 @@ class MonitoringScreen(ApplianceScreen):
         with Horizontal(id="dora"):
             for tile in TILES:
                 yield Static(id=f"dora-{tile}", classes="tile")
+        changes = Static(id="changes")
+        changes.display = False
+        yield changes
         system = Static(id="system")
         system.display = False
         yield system
@@ -153,6 +166,27 @@ class MonitoringScreen(ApplianceScreen):
             self.query_one(f"#dora-{tile}", Static).update(
                 Content.assemble((label, "$text-muted"), "\n", (value, "bold"))
             )
+        changes = self.query_one("#changes", Static)
+        recent = dora.get("changes") or []
+        changes.display = bool(recent)
+        if recent:
+            changes.update(_changes_line(recent[:CHANGES_SHOWN]))
+
+
+def _changes_line(changes: list[dict[str, Any]]) -> Content:
+    """'changes  ann deployed captions (captioner@2) 14:02 · bob promoted …', newest first."""
+    parts: list[str | Content | tuple[str, str]] = [("changes  ", "$text-muted")]
+    for n, change in enumerate(changes):
+        if n:
+            parts.append((" · ", "$text-muted"))
+        version = f" ({change['version']})" if change.get("version") else ""
+        verb = VERBS.get(change["kind"], change["kind"])
+        parts += [
+            (change["actor"], "bold"),
+            f" {verb} {change['subject']}{version} ",
+            (figures.moment(change["at"]), "$text-muted"),
+        ]
+    return Content.assemble(*parts)
 
 
 def _endpoint_block(
