@@ -5,6 +5,8 @@ address that does not answer, a home without a server."""
 from __future__ import annotations
 
 import io
+import json
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -133,6 +135,80 @@ def test_register_list_alias_and_load(client: Client, tiny_model: Path, tmp_path
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in tiny_model.iterdir())
     model = ws.load_model("lm@staging")
     assert type(model).__name__ == "BertForSequenceClassification"
+
+
+def test_promote_through_the_gate_and_remove_an_alias(client: Client, tiny_model: Path) -> None:
+    ws = client.workspace("ws")
+    with ws.start_run(recipe="notebook") as run:
+        version = run.register_model(tiny_model, "lm", metrics={"accuracy": 1.0})
+    # No dataset behind it: the gate has nothing to evaluate on, so only `force` promotes.
+    with pytest.raises(InvalidInput):
+        version.promote("production")
+    assert ws.model_version("lm@1").aliases == []
+    gate = version.promote("production", force=True)
+    assert gate["forced"] is True and gate["candidate_value"] is None
+    assert gate["summary"] == "accuracy not evaluated (forced, with no dataset to evaluate on)"
+    assert gate["candidate"]["aliases"] == ["production"] and gate["current"] is None
+    assert ws.model_version("lm@production").version == 1
+    ws.remove_alias("lm", "production")
+    assert ws.model_version("lm@1").aliases == []
+    with pytest.raises(NotFound, match="no alias 'production'"):
+        ws.remove_alias("lm", "production")
+
+
+def test_cancel_and_logs_of_a_run(client: Client, isolated_home: Path, tmp_path: Path) -> None:
+    ws = client.workspace("ws")
+    logged = ws.start_run()
+    with pytest.raises(NotFound, match="has no log"):
+        logged.logs()
+    assert logged.cancel()["status"] == "cancelled"
+    assert logged.info["error"] == "cancelled by the user"
+    with pytest.raises(Conflict, match="already finished as cancelled"):
+        ws.run(logged.id).cancel()
+    # A started run's child writes its log; here one is written for it.
+    started = ws.start_run()
+    log = tmp_path / "run.log"
+    log.write_text("epoch 1\nepoch 2\nepoch 3\n")
+    with Services.open(home=isolated_home) as services:
+        services.registry.write(
+            lambda db: db.execute(
+                "UPDATE runs SET log_path = ? WHERE id = ?", [str(log), started.id]
+            ).close()
+        )
+    assert ws.run(started.id).logs() == "epoch 1\nepoch 2\nepoch 3\n"
+    assert started.logs(tail=2) == "epoch 2\nepoch 3\n"
+    started.end()
+    with pytest.raises(NotFound):
+        ws.run("no-such-run")
+
+
+def test_dataset_diff(client: Client, photos: Path, tmp_path: Path) -> None:
+    ws = client.workspace("ws")
+    ws.add_dataset("photos", photos)
+    fewer = tmp_path / "fewer"
+    shutil.copytree(photos, fewer)
+    rows = (fewer / "metadata.jsonl").read_text().splitlines()
+    dropped = json.loads(rows[0])["file_name"]
+    (fewer / dropped).unlink()
+    (fewer / "metadata.jsonl").write_text("\n".join(rows[1:]) + "\n")
+    ws.add_dataset("photos", fewer)
+    diff = ws.dataset_diff("photos@1", "photos@2")
+    assert (diff["from"]["version"], diff["to"]["version"]) == (1, 2)
+    assert diff["removed"] == [dropped] and diff["added"] == diff["changed"] == []
+    assert ws.dataset_diff("photos@2", "photos@1")["added"] == [dropped]
+    with pytest.raises(NotFound):
+        ws.dataset_diff("photos@1", "photos@9")
+
+
+def test_every_run_is_listed(client: Client, isolated_home: Path) -> None:
+    ws = client.workspace("ws")
+    made = [ws.start_run(name=f"r{i}") for i in range(60)]  # more than the route's default 50
+    listed = ws.runs()
+    assert len(listed) == 60 and {r["id"] for r in listed} == {r.id for r in made}
+    with Services.open(home=isolated_home) as services:  # the same rows as the home's own
+        assert listed == services.runs.list("ws")
+    assert [r["id"] for r in ws.runs(limit=5)] == [r["id"] for r in listed[:5]]
+    assert len(ws.runs(status="running")) == 60
 
 
 def test_deploy_predict_and_feedback(served_client: Client, tiny_model: Path) -> None:

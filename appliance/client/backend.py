@@ -45,12 +45,24 @@ class Backend(Protocol):
 
     def end_run(self, workspace: str, run_id: str, status: str, error: str | None) -> None: ...
 
+    def cancel_run(self, workspace: str, run_id: str) -> Row:
+        """Stop a queued or running run (its child process too); answers the run."""
+        ...
+
+    def run_logs(self, workspace: str, run_id: str, tail: int) -> str:
+        """The child process's output (`tail` > 0: its last lines)."""
+        ...
+
     # Datasets
     def add_dataset(self, workspace: str, name: str, folder: Path) -> Row: ...
 
     def datasets(self, workspace: str) -> list[Row]: ...
 
     def dataset(self, workspace: str, ref: str) -> Row: ...
+
+    def dataset_diff(self, workspace: str, ref_a: str, ref_b: str) -> Row:
+        """What changed from `ref_a` to `ref_b`, as `appliance dataset diff --json`."""
+        ...
 
     # Models
     def models(self, workspace: str) -> list[Row]: ...
@@ -65,6 +77,14 @@ class Backend(Protocol):
     ) -> Row: ...  # fmt: skip
 
     def set_alias(self, workspace: str, name: str, alias: str, version: int) -> Row: ...
+
+    def unset_alias(self, workspace: str, name: str, alias: str) -> None: ...
+
+    def promote(self, workspace: str, name: str, version: int, alias: str, force: bool) -> Row:
+        """Through the evaluation gate; the gate's figures (`metric`, `candidate_value`,
+        `current_value`, `dataset`, `rows`, `forced`, `summary`, ...). A worse candidate is
+        refused (`GateRefused` locally, a Conflict either way) unless `force`."""
+        ...
 
     def model_folder(self, version: Row) -> Path:
         """The version's files on this machine (remote: downloaded once into the cache)."""

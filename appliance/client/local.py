@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from appliance.client.backend import Point, Row
 from appliance.client.errors import Unreachable, refusal
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, NotFound
 from appliance.services import Services
 
 if TYPE_CHECKING:
@@ -65,6 +65,31 @@ class LocalBackend:
     def end_run(self, workspace: str, run_id: str, status: str, error: str | None) -> None:
         self.services.runs.set_status(run_id, status, error)
 
+    def cancel_run(self, workspace: str, run_id: str) -> Row:
+        from appliance.runs.launcher import cancel_run
+
+        self._run_in(workspace, run_id)
+        return cancel_run(self.services, run_id)
+
+    def run_logs(self, workspace: str, run_id: str, tail: int) -> str:
+        run = self._run_in(workspace, run_id)
+        path = Path(run["log_path"]) if run["log_path"] else None
+        if path is None or not path.is_file():
+            raise NotFound(f"run {run_id} has no log (it was logged from Python, not started)")
+        text = path.read_text(errors="replace")
+        return "".join(text.splitlines(keepends=True)[-tail:]) if tail > 0 else text
+
+    def _run_in(self, workspace: str, run_id: str) -> Row:
+        """The run, when it belongs to `workspace` (as the server's routes check it)."""
+        ws = self.services.workspaces.get(workspace)
+        try:
+            run = self.services.runs.get(run_id)
+        except NotFound:
+            run = None
+        if run is None or run["workspace_id"] != ws["id"]:
+            raise NotFound(f"no run '{run_id}' in workspace '{workspace}'")
+        return run
+
     def add_dataset(self, workspace: str, name: str, folder: Path) -> Row:
         return self.services.datasets.add(workspace, name, folder).version
 
@@ -73,6 +98,9 @@ class LocalBackend:
 
     def dataset(self, workspace: str, ref: str) -> Row:
         return self.services.datasets.get(workspace, ref)
+
+    def dataset_diff(self, workspace: str, ref_a: str, ref_b: str) -> Row:
+        return self.services.datasets.diff(workspace, ref_a, ref_b)
 
     def models(self, workspace: str) -> list[Row]:
         return self.services.models.list(workspace)
@@ -100,6 +128,22 @@ class LocalBackend:
 
     def set_alias(self, workspace: str, name: str, alias: str, version: int) -> Row:
         return self.services.models.set_alias(workspace, f"{name}@{version}", alias)
+
+    def unset_alias(self, workspace: str, name: str, alias: str) -> None:
+        self.services.models.unset_alias(workspace, name, alias)
+
+    def promote(self, workspace: str, name: str, version: int, alias: str, force: bool) -> Row:
+        from appliance.models.promotion import promote
+
+        result = promote(self.services, workspace, f"{name}@{version}", alias, force=force)
+        return {
+            "candidate": self.services.models.get(workspace, f"{name}@{version}"),
+            "current": result.current, "metric": result.metric,
+            "candidate_value": result.candidate_value, "current_value": result.current_value,
+            "dataset": result.dataset, "rows": result.rows, "forced": result.forced,
+            "also": [{"metric": m, "candidate": c, "current": p} for m, c, p in result.also],
+            "summary": result.summary(),
+        }  # fmt: skip
 
     def model_folder(self, version: Row) -> Path:
         return self.services.models.folder(version)

@@ -46,6 +46,14 @@ class ModelVersion:
         backend.set_alias(self.workspace.name, self.name, alias, self.version)
         return ModelVersion(self.workspace, backend.model_version(self.workspace.name, self.ref))
 
+    def promote(self, alias: str = "production", force: bool = False) -> Row:
+        """Move `alias` to this version through the evaluation gate, as `appliance model
+        promote`: it and the version holding the alias are evaluated on the same held-out rows;
+        a worse one is refused (a Conflict naming the scores) unless `force`. Answers what the
+        gate measured (`metric`, `candidate_value`, `current_value`, `summary`, ...)."""
+        backend = self.workspace.client.backend
+        return backend.promote(self.workspace.name, self.name, self.version, alias, force)
+
     @property
     def ref(self) -> str:
         return f"{self.name}@{self.version}"

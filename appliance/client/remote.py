@@ -18,6 +18,8 @@ from appliance.client.errors import Unreachable, message_of, refusal
 from appliance.client.transfer import packed, unpack_into
 from appliance.errors import Conflict, NotFound
 
+RUNS_LISTED = 10_000
+"""The most runs `GET …/runs` lists at once (its `limit`'s bound)."""
 TIMEOUT = httpx.Timeout(600, connect=10)
 """Long reads on purpose: registering checks that the folder serves, a deploy loads and warms
 a model, before they answer."""
@@ -57,7 +59,10 @@ class RemoteBackend:
         return self._json("GET", _run(workspace, run_id))
 
     def runs(self, workspace: str, status: str | None, limit: int | None) -> list[Row]:
-        query = {k: v for k, v in (("status", status), ("limit", limit)) if v is not None}
+        # No limit is every run, as locally: as many as the route lists at once.
+        query: dict[str, Any] = {"limit": RUNS_LISTED if limit is None else limit}
+        if status is not None:
+            query["status"] = status
         return self._json("GET", f"{_ws(workspace)}/runs", params=query)
 
     def run_metrics(self, workspace: str, run_id: str) -> dict[str, list[Row]]:
@@ -97,6 +102,19 @@ class RemoteBackend:
         body = {"status": status, "error": error}
         self._json("POST", f"{_run(workspace, run_id)}/end", json=body)
 
+    def cancel_run(self, workspace: str, run_id: str) -> Row:
+        return self._json("POST", f"{_run(workspace, run_id)}/cancel")
+
+    def run_logs(self, workspace: str, run_id: str, tail: int) -> str:
+        path = f"{_run(workspace, run_id)}/logs"
+        try:
+            answer = self._http.get(path, params={"tail": max(tail, 0)})
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from None
+        if answer.is_error:
+            raise refusal(answer.status_code, message_of(answer))
+        return answer.text
+
     def add_dataset(self, workspace: str, name: str, folder: Path) -> Row:
         with packed(folder) as archive:
             return self._json(
@@ -109,6 +127,10 @@ class RemoteBackend:
 
     def dataset(self, workspace: str, ref: str) -> Row:
         return self._json("GET", f"{_ws(workspace)}/datasets/{_part(ref)}")
+
+    def dataset_diff(self, workspace: str, ref_a: str, ref_b: str) -> Row:
+        path = f"{_ws(workspace)}/datasets/{_part(ref_b)}/diff"
+        return self._json("GET", path, params={"against": ref_a})
 
     def models(self, workspace: str) -> list[Row]:
         return self._json("GET", f"{_ws(workspace)}/models")
@@ -134,6 +156,13 @@ class RemoteBackend:
     def set_alias(self, workspace: str, name: str, alias: str, version: int) -> Row:
         path = f"{_ws(workspace)}/models/{_part(name)}/aliases/{_part(alias)}"
         return self._json("PUT", path, json={"version": version})
+
+    def unset_alias(self, workspace: str, name: str, alias: str) -> None:
+        self._json("DELETE", f"{_ws(workspace)}/models/{_part(name)}/aliases/{_part(alias)}")
+
+    def promote(self, workspace: str, name: str, version: int, alias: str, force: bool) -> Row:
+        body = {"version": version, "alias": alias, "force": force}
+        return self._json("POST", f"{_ws(workspace)}/models/{_part(name)}/promote", json=body)
 
     def model_folder(self, version: Row) -> Path:
         target = self._cache / _part(version["id"])

@@ -81,6 +81,18 @@ class ActiveRun:
         )  # fmt: skip
         return ModelVersion(self.workspace, row)
 
+    def cancel(self) -> Row:
+        """Stop a queued or running run (its child process is stopped too); one already
+        finished is a Conflict. Answers the run."""
+        row = self._backend.cancel_run(self._ws, self.id)
+        self._ended = True
+        return row
+
+    def logs(self, tail: int = 0) -> str:
+        """The output of the run's child process (`tail`: its last lines), as `appliance run
+        logs`; a run logged from Python has none (NotFound)."""
+        return self._backend.run_logs(self._ws, self.id, tail)
+
     def end(self, status: str = "succeeded", error: str | None = None) -> None:
         if not self._ended:
             self._backend.end_run(self._ws, self.id, status, error)

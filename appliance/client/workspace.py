@@ -35,7 +35,13 @@ class Workspace:
         return ActiveRun(self, row["id"])
 
     def runs(self, status: str | None = None, limit: int | None = None) -> list[Row]:
+        """The newest first; every one without a `limit` (remotely: up to 10,000)."""
         return self.client.backend.runs(self.name, status, limit)
+
+    def run(self, run_id: str) -> ActiveRun:
+        """A run by its id, to read, cancel or read the logs of (one started elsewhere)."""
+        self.client.backend.run(self.name, run_id)  # NotFound for an unknown one
+        return ActiveRun(self, run_id)
 
     def add_dataset(self, name: str, folder: str | Path) -> Row:
         """Add the imagefolder `folder` as the next version of dataset `name`."""
@@ -48,8 +54,17 @@ class Workspace:
         """`NAME` (its latest version) or `NAME@3`."""
         return self.client.backend.dataset(self.name, ref)
 
+    def dataset_diff(self, a: str, b: str) -> Row:
+        """What changed from version `a` to version `b` (`photos@1`, `photos@2`): files added,
+        removed and changed, rows relabelled, label counts, columns (`appliance dataset diff`)."""
+        return self.client.backend.dataset_diff(self.name, a, b)
+
     def models(self) -> list[Row]:
         return self.client.backend.models(self.name)
+
+    def remove_alias(self, name: str, alias: str) -> None:
+        """Take `alias` off model `name` (NotFound when it has none)."""
+        self.client.backend.unset_alias(self.name, name, alias)
 
     def model_versions(self, name: str) -> list[ModelVersion]:
         return [
