@@ -32,6 +32,7 @@ class ModelInstance:
         batcher: Batcher[PredictInput, Prediction],
         name: str,
         torch_threads: int = 0,
+        share: bool = False,
     ):
         self.runtime = runtime
         self.batcher = batcher
@@ -39,6 +40,9 @@ class ModelInstance:
         """Torch's intra-op threads as this instance found them after loading (0 before)."""
         self._warmup = warmup
         self._wanted_threads = torch_threads
+        self._share = share
+        """Set `torch_threads` on this thread even when the process already set its count: an
+        instance group's share of the cores (serving/instances/build.py)."""
         self._started: Future[None] = Future()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
 
@@ -55,7 +59,10 @@ class ModelInstance:
 
     def _main(self) -> None:
         try:
-            self.torch_threads = set_torch_threads(self._wanted_threads)
+            if self._share:
+                self.torch_threads = share_torch_threads(self._wanted_threads)
+            else:
+                self.torch_threads = set_torch_threads(self._wanted_threads)
             self.runtime.load()
             self._warmup(self.runtime)
         except BaseException as exc:
@@ -81,4 +88,16 @@ def set_torch_threads(wanted: int) -> int:
             if wanted > 0:
                 torch.set_num_threads(wanted)
             _threads_set = True
+    return int(torch.get_num_threads())
+
+
+def share_torch_threads(wanted: int) -> int:
+    """Torch's intra-op threads for the calling thread's OpenMP team: `wanted` (torch keeps
+    the count per thread once a thread has run, so each instance of a group sets its own)."""
+    global _threads_set
+    import torch
+
+    with _threads_lock:
+        torch.set_num_threads(wanted)
+        _threads_set = True
     return int(torch.get_num_threads())
