@@ -45,12 +45,24 @@ def _runtime(
     services: Services, version: dict[str, Any], options: DeployOptions
 ) -> PredictorRuntime:
     folder = services.models.folder(version)
+    from appliance.runtimes.backends.support import choose
+
+    backend = choose(version, folder, options)  # refuses what it cannot run, before any load
     if version.get("runtime") == "huggingface":
         from appliance.runtimes.huggingface.detect import detect
         from appliance.runtimes.huggingface.runtime import HuggingFaceRuntime
 
         name = str(version["task"])
-        return HuggingFaceRuntime(folder, detect(folder, name), options, get_task(name))
+        detected = detect(folder, name)
+        if backend != "torch":
+            from appliance.runtimes.backends.export import export_dir
+            from appliance.runtimes.backends.runtime import BackendRuntime
+
+            exports = export_dir(
+                services.settings.home, version["id"], backend, options.quantization
+            )
+            return BackendRuntime(folder, detected, options, get_task(name), backend, exports)
+        return HuggingFaceRuntime(folder, detected, options, get_task(name))
     if version.get("recipe") is None:
         raise InvalidInput(
             f"{version['name']}@{version['version']} was registered before the appliance "

@@ -1,0 +1,152 @@
+"""The deploy option `backend` over real HTTP: a small VisionEncoderDecoder captioner (built from
+a config, appliance.testing.hf_folders) served by ONNX Runtime (and OpenVINO, where installed)
+writes the captions torch writes for the same photos, with the same confidence; its export is
+made once per version and reused; what a backend cannot run (another architecture, a
+quantization it does not have) is refused with a message naming the backend, the model and
+what to use instead, while the endpoint keeps serving what it served."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+from serving_harness import running_server, wait_ready
+
+from appliance.models.intake import register_folder
+from appliance.runtimes.backends.export import COMPLETE, export_dir
+from appliance.services import Services
+from appliance.testing.hf_folders import build
+
+COLOURS = ("red", "navy", "olive", "white")
+
+
+def photo(colour: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 32), colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("backends")
+    home = root / "home"
+    with Services.open(home=home) as services:
+        services.workspaces.create("lab")
+        for kind in ("vit-gpt2", "bert-cls"):
+            register_folder(services, "lab", kind, build(kind, root / kind), check=False)
+        # The same captioner decoding greedily: what the backends decode (greedy.py).
+        greedy = build("vit-gpt2", root / "greedy")
+        config = json.loads((greedy / "generation_config.json").read_text())
+        config["num_beams"] = 1
+        (greedy / "generation_config.json").write_text(json.dumps(config))
+        register_folder(services, "lab", "greedy", greedy, check=False)
+    return home
+
+
+@pytest.fixture(scope="module")
+def client(home: Path) -> Iterator[httpx.Client]:
+    with Services.open(home=home) as services, running_server(services) as client:
+        wait_ready(client)
+        yield client
+
+
+def deploy(client: httpx.Client, endpoint: str, model: str, **options: str) -> httpx.Response:
+    body = {"workspace": "lab", "endpoint": endpoint, "model": model, "device": "cpu", **options}
+    return client.post("/v1/deployments", json=body)
+
+
+def answers(client: httpx.Client, endpoint: str) -> list[dict]:
+    out = []
+    for colour in COLOURS:
+        answer = client.post(f"/v1/endpoints/{endpoint}/predict", files={"image": photo(colour)})
+        assert answer.status_code == 200, answer.text
+        out.append(answer.json())
+    return out
+
+
+def exported(home: Path, backend: str, mode: str) -> Path:
+    with Services.open(home=home) as services:
+        version = services.models.get("lab", "greedy@1")
+    return export_dir(home, version["id"], backend, mode)
+
+
+def backends() -> list[str]:
+    return ["onnxruntime", "openvino"]
+
+
+@pytest.mark.parametrize("backend", backends())
+def test_a_backend_writes_the_torch_captions_and_exports_once(
+    client: httpx.Client, home: Path, backend: str
+) -> None:
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed (pip install 'appliance[{backend}]')")
+    for mode in ("none", "int8"):
+        torch_endpoint, endpoint = f"torch-{mode}", f"{backend}-{mode}"
+        if deploy(client, torch_endpoint, "greedy@1", quantization=mode).status_code != 201:
+            raise AssertionError(f"torch {mode} did not deploy")
+        answer = deploy(client, endpoint, "greedy@1", quantization=mode, backend=backend)
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["backend"] == backend
+        folder = exported(home, backend, mode)
+        assert (folder / COMPLETE).is_file()
+        expected, served = answers(client, torch_endpoint), answers(client, endpoint)
+        assert [a["description"] for a in served] == [a["description"] for a in expected]
+        for mine, theirs in zip(served, expected, strict=True):
+            # fp32 is the same arithmetic; int8 quantizes activations in its own kernels
+            tolerance = 1e-4 if mode == "none" else 0.05
+            assert mine["confidence"] == pytest.approx(theirs["confidence"], abs=tolerance)
+
+        # Deployed again (another endpoint): the export is read, not written again.
+        stamp = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+        again = deploy(client, f"{endpoint}-again", "greedy@1", quantization=mode, backend=backend)
+        assert again.status_code == 201, again.text
+        assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == stamp
+        assert not [p for p in folder.parent.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_what_a_backend_cannot_run_is_refused_and_the_endpoint_keeps_serving(
+    client: httpx.Client,
+) -> None:
+    assert deploy(client, "shop", "greedy@1").status_code == 201
+    before = answers(client, "shop")
+
+    refused = deploy(client, "shop", "greedy@1", backend="onnxruntime", quantization="nf4")
+    assert refused.status_code == 422, refused.text
+    assert "'nf4'" in refused.json()["error"] and "--backend torch" in refused.json()["error"]
+
+    refused = deploy(client, "shop", "vit-gpt2@1", backend="onnxruntime")  # beam search
+    assert refused.status_code == 422, refused.text
+    assert "num_beams=2" in refused.json()["error"] and "vit-gpt2@1" in refused.json()["error"]
+
+    unknown = deploy(client, "shop", "greedy@1", backend="tensorrt")
+    assert unknown.status_code == 400 and "tensorrt" in unknown.text
+
+    def served(rows: list[dict]) -> list[tuple[str, str, float]]:
+        return [(a["model"], a["description"], a["confidence"]) for a in rows]
+
+    assert served(answers(client, "shop")) == served(before)
+    shop = next(d for d in client.get("/v1/deployments").json() if d["endpoint"] == "shop")
+    assert shop["backend"] == "auto", shop
+
+
+def test_auto_serves_what_no_backend_exports_and_a_named_backend_refuses_it(
+    client: httpx.Client,
+) -> None:
+    """auto picks the measured best backend where it can run the model, else torch: never a
+    refusal. Named, a backend that cannot export the architecture is refused."""
+    assert deploy(client, "words", "bert-cls@1", backend="auto").status_code == 201
+
+    refused = deploy(client, "words", "bert-cls@1", backend="onnxruntime")
+    assert refused.status_code == 422, refused.text
+    message = refused.json()["error"]
+    assert "onnxruntime" in message and "bert-cls@1" in message and "BertConfig" in message
+    assert "--backend torch" in message
+
+    text = client.post("/v1/endpoints/words/predict", json={"text": "red leather shoe"})
+    assert text.status_code == 200 and text.json()["label"], text.text
