@@ -228,6 +228,22 @@ class Settings:
             "records the count it runs with."
         ),
     )
+    memory_budget_mb: int = field(
+        default=0,
+        metadata=_help(
+            "RAM (MB) the served models may take together; 0: 75% of this machine's RAM. A "
+            "deploy that does not fit, with the version it replaces still held until the swap, "
+            "first unloads idle other endpoints (least recently used first), else is refused "
+            "(507) with the figures before anything is unloaded."
+        ),
+    )
+    gpu_memory_budget_mb: int = field(
+        default=0,
+        metadata=_help(
+            "GPU memory (MB) the models served on CUDA may take together; 0: 90% of the GPU's "
+            "memory (from torch.cuda.mem_get_info). Applies only to models deployed on CUDA."
+        ),
+    )
 
     capture_enabled: bool = field(
         default=True,

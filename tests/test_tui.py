@@ -175,12 +175,12 @@ def test_deployments_and_monitoring_show_traffic_and_alerts(
 
     async def scenario(app: ApplianceApp, pilot: Pilot[None], notes: Notes) -> None:
         await press(app, pilot, "d")
-        endpoint, model, by, quant, device, count, p50, p95, spark = table(app, "#deployments")[
-            "captions"
-        ]
+        row = table(app, "#deployments")["captions"]
+        endpoint, model, by, quant, device, resident, memory, count, p50, p95, spark = row
         assert (endpoint, model, by, quant, device, count) == (
             "captions", "captioner@v1", "ann", "int8", "cpu", "40",
         )  # fmt: skip
+        assert resident == memory == "–"  # no server here: nothing to say what it holds
         assert p50.endswith(" ms") and p95.endswith(" ms")
         assert spark.strip()
 

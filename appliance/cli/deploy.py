@@ -162,13 +162,33 @@ def rollback(workspace: str, endpoint: str, as_json: bool) -> None:
 @click.argument("workspace")
 @json_option
 def list_(workspace: str, as_json: bool) -> None:
-    """List the endpoints of WORKSPACE with the version each serves."""
-    rows = services().deployments.list(workspace)
+    """List the endpoints of WORKSPACE with the version each serves and, from the running
+    server, whether it is resident (loaded, loading, cold) and the memory it takes."""
+    rows = _served(workspace)
+    if rows is None:
+        rows = [{**r, "resident": "(no server)"} for r in services().deployments.list(workspace)]
     if as_json:
         emit_json(rows)
-    else:
-        columns = ("endpoint", "model", "version", "quantization", "device", "max_batch_size")
-        emit_table(rows, (*columns, "updated_at"))
+        return
+    columns = ("endpoint", "model", "version", "quantization", "device", "resident")
+    emit_table(rows, (*columns, "memory_mb", "keep_alive_s", "updated_at"))
+    for budget in sorted({r["memory_budget_mb"] for r in rows if r.get("memory_budget_mb")}):
+        used = sum(
+            r["memory_mb"] or 0 for r in rows
+            if r["resident"] == "loaded" and r["memory_budget_mb"] == budget
+        )  # fmt: skip
+        click.echo(f"resident: {used:g} MB of a {budget:g} MB budget (this workspace's)")
+
+
+def _served(workspace: str) -> list[dict[str, Any]] | None:
+    """The running server's view of WORKSPACE's deployments; None when no server runs."""
+    from appliance.server.client import ServerClient
+
+    server = ServerClient.find(services().settings)
+    if server is None:
+        return None
+    with server:
+        return [d for d in server.get("/v1/deployments") if d["workspace"] == workspace]
 
 
 def _row(workspace: str, endpoint: str) -> dict[str, Any]:

@@ -75,6 +75,16 @@ class Deployment(Answer):
     """Whether this server holds the model (false while it loads, or when loading failed)."""
     torch_threads: int | None
     """The torch threads the loaded model runs with (null when not loaded)."""
+    resident: str = "unloaded"
+    """loaded; loading; cold (unloaded after its keep-alive or to make room: its next request
+    loads it); unloaded (not held and not loaded on request, e.g. its load failed)."""
+    memory_mb: float | None = None
+    """What the model takes while loaded: measured (RSS growth of its load) or estimated from
+    its weights, see `memory_source` (null when the server holds nothing for it)."""
+    memory_source: str | None = None
+    """measured or estimated."""
+    memory_budget_mb: float | None = None
+    """The budget its device's models share (memory_budget_mb, gpu_memory_budget_mb)."""
 
 
 class DeploymentController(Controller):
@@ -88,7 +98,7 @@ class DeploymentController(Controller):
         """Every deployment (of the token's workspace, for a user limited to one)."""
         live, sees = _live(serving), principal_of(request).sees
         rows = serving.services.deployments.list()
-        return [_with_live(live, row) for row in rows if sees(row["workspace"])]
+        return [_with_live(live, row, serving) for row in rows if sees(row["workspace"])]
 
     @post("/", opt=allow(Role.developer), status_code=201)
     async def deploy(
@@ -125,17 +135,34 @@ class DeploymentController(Controller):
 
 def _shown(serving: NamedDependency[Serving], workspace: str, endpoint: str) -> Deployment:
     rows = [r for r in serving.services.deployments.list(workspace) if r["endpoint"] == endpoint]
-    return _with_live(_live(serving), rows[0])
+    return _with_live(_live(serving), rows[0], serving)
 
 
 def _live(serving: NamedDependency[Serving]) -> dict[tuple[str, str], LiveModel]:
     return {(m.workspace, m.endpoint): m for m in serving.pool.live()}
 
 
-def _with_live(live: dict[tuple[str, str], LiveModel], row: dict[str, Any]) -> Deployment:
-    """The record plus what the server holds for it: loaded or not, and its torch threads."""
+def _with_live(
+    live: dict[tuple[str, str], LiveModel], row: dict[str, Any], serving: Serving
+) -> Deployment:
+    """The record plus what the server holds for it: loaded or not, its torch threads, its
+    residency and memory."""
     model = live.get((row["workspace"], row["endpoint"]))
     threads = model.instance.torch_threads if model else None
     return msgspec.convert(
-        {**row, "loaded": model is not None, "torch_threads": threads}, Deployment
+        {**row, "loaded": model is not None, "torch_threads": threads, **_memory(serving, row)},
+        Deployment,
     )
+
+
+def _memory(serving: Serving, row: dict[str, Any]) -> dict[str, Any]:
+    key = (row["workspace"], row["endpoint"])
+    residency = serving.residency
+    used = residency.used_mb(key)
+    device = used.device if used else row["device"]
+    return {
+        "resident": residency.state(key),
+        "memory_mb": used.mb if used else None,
+        "memory_source": used.source if used else None,
+        "memory_budget_mb": residency.budget_mb("cuda" if device == "cuda" else "cpu"),
+    }

@@ -54,6 +54,10 @@ class PredictAnswer(msgspec.Struct, kw_only=True):
     inference_ms: float
     batch_size: int
     """The size of the batch the model answered this input in."""
+    cold_start_ms: float | UnsetType = UNSET
+    """Present only when the endpoint was cold (unloaded after its keep-alive, or to make room)
+    and this request waited for its model to load: the milliseconds it waited, which
+    `latency_ms` includes."""
 
 
 class PredictBatch(msgspec.Struct):
@@ -126,9 +130,11 @@ def _answer(result: PredictionResult) -> PredictAnswer:
             version=result.version, confidence=result.confidence, warnings=result.warnings,
             reasons=result.reasons, latency_ms=result.latency_ms, queue_ms=result.queue_ms,
             inference_ms=result.inference_ms, batch_size=result.batch_size,
+            cold_start_ms=UNSET if result.cold_start_ms is None else result.cold_start_ms,
         )  # fmt: skip
     except TypeError:  # a field PredictAnswer does not declare (or one named like a common one)
-        fields = result.output | {name: getattr(result, name) for name in COMMON_FIELDS}
+        common = {name: getattr(result, name) for name in COMMON_FIELDS}
+        fields = result.output | {k: v for k, v in common.items() if v is not None}
         return _with_fields(frozenset(fields) - frozenset(PredictAnswer.__struct_fields__))(
             **fields
         )

@@ -32,9 +32,11 @@ class Deployments:
         options: DeployOptions,
         kind: str = "deployed",
         torch_threads: int | None = None,
+        resident_mb: float | None = None,
     ) -> dict[str, Any]:
         """Point `endpoint` at `version` and append the event, in one transaction. The event
-        also records the torch threads the loaded model runs with, where known."""
+        also records the torch threads the loaded model runs with and the RSS its load grew
+        by (serving/footprint.py), where known."""
         validate_name(endpoint, "endpoint name", self._max)
         ws = self._workspaces.get(workspace)
 
@@ -58,6 +60,7 @@ class Deployments:
                 model=version["name"], version=version["version"],
                 previous_version_id=current["model_version_id"] if current else None,
                 **asdict(options), **({"torch_threads": torch_threads} if torch_threads else {}),
+                **({"resident_mb": resident_mb} if resident_mb is not None else {}),
             )  # fmt: skip
             return row
 

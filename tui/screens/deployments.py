@@ -1,7 +1,8 @@
 """The deployments screen: each endpoint of the current workspace with the model version it
-serves, who put it there (the actor of its last deploy or rollback), its runtime options and the
-last hour of traffic (predictions, p50/p95 latency and a throughput sparkline), refreshed every
-few seconds.
+serves, who put it there (the actor of its last deploy or rollback), its runtime options, what
+the server holds of it (resident: loaded, loading or cold; the memory it takes, and the budget
+under the table) and the last hour of traffic (predictions, p50/p95 latency and a throughput
+sparkline), refreshed every few seconds.
 
 Keys change what is served, through the server: `n` deploys a model version to an endpoint (the
 highlighted one prefilled), `z` redeploys the highlighted endpoint's version with other runtime
@@ -18,6 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
+from appliance.errors import ApplianceError
 from appliance.monitoring import report
 from appliance.plots import sparkline
 from tui import figures
@@ -40,6 +42,7 @@ class Snapshot:
     deployments: list[dict[str, Any]]
     traffic: dict[str, dict[str, Any]]  # endpoint → report.summary figures
     actors: dict[str, str] = field(default_factory=dict)  # endpoint → who last deployed it
+    served: dict[str, dict[str, Any]] = field(default_factory=dict)  # the server's Deployment
 
 
 class DeploymentsScreen(ApplianceScreen):
@@ -63,11 +66,14 @@ class DeploymentsScreen(ApplianceScreen):
         table.add_column("by", key="actor")
         table.add_column("quant", key="quantization")
         table.add_column("device", key="device")
+        table.add_column("resident", key="resident")
+        table.add_column("memory", key="memory")
         table.add_column("preds/1h", key="predictions")
         table.add_column("p50", key="p50")
         table.add_column("p95", key="p95")
         table.add_column("throughput", key="throughput", width=SPARK_WIDTH)
         yield table
+        yield Static("", id="memory-budget")
         yield Footer()
 
     def reload(self) -> None:
@@ -86,13 +92,26 @@ class DeploymentsScreen(ApplianceScreen):
             ws_id = deployments[0]["workspace_id"]
             latest = self.services.events.latest(ws_id, ("deployed", "rolled_back"))
             actors = {endpoint: event["actor"] for endpoint, event in latest.items()}
-        self.deliver(self._show, Snapshot(workspace, deployments, traffic, actors))
+        served = self._served(workspace) if deployments else {}
+        self.deliver(self._show, Snapshot(workspace, deployments, traffic, actors, served))
+
+    def _served(self, workspace: str) -> dict[str, dict[str, Any]]:
+        """What the server holds for each endpoint (resident, memory, budget); {} without one."""
+        server = self.appliance.server()
+        if server is None:
+            return {}
+        try:
+            answer = server.get("/v1/deployments")
+        except ApplianceError:  # the server is gone or refused: the table says nothing of it
+            return {}
+        return {d["endpoint"]: d for d in answer if d["workspace"] == workspace}
 
     def _show(self, snapshot: Snapshot) -> None:
         self._deployments = {d["endpoint"]: d for d in snapshot.deployments}
         rows = []
         for d in snapshot.deployments:
             recent = snapshot.traffic.get(d["endpoint"])
+            served = snapshot.served.get(d["endpoint"], {})
             latency = recent["latency_ms"] if recent else {}
             count = recent["trend"]["count"] if recent else []
             cells = (
@@ -101,6 +120,8 @@ class DeploymentsScreen(ApplianceScreen):
                 snapshot.actors.get(d["endpoint"], figures.DASH),
                 d["quantization"],
                 d["device"],
+                served.get("resident", figures.DASH),
+                _megabytes(served.get("memory_mb")),
                 figures.number(recent["predictions"] if recent else None),
                 figures.ms(latency.get("p50")),
                 figures.ms(latency.get("p95")),
@@ -116,6 +137,9 @@ class DeploymentsScreen(ApplianceScreen):
             empty.update(f"No deployments in workspace {snapshot.workspace}.")
         empty.display = not snapshot.deployments
         table.display = bool(snapshot.deployments)
+        budget = self.query_one("#memory-budget", Static)
+        budget.update(_budget_line(list(snapshot.served.values())))
+        budget.display = bool(snapshot.served)
 
     # -- actions: all go through the server ------------------------------------------------
 
@@ -240,3 +264,19 @@ def _describe(row: dict[str, Any]) -> str:
         f"{row['endpoint']} → {row['model']}@{row['version']}"
         f" ({row['quantization']}, {row['device']})"
     )
+
+
+def _megabytes(value: float | None) -> str:
+    return figures.DASH if value is None else f"{value:,.0f} MB"
+
+
+def _budget_line(served: list[dict[str, Any]]) -> str:
+    """ "resident 52 MB of a 18,079 MB budget" for each budget the endpoints count against."""
+    parts = []
+    for budget in sorted({d["memory_budget_mb"] for d in served if d.get("memory_budget_mb")}):
+        used = sum(
+            d["memory_mb"] or 0 for d in served
+            if d["resident"] == "loaded" and d["memory_budget_mb"] == budget
+        )  # fmt: skip
+        parts.append(f"resident {used:,.0f} MB of a {budget:,.0f} MB budget")
+    return " · ".join(parts)
