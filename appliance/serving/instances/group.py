@@ -55,10 +55,18 @@ class InstanceGroup:
         return sum(instance.batcher.depth for instance in self.instances)
 
     def start(self) -> None:
-        """Blocking: load every instance (side by side); when one fails, the others are closed
-        and its error raised."""
-        if len(self.instances) == 1:
-            self.instances[0].start()
+        """Blocking: load every instance; when one fails, the others are closed and its error
+        raised. Thread instances load one after another: loading a model patches torch module
+        globals for a while (transformers' empty-weights init), so two at once in one process
+        break each other; worker processes load side by side."""
+        if self.kind == "thread":
+            for number, instance in enumerate(self.instances):
+                try:
+                    instance.start()
+                except BaseException:
+                    for started in self.instances[:number]:
+                        started.close()
+                    raise
             return
         errors: list[BaseException | None] = [None] * len(self.instances)
 
