@@ -42,6 +42,8 @@ from bench_serving import free_port, wait_http
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCIES = (1, 8, 32, 64)
 SERVERS = ("appliance", "bentoml", "litserve")
+# "appliance-t1" is the appliance with the torch_threads setting at 1 (a second configuration).
+KNOWN = (*SERVERS, "appliance-t1")
 PHOTOS = 64
 
 # The recipe folder imported as a package (its modules import their siblings relatively), as
@@ -188,7 +190,7 @@ def captioner(args: argparse.Namespace) -> Path:
 def bodies(server: str, data: list[bytes]) -> tuple[list[bytes], str]:
     """Each server's request for each photo, in the shape it expects, with one content type:
     raw image/png for the appliance, a multipart file (`images`, `image`) for the peers."""
-    if server == "appliance":
+    if server.startswith("appliance"):
         return data, "image/png"
     field = "images" if server == "bentoml" else "image"
     boundary = uuid.uuid4().hex  # one for all, so the Lua script sends one content type
@@ -270,7 +272,7 @@ def process(
 
 @contextlib.contextmanager
 def appliance(
-    args: argparse.Namespace, model_dir: Path, tmp: Path
+    args: argparse.Namespace, model_dir: Path, tmp: Path, threads: int = 0
 ) -> Iterator[tuple[str, Path | None]]:
     """`appliance serve` on a fresh home, then `appliance deploy` of model@1 into the running
     server and of model@2 (the same weights) over it: the hot swap users get."""
@@ -283,6 +285,8 @@ def appliance(
             services.models.register("bench", "model", model_dir, recipe="captioner")
     port = free_port()
     env = {**os.environ, "APPLIANCE_HOME": str(home), "APPLIANCE_PORT": str(port)}
+    if threads:
+        env["APPLIANCE_TORCH_THREADS"] = str(threads)
     command = [sys.executable, "-m", "appliance", "serve", "--log-level", "warning"]
     with process(command, env, tmp / "appliance.log"):
         wait_http(f"http://127.0.0.1:{port}/v2/health/ready")
@@ -402,6 +406,7 @@ def measure(
     wrk(url, payload, 32, args.warmup)
     results: dict[int, dict[str, Any]] = {}
     for c in CONCURRENCIES:
+        time.sleep(2)  # the last cell's requests still in flight when wrk stopped finish
         since = utcnow()
         results[c] = r = wrk(url, payload, c, args.seconds)
         r["right"] = right
@@ -457,6 +462,8 @@ def main() -> int:
     parser.add_argument("--markdown-out", type=Path)
     args = parser.parse_args()
     servers = args.servers.split(",")
+    if unknown := set(servers) - set(KNOWN):
+        parser.error(f"unknown servers {sorted(unknown)}: choose among {', '.join(KNOWN)}")
     if {"bentoml", "litserve"} & set(servers) and not args.peers_python:
         parser.error("--peers-python (or BENCH_PEERS_PYTHON) is needed for the peers")
     model_dir = captioner(args)
@@ -472,9 +479,12 @@ def main() -> int:
             loads.append(" / ".join(f"{x:.2f}" for x in os.getloadavg()))
             results: dict[str, dict[int, dict[str, Any]]] = {}
             for server in servers:
-                start = {"appliance": appliance, "bentoml": bentoml, "litserve": litserve}[server]
-                source = model_dir if server == "appliance" else folder
-                with start(args, source, tmp) as served:
+                if server.startswith("appliance"):
+                    threads = 1 if server == "appliance-t1" else 0
+                    context = appliance(args, model_dir, tmp, threads)
+                else:
+                    context = {"bentoml": bentoml, "litserve": litserve}[server](args, folder, tmp)
+                with context as served:
                     results[server] = measure(server, served, data, truth, args)
             rounds.append(results)
     text = report(args, servers, rounds, loads)
@@ -492,7 +502,7 @@ def report(
 ) -> str:
     """Per concurrency and server: the median over rounds; the ratios appliance ÷ peer are
     taken within each round, then their median (and range)."""
-    peers = [s for s in servers if s != "appliance"]
+    peers = [s for s in servers if not s.startswith("appliance")]
     head = "| c | server | req/s | p50 ms | p99 ms | errors |"
     lines = [head + "".join(f" ÷ {p} req/s |" for p in peers), "|" + " --- |" * (6 + len(peers))]
     for c in CONCURRENCIES:
@@ -504,10 +514,10 @@ def report(
             errors = sum(x["errors"] for x in cells)
             row = f"| {c} | {server} | {rps:.1f} | {p50:.1f} | {p99:.1f} | {errors} |"
             for peer in peers:
-                if server != "appliance":
+                if not server.startswith("appliance"):
                     row += " |"
                     continue
-                ratios = [r["appliance"][c]["rps"] / r[peer][c]["rps"] for r in rounds]
+                ratios = [r[server][c]["rps"] / r[peer][c]["rps"] for r in rounds]
                 row += f" {statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f}) |"
             lines.append(row)
     import torch
