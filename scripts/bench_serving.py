@@ -5,6 +5,7 @@ model behind `appliance serve` at concurrency 1 and 32, and optionally behind `m
 Load comes from a separate process on loopback, bounded in requests and seconds: wrk (C, one
 event-loop thread) when it is installed (`apt-get install wrk`), else a Python client. Usage:
   python scripts/bench_serving.py --model-dir FOLDER [--recipe captioner] [--mlflow-python PY]
+  [--instances N --instance-kind thread|process]  (the deployment's model instances)
 """
 
 from __future__ import annotations
@@ -263,7 +264,7 @@ def wait_http(url: str, seconds: float = 120) -> None:
 
 def appliance_server(
     model_dir: Path, recipe: str, quantization: str, home: Path, env_extra: dict[str, str],
-    wait_ms: int = 25,
+    wait_ms: int = 25, instances: int = 1, instance_kind: str = "thread",
 ) -> tuple[subprocess.Popen[bytes], str]:  # fmt: skip
     """`appliance serve` with `model@1` recorded as deployed before it starts, so the server
     loads it at start (the first state measured). `model@2` holds the same weights: a hot swap
@@ -281,7 +282,7 @@ def appliance_server(
             "bench",
             "bench",
             services.models.get("bench", "model@1"),
-            _options(quantization, wait_ms),
+            _options(quantization, wait_ms, instances, instance_kind),
         )
     port = free_port()
     env = {**os.environ, "APPLIANCE_HOME": str(home), "APPLIANCE_PORT": str(port), **env_extra}
@@ -292,12 +293,13 @@ def appliance_server(
     return server, f"http://127.0.0.1:{port}/v1/endpoints/bench/predict"
 
 
-def _options(quantization: str, wait_ms: int) -> Any:
+def _options(quantization: str, wait_ms: int, instances: int = 1, kind: str = "thread") -> Any:
     from appliance.serving.options import DeployOptions
 
     return DeployOptions(
-        quantization=quantization, device="cpu", max_batch_size=32, max_batch_wait_ms=wait_ms
-    )
+        quantization=quantization, device="cpu", max_batch_size=32, max_batch_wait_ms=wait_ms,
+        instances=instances, instance_kind=kind,
+    )  # fmt: skip
 
 
 def _now() -> str:
@@ -322,7 +324,10 @@ def _mean_batch(url: str, home: Path, since: str) -> str:
     return f"{mean:.1f}" if mean is not None else "?"
 
 
-def _redeploy(url: str, quantization: str, wait_ms: int, model: str = "model@1") -> None:
+def _redeploy(
+    url: str, quantization: str, wait_ms: int, model: str = "model@1", instances: int = 1,
+    instance_kind: str = "thread",
+) -> None:  # fmt: skip
     """A hot swap into the running server, as `appliance deploy` does it."""
     import httpx
 
@@ -330,7 +335,7 @@ def _redeploy(url: str, quantization: str, wait_ms: int, model: str = "model@1")
     body = {
         "workspace": "bench", "endpoint": "bench", "model": model,
         "quantization": quantization, "device": "cpu", "max_batch_size": 32,
-        "max_batch_wait_ms": wait_ms,
+        "max_batch_wait_ms": wait_ms, "instances": instances, "instance_kind": instance_kind,
     }  # fmt: skip
     httpx.post(f"{base}/v1/deployments", json=body, timeout=300).raise_for_status()
 
@@ -355,13 +360,17 @@ STATES = (
 def serving_round(args: argparse.Namespace, home: Path) -> dict[str, dict[str, Any]]:
     """One fresh server: c=1 and c=32 in each state of STATES, in order."""
     server, url = appliance_server(
-        args.model_dir, args.recipe, args.quantization, home, {}, args.max_batch_wait_ms
-    )
+        args.model_dir, args.recipe, args.quantization, home, {}, args.max_batch_wait_ms,
+        args.instances, args.instance_kind,
+    )  # fmt: skip
     results: dict[str, dict[str, Any]] = {}
     try:
         for state, change in STATES:
             if change == "swap":
-                _redeploy(url, args.quantization, args.max_batch_wait_ms, "model@2")
+                _redeploy(
+                    url, args.quantization, args.max_batch_wait_ms, "model@2", args.instances,
+                    args.instance_kind,
+                )  # fmt: skip
             elif change == "rollback":
                 _rollback(url)
             c1 = load_from_another_process(url, args.kind, 1, args.requests, args.seconds)
@@ -369,7 +378,10 @@ def serving_round(args: argparse.Namespace, home: Path) -> dict[str, dict[str, A
             c32 = load_from_another_process(url, args.kind, 32, args.requests, args.seconds)
             results[state] = {"c1": c1, "c32": c32, "batch": _mean_batch(url, home, since)}
         if args.compare_wait is not None:
-            _redeploy(url, args.quantization, args.compare_wait)
+            _redeploy(
+                url, args.quantization, args.compare_wait, "model@1", args.instances,
+                args.instance_kind,
+            )  # fmt: skip
             since = _now()
             other = load_from_another_process(url, args.kind, 32, args.requests, args.seconds)
             results["compare"] = {"c32": other, "batch": _mean_batch(url, home, since)}
@@ -451,6 +463,15 @@ def main() -> int:
         type=int,
         default=2,
         help="Fresh servers, each measured in every state (start, hot swap, rollback).",
+    )
+    parser.add_argument(
+        "--instances", type=int, default=1, help="The deployment's model instances (1-16)."
+    )
+    parser.add_argument(
+        "--instance-kind",
+        default="thread",
+        choices=("thread", "process"),
+        help="Instances on threads of the server, or in spawned worker processes.",
     )
     parser.add_argument("--markdown-out", type=Path)
     # internal: the load generator's own process
@@ -551,6 +572,7 @@ def main() -> int:
     )
     client = "wrk" if shutil.which("wrk") else "a Python client"
     model = f"model {args.model_dir.name}, quantization {args.quantization}, load from {client}"
+    model += f", {args.instances} {args.instance_kind} instance(s)"
     rounds_note = f"median of {args.rounds} rounds, each on a fresh server"
     text = f"Machine: {machine}; {model}; {rounds_note}\n\n{table}\n"
     if args.kind == "appliance-text":
