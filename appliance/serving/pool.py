@@ -1,7 +1,8 @@
-"""The live models: one instance (a runtime on its own thread, see instance.py) and one batcher
-per endpoint. A deploy loads and warms the new instance beside the old one, swaps the reference
-in one assignment, then drains and unloads the old one, so requests in flight finish on the
-model they started on and none fail."""
+"""The live models: per endpoint, a group of instances (by default one: a runtime on its own
+thread, see instance.py; instances/ for more, on threads or in worker processes), each with its
+batcher. A deploy loads and warms the new group beside the old one, swaps the reference in one
+assignment, then drains and unloads every instance of the old one, so requests in flight finish
+on the model they started on and none fail."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.errors import ApplianceError, NotFound
-from appliance.serving.batcher import Batcher, BatcherClosed, BatchTiming
-from appliance.serving.instance import ModelInstance
+from appliance.serving.batcher import BatcherClosed, BatchTiming
+from appliance.serving.instances.build import build_group
+from appliance.serving.instances.group import Instance, InstanceGroup
+from appliance.serving.instances.host import Deployed, InstanceHost
 from appliance.serving.options import DeployOptions
 from appliance.serving.runtime import ModelRuntime
 from appliance.tasks import PredictInput, Prediction
@@ -36,16 +39,22 @@ class LiveModel:
     endpoint: str
     version: dict[str, Any]
     options: DeployOptions
-    instance: ModelInstance
+    group: InstanceGroup
     loaded_at: float = field(default_factory=time.time)
 
     @property
-    def runtime(self) -> ModelRuntime:
-        return self.instance.runtime
+    def instance(self) -> Instance:
+        """The first instance (the only one unless the options asked for more)."""
+        return self.group.instances[0]
 
     @property
-    def batcher(self) -> Batcher[PredictInput, Prediction]:
-        return self.instance.batcher
+    def runtime(self) -> ModelRuntime:
+        return self.group.runtime
+
+    @property
+    def batcher(self) -> InstanceGroup:
+        """Where requests queue: `submit` and `depth`, over every instance's batcher."""
+        return self.group
 
 
 class ModelPool:
@@ -54,14 +63,20 @@ class ModelPool:
         make_runtime: RuntimeFactory,
         warmup: Callable[[ModelRuntime], None],
         torch_threads: int = 0,
+        host: InstanceHost | None = None,
     ):
         self._make_runtime = make_runtime
         self._warmup = warmup
         self._torch_threads = torch_threads
+        self._host = host
+        """What process instances need of the service (instances/host.py); None: threads only."""
         self._live: dict[Key, LiveModel] = {}
         self._loading: set[Key] = set()
         self._deploy_locks: dict[Key, threading.Lock] = {}
         self._guard = threading.Lock()
+        self.on_cold: Callable[[Key], bool] | None = None
+        """Asked when an endpoint is not live: True when it is deployed but cold (residency.py),
+        its load then started."""
 
     def get(self, workspace: str, endpoint: str) -> LiveModel:
         live = self._live.get((workspace, endpoint))
@@ -69,6 +84,8 @@ class ModelPool:
             return live
         if (workspace, endpoint) in self._loading:
             raise ModelLoading(f"endpoint '{endpoint}' is loading its model; retry shortly")
+        if self.on_cold is not None and self.on_cold((workspace, endpoint)):
+            raise ModelLoading(f"endpoint '{endpoint}' was idle and is loading; retry shortly")
         raise NotFound(f"no endpoint '{endpoint}' is deployed in workspace '{workspace}'")
 
     def submit(
@@ -99,18 +116,15 @@ class ModelPool:
         with lock:  # one deploy per endpoint at a time; other endpoints go on
             self._loading.add(key)
             try:
-                batcher: Batcher[PredictInput, Prediction] = Batcher(
-                    options.max_batch_size, options.max_batch_wait_ms
-                )
-                instance = ModelInstance(
-                    self._make_runtime(version, options), self._warmup, batcher,
-                    name=f"infer-{endpoint}", torch_threads=self._torch_threads,
+                group = build_group(
+                    Deployed(workspace, endpoint, version), options, self._make_runtime,
+                    self._warmup, self._torch_threads, self._host,
                 )  # fmt: skip
-                instance.start()
+                group.start()
             except BaseException:
                 self._loading.discard(key)
                 raise
-            new = LiveModel(workspace, endpoint, version, options, instance)
+            new = LiveModel(workspace, endpoint, version, options, group)
             old = self._live.get(key)
             self._live[key] = new  # the switch: one reference assignment
             self._loading.discard(key)
@@ -140,4 +154,4 @@ def _freeze_long_lived() -> None:
 
 
 def _retire(old: LiveModel) -> None:
-    old.instance.close()  # answers everything already queued on the old model, then unloads it
+    old.group.close()  # every instance answers what it already queued, then unloads its model

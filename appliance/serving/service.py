@@ -17,9 +17,11 @@ from appliance.models.lineage import task_of
 from appliance.names import validate_name
 from appliance.registry import utcnow
 from appliance.services import Services
+from appliance.serving.instances.host import InstanceHost
 from appliance.serving.observer import CaptureRecord, Observer, Unobserved
 from appliance.serving.options import DeployOptions
-from appliance.serving.pool import ModelPool
+from appliance.serving.pool import ModelLoading, ModelPool
+from appliance.serving.residency import InsufficientMemory, Residency
 from appliance.serving.runtime import ModelRuntime
 from appliance.tasks import PredictInput, Task
 from appliance.tasks.contract import reasons
@@ -44,13 +46,18 @@ class PredictionResult:
     inference_ms: float
     batch_size: int
     features: dict[str, float] = field(default_factory=dict)
+    cold_start_ms: float | None = None
+    """How long this request waited for its endpoint's model to load (None: it was loaded)."""
 
 
 class Serving:
     def __init__(self, services: Services, observer: Observer | None = None):
         self.services = services
         self.observer = observer or Unobserved()
-        self.pool = ModelPool(self._make_runtime, _warmup, services.settings.torch_threads)
+        self.pool = ModelPool(
+            self._make_runtime, _warmup, services.settings.torch_threads, InstanceHost(services)
+        )
+        self.residency = Residency(services, self.pool)
         self.restoring = False
         # Request bodies become model inputs here, off the loop. A plain executor rather than
         # anyio's to_thread: this runs for every request, and anyio's capacity limiter and
@@ -76,7 +83,8 @@ class Serving:
         self._check_endpoint_free(workspace, endpoint)
         self._check_same_task(workspace, endpoint, version, kind)
         try:
-            live = self.pool.deploy(workspace, endpoint, version, options)
+            with self.residency.admit(workspace, endpoint, version, options) as admitted:
+                live = self.pool.deploy(workspace, endpoint, version, options)
         except ApplianceError as exc:
             self.services.deployments.record_failure(workspace, endpoint, version, str(exc))
             raise
@@ -85,8 +93,9 @@ class Serving:
             self.services.deployments.record_failure(workspace, endpoint, version, message)
             raise ApplianceError(message) from exc
         return self.services.deployments.record(
-            workspace, endpoint, version, options, kind, live.instance.torch_threads
-        )
+            workspace, endpoint, version, options, kind, live.instance.torch_threads,
+            resident_mb=admitted.measured_mb,
+        )  # fmt: skip
 
     def rollback(self, workspace: str, endpoint: str) -> dict[str, Any]:
         deployment = self.services.deployments.get(workspace, endpoint)
@@ -120,9 +129,13 @@ class Serving:
 
     def _restore_one(self, row: dict[str, Any]) -> str | None:
         ref = f"{row['model']}@{row['version']}"
+        key, options = (row["workspace"], row["endpoint"]), _options_of(row)
         try:
             version = self.services.models.get(row["workspace"], ref)
-            self.pool.deploy(row["workspace"], row["endpoint"], version, _options_of(row))
+            with self.residency.admit(*key, version, options, evict=False):
+                self.pool.deploy(*key, version, options)
+        except InsufficientMemory:  # loaded on its first request, making room then
+            self.residency.mark_cold(key, version, options)
         except Exception as exc:
             return f"{row['endpoint']}: {exc}"
         return None
@@ -162,8 +175,11 @@ class Serving:
         return runtime_for(self.services, version, options)
 
     def task_of(self, endpoint: str) -> Task:
-        """The task of the model `endpoint` serves (it must be loaded)."""
-        return self.pool.get(self.find_endpoint(endpoint), endpoint).runtime.task
+        """The task of the model `endpoint` serves (loaded, or cold: then without loading)."""
+        workspace = self.find_endpoint(endpoint)
+        if (cold := self.residency.cold_task((workspace, endpoint))) is not None:
+            return cold
+        return self.pool.get(workspace, endpoint).runtime.task
 
     # -- predictions -------------------------------------------------------------------------
 
@@ -183,10 +199,11 @@ class Serving:
         workspace = self.find_endpoint(endpoint)
         started = time.perf_counter()
         created_at = utcnow()
-        submitted = [self.pool.submit(workspace, endpoint, item) for item in inputs]
-        answers = await asyncio.gather(
-            *(asyncio.wrap_future(f) for _, f in submitted), return_exceptions=True
-        )
+        with self.residency.in_flight((workspace, endpoint)):
+            submitted, cold_ms = await self._submit_loaded(workspace, endpoint, inputs)
+            answers = await asyncio.gather(
+                *(asyncio.wrap_future(f) for _, f in submitted), return_exceptions=True
+            )
         total_ms = round((time.perf_counter() - started) * 1000, 3)
         settings = self.services.settings
         results = []
@@ -241,13 +258,34 @@ class Serving:
                     inference_ms=record.inference_ms,
                     batch_size=timing.batch_size,
                     features=item.features,
+                    cold_start_ms=cold_ms,
                 )
             )
         if failure is not None:
             raise failure
         return results
 
+    async def _submit_loaded(
+        self, workspace: str, endpoint: str, inputs: Sequence[PredictInput]
+    ) -> tuple[list[Any], float | None]:
+        """Queue `inputs` on the endpoint's model; a cold endpoint's is loaded first (on its
+        own threads: this awaits the load), and the milliseconds waited for it are returned."""
+        key, waited = (workspace, endpoint), None
+        for _ in range(3):
+            if (load := self.residency.reload_if_cold(key)) is not None:
+                began = time.perf_counter()
+                await asyncio.wrap_future(load)
+                waited = (waited or 0.0) + (time.perf_counter() - began) * 1000
+            try:
+                submitted = [self.pool.submit(workspace, endpoint, item) for item in inputs]
+                return submitted, None if waited is None else round(waited, 3)
+            except (ModelLoading, NotFound):  # unloaded between the two: load it again
+                if self.residency.state(key) not in ("cold", "loading"):
+                    raise
+        raise ModelLoading(f"endpoint '{endpoint}' keeps being unloaded; retry shortly")
+
     def close(self) -> None:
+        self.residency.close()
         self.pool.close()
         self._decoders.shutdown(wait=True)
 
