@@ -46,6 +46,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         config["num_beams"] = 1
         (greedy / "generation_config.json").write_text(json.dumps(config))
         register_folder(services, "lab", "greedy", greedy, check=False)
+        register_folder(services, "lab", "greedy-auto", greedy, check=False)
     return home
 
 
@@ -70,9 +71,9 @@ def answers(client: httpx.Client, endpoint: str) -> list[dict]:
     return out
 
 
-def exported(home: Path, backend: str, mode: str) -> Path:
+def exported(home: Path, backend: str, mode: str, model: str = "greedy@1") -> Path:
     with Services.open(home=home) as services:
-        version = services.models.get("lab", "greedy@1")
+        version = services.models.get("lab", model)
     return export_dir(home, version["id"], backend, mode)
 
 
@@ -150,3 +151,28 @@ def test_auto_serves_what_no_backend_exports_and_a_named_backend_refuses_it(
 
     text = client.post("/v1/endpoints/words/predict", json={"text": "red leather shoe"})
     assert text.status_code == 200 and text.json()["label"], text.text
+
+
+def test_auto_is_onnxruntime_for_a_captioner_it_exports(client: httpx.Client, home: Path) -> None:
+    """The measured best on this kind of device (appliance/runtimes/backends/support.py)."""
+    from appliance.runtimes.backends.support import MEASURED_BEST
+
+    assert MEASURED_BEST[("cpu", "none")] == "onnxruntime"
+    assert deploy(client, "auto-captions", "greedy-auto@1", backend="auto").status_code == 201
+    assert (exported(home, "onnxruntime", "none", "greedy-auto@1") / COMPLETE).is_file()
+    assert deploy(client, "torch-captions", "greedy-auto@1", backend="torch").status_code == 201
+    served, expected = answers(client, "auto-captions"), answers(client, "torch-captions")
+    assert [a["description"] for a in served] == [a["description"] for a in expected]
+
+
+def test_the_cli_starts_without_the_backends() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from appliance.cli import main; sys.argv = ['appliance', '--help']\n"
+        "try: main()\nexcept SystemExit: pass\n"
+        "print(*(m in sys.modules for m in ('onnxruntime', 'onnx', 'openvino')))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-3:] == ["False", "False", "False"]

@@ -61,7 +61,9 @@ def _runtime(
             exports = export_dir(
                 services.settings.home, version["id"], backend, options.quantization
             )
-            return BackendRuntime(folder, detected, options, get_task(name), backend, exports)
+            chosen = options.backend == "auto"
+            task = get_task(name)
+            return BackendRuntime(folder, detected, options, task, backend, exports, chosen)
         return HuggingFaceRuntime(folder, detected, options, get_task(name))
     if version.get("recipe") is None:
         raise InvalidInput(

@@ -1,7 +1,8 @@
 """The export cache: a version's graphs for one backend and quantization, under the home at
 `exports/<version id>/<backend>-<quantization>/`, written into a temporary folder beside it and
 renamed into place when complete (write-once, as model folders are). A folder there is whole;
-a crash leaves only a `.tmp-*` folder, which is never read and is cleared on the next export."""
+a crash leaves only a `.tmp-*` folder, which is never read. Two processes exporting the same
+version at once (instance workers) each write their own and the first rename wins."""
 
 from __future__ import annotations
 
@@ -28,15 +29,18 @@ def cached(target: Path, build: Callable[[Path], None]) -> Path:
         log.info("export reused: %s", target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".tmp-{target.name}-*"):
-        shutil.rmtree(stale, ignore_errors=True)
     if target.exists():  # a folder without its marker: not ours to trust
         shutil.rmtree(target)
     work = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
     try:
         build(work)
         (work / COMPLETE).write_text("")
-        os.replace(work, target)
+        try:
+            os.replace(work, target)
+        except OSError:  # another process (an instance worker) finished the same export first
+            if not (target / COMPLETE).is_file():
+                raise
+            shutil.rmtree(work, ignore_errors=True)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

@@ -4,17 +4,24 @@ the graphs exported once per version (export.py)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
+from appliance.errors import InvalidInput
 from appliance.runtimes.backends.export import cached
 from appliance.runtimes.huggingface.detect import Detected
 from appliance.serving.options import DeployOptions
 from appliance.serving.runtime import PredictorRuntime
 from appliance.tasks import Task
 
+log = logging.getLogger("appliance.serving")
+
 
 class BackendRuntime(PredictorRuntime):
+    """`chosen`: picked by `auto` rather than asked for; an export that fails then serves the
+    model with torch (logged) instead of failing the deploy."""
+
     def __init__(
         self,
         model_dir: Path,
@@ -23,14 +30,26 @@ class BackendRuntime(PredictorRuntime):
         task: Task,
         backend: str,
         export_dir: Path,
+        chosen: bool = False,
     ):
         super().__init__(model_dir, options, task)
         self.detected, self.backend, self.export_dir = detected, backend, export_dir
+        self.chosen = chosen
 
     def load_predictor(self, device: str) -> Any:
-        return load_predictor(
-            self.model_dir, self.detected, self.backend, self.options.quantization, self.export_dir
-        )
+        mode = self.options.quantization
+        try:
+            return load_predictor(
+                self.model_dir, self.detected, self.backend, mode, self.export_dir
+            )
+        except Exception:
+            if not self.chosen:
+                raise
+            log.exception("%s could not export %s; serving it with torch", self.backend,
+                          self.model_dir)  # fmt: skip
+            from appliance.runtimes.huggingface.runtime import load_predictor as torch_predictor
+
+            return torch_predictor(self.model_dir, self.detected, device, mode)
 
 
 def load_predictor(
@@ -41,11 +60,15 @@ def load_predictor(
     import torch
 
     from appliance.runtimes.backends import onnx, openvino
+    from appliance.runtimes.backends.graphs import unsupported_reason
     from appliance.runtimes.backends.greedy import GraphCaptions
     from appliance.runtimes.huggingface.runtime import _auto, load_model
 
     def build(work: Path) -> None:
         model = load_model(folder, detected)
+        reason = unsupported_reason(model.config)
+        if reason is not None:
+            raise InvalidInput(f"{folder}: {reason}")
         config = model.config.encoder
         size = config.image_size
         size = tuple(size) if isinstance(size, list | tuple) else (size, size)
