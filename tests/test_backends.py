@@ -47,6 +47,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (greedy / "generation_config.json").write_text(json.dumps(config))
         register_folder(services, "lab", "greedy", greedy, check=False)
         register_folder(services, "lab", "greedy-auto", greedy, check=False)
+        # The same folder served by the captioner recipe's own load(): not the backends' to run.
+        register_folder(services, "lab", "by-recipe", greedy, recipe="captioner", check=False)
     return home
 
 
@@ -124,6 +126,11 @@ def test_what_a_backend_cannot_run_is_refused_and_the_endpoint_keeps_serving(
     refused = deploy(client, "shop", "vit-gpt2@1", backend="onnxruntime")  # beam search
     assert refused.status_code == 422, refused.text
     assert "num_beams=2" in refused.json()["error"] and "vit-gpt2@1" in refused.json()["error"]
+
+    refused = deploy(client, "shop", "by-recipe@1", backend="onnxruntime")
+    assert refused.status_code == 422, refused.text
+    message = refused.json()["error"]
+    assert "by-recipe@1" in message and "recipe 'captioner'" in message, message
 
     unknown = deploy(client, "shop", "greedy@1", backend="tensorrt")
     assert unknown.status_code == 400 and "tensorrt" in unknown.text
