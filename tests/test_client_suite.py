@@ -15,6 +15,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
+from serving_harness import free_port, running_server
 
 import appliance
 from appliance.access.roles import Forbidden, Role
@@ -23,7 +24,6 @@ from appliance.client.errors import NotAllowed, Unreachable
 from appliance.client.transfer import packed, unpack_into
 from appliance.errors import Conflict, InvalidInput, NotFound
 from appliance.services import Services
-from tests.serving_harness import free_port, running_server
 
 
 @contextmanager
