@@ -183,3 +183,26 @@ def test_the_cli_starts_without_the_backends() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.split()[-3:] == ["False", "False", "False"]
+
+
+def test_a_partial_export_is_never_used(tmp_path: Path) -> None:
+    from appliance.runtimes.backends.export import cached
+
+    target = tmp_path / "exports" / "v1" / "onnxruntime-none"
+    target.mkdir(parents=True)
+    (target / "encoder.onnx").write_text("half written")  # no marker: not an export
+
+    def fails(folder: Path) -> None:
+        (folder / "encoder.onnx").write_text("partial")
+        raise RuntimeError("killed mid-export")
+
+    with pytest.raises(RuntimeError):
+        cached(target, fails)
+    assert not target.exists() and list(target.parent.iterdir()) == []
+
+    def writes(folder: Path) -> None:
+        (folder / "encoder.onnx").write_text("whole")
+
+    assert cached(target, writes) == target
+    assert (target / "encoder.onnx").read_text() == "whole" and (target / COMPLETE).is_file()
+    assert cached(target, fails) == target  # complete: reused, not built again
