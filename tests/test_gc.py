@@ -263,3 +263,23 @@ def test_a_running_backups_snapshot_stays_whatever_the_grace(services: Services)
     for path in (work / "registry.db", work):  # its backup died long ago: scratch
         os.utime(path, (OLD, OLD))
     assert [g.path for g in services.collector.plan().items] == [work]
+
+
+def test_a_version_s_backend_exports_go_with_it(services: Services, tiny_model: Path) -> None:
+    """`exports/<version id>` (appliance/runtimes/backends/export.py) is kept while its version
+    exists: deleting the version frees it, and gc takes one a crash left without a version."""
+    home = services.settings.home
+    v1 = services.models.register("ads", "lm", tiny_model)
+    v2 = services.models.register("ads", "lm", tiny_model)
+    for version_id in (v1["id"], v2["id"], "0123456789ab"):
+        export = home / "exports" / version_id / "onnxruntime-none"
+        export.mkdir(parents=True)
+        (export / "decoder.onnx").write_bytes(os.urandom(20_000))
+    for path in home.rglob("*"):
+        if "exports" in path.parts:
+            os.utime(path, (OLD, OLD), follow_symlinks=False)
+    gone = {g.path.relative_to(home).as_posix() for g in services.collector.plan().items}
+    assert gone == {"exports/0123456789ab"}  # no version of that id
+    _, freed = services.models.delete("ads", "lm@1")
+    assert freed.bytes >= 20_000 and not (home / "exports" / v1["id"]).exists()
+    assert (home / "exports" / v2["id"] / "onnxruntime-none" / "decoder.onnx").is_file()

@@ -5,6 +5,7 @@ What may go is a closed list; nothing else under the home is ever touched:
 - blobs (`artifacts/sha256/xx/<sha256>`) that no dataset version's manifest, no file a manifest
   lists and no run artifact names, and the store's temporary files (`artifacts/tmp/*`);
 - model folders (`models/<id>`) that no model version names, and staging (`models/.staging/*`);
+- backend exports (`exports/<version id>`) of versions that no longer exist;
 - dataset folder caches (`datasets/<digest>`) of digests no dataset version has, half-built ones;
 - scratch under `tmp/` (a run's `tmp/runs/<run id>` once the run is neither queued nor running)
   and `.demo-*` folders a killed demo left in the home;
@@ -166,6 +167,8 @@ class Collector:
         for entry in _entries(home / "datasets"):
             if entry.is_dir() and not entry.is_symlink():
                 yield entry, "dataset cache"
+        for entry in _entries(home / "exports"):  # appliance/runtimes/backends/export.py
+            yield entry, "export"
         for entry in _entries(home / "tmp"):
             if entry.name == "runs" and entry.is_dir():
                 yield from ((p, "scratch") for p in _entries(entry))
@@ -189,6 +192,7 @@ class Collector:
 class _References:
     blobs: set[str] = field(default_factory=set)
     model_folders: set[str] = field(default_factory=set)
+    versions: set[str] = field(default_factory=set)
     digests: set[str] = field(default_factory=set)
     runs: set[str] = field(default_factory=set)
     running: set[str] = field(default_factory=set)
@@ -216,7 +220,9 @@ class _References:
                     f"the manifest of dataset version {digest[:12]} cannot be read ({exc}); "
                     "no blob is collected until it can (`appliance check` says more)"
                 )
-        refs.model_folders = {r["path"] for r in query("SELECT path FROM model_versions")}
+        versions = query("SELECT id, path FROM model_versions")
+        refs.model_folders = {r["path"] for r in versions}
+        refs.versions = {r["id"] for r in versions}
         for row in query("SELECT id, status, log_path FROM runs"):
             refs.runs.add(row["id"])
             if row["status"] in _RUNNING:
@@ -239,6 +245,8 @@ class _References:
             return relative in self.model_folders
         if kind == "dataset cache":
             return path.name in self.digests
+        if kind == "export":
+            return path.is_dir() and not path.is_symlink() and path.name in self.versions
         if kind == "scratch":
             return path.parent.name == "runs" and path.name in self.running
         if kind == "run log":

@@ -265,7 +265,8 @@ class Models:
         version["workspace_id"] = self._model(workspace, name)["workspace_id"]
         self._registry.write(remove)
         folder = self.folder(version)
-        return label, self._collector.free([folder], exempt=[folder])
+        exports = self._home / "exports" / version["id"]  # its backend exports, if any
+        return label, self._collector.free([folder, exports], exempt=[folder, exports])
 
     def by_run(self, run_id: str) -> dict[str, Any] | None:
         """The version a run registered, if any."""
