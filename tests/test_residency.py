@@ -210,3 +210,34 @@ def test_restore_leaves_what_does_not_fit_cold(
 def _no_leftover_threads() -> Iterator[None]:
     yield
     assert not [t for t in threading.enumerate() if t.name.startswith("reload-")]
+
+
+def test_a_batch_job_on_a_cold_endpoint_waits_for_its_load(home: Path, tmp_path: Path) -> None:
+    """The scheduler's batch_predict submits from a worker thread: a cold endpoint is loaded
+    for it and waited for (it once got 503 ModelLoading)."""
+    from appliance.scheduler.runner import run_job
+    from appliance.serving.options import DeployOptions
+    from appliance.serving.service import Serving
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for n, text in enumerate(("a red mug", "two blue shoes")):
+        (inbox / f"{n}.txt").write_text(text)
+    with Services.open(home=home) as services:
+        serving = Serving(services)
+        try:
+            serving.deploy("ads", "batchy", "tiny@1", DeployOptions(device="cpu", keep_alive_s=1))
+            deadline = time.monotonic() + 15
+            while serving.residency.state(("ads", "batchy")) != "cold":
+                assert time.monotonic() < deadline, "never went cold"
+                time.sleep(0.1)
+            job = services.jobs.add(
+                "ads", "describe", "batch_predict", {"interval_s": 86_400}, target="batchy",
+                params={"source": str(inbox), "output": str(tmp_path / "out")},
+            )  # fmt: skip
+            outcome = run_job(services, job, "manual", serving=serving)
+            assert outcome["status"] == "succeeded", outcome["detail"]
+            assert outcome["detail"]["described"] == 2
+            assert serving.residency.state(("ads", "batchy")) == "loaded"
+        finally:
+            serving.close()

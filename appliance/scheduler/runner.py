@@ -352,7 +352,7 @@ def _batch_predict(ctx: JobContext) -> Outcome:
                         out.write(json.dumps({"file": file.path.name, "error": str(exc)}) + "\n")
                         failures += 1
                 for path, item in inputs:
-                    live, future = serving.pool.submit(workspace, endpoint, item)
+                    live, future = serving.submit_waiting(workspace, endpoint, item)
                     prediction, _ = future.result()
                     # The keywords the model was given (none for a task that takes none).
                     kept = parse_keywords(item.values.get("keywords"))

@@ -8,7 +8,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -17,13 +17,14 @@ from appliance.models.lineage import task_of
 from appliance.names import validate_name
 from appliance.registry import utcnow
 from appliance.services import Services
+from appliance.serving.batcher import BatchTiming
 from appliance.serving.instances.host import InstanceHost
 from appliance.serving.observer import CaptureRecord, Observer, Unobserved
 from appliance.serving.options import DeployOptions
-from appliance.serving.pool import ModelLoading, ModelPool
+from appliance.serving.pool import LiveModel, ModelLoading, ModelPool
 from appliance.serving.residency import InsufficientMemory, Residency
 from appliance.serving.runtime import ModelRuntime
-from appliance.tasks import PredictInput, Task
+from appliance.tasks import PredictInput, Prediction, Task
 from appliance.tasks.contract import reasons
 
 T = TypeVar("T")
@@ -280,6 +281,22 @@ class Serving:
                 submitted = [self.pool.submit(workspace, endpoint, item) for item in inputs]
                 return submitted, None if waited is None else round(waited, 3)
             except (ModelLoading, NotFound):  # unloaded between the two: load it again
+                if self.residency.state(key) not in ("cold", "loading"):
+                    raise
+        raise ModelLoading(f"endpoint '{endpoint}' keeps being unloaded; retry shortly")
+
+    def submit_waiting(
+        self, workspace: str, endpoint: str, item: PredictInput
+    ) -> tuple[LiveModel, Future[tuple[Prediction, BatchTiming]]]:
+        """`pool.submit` for a worker thread (the scheduler's batch jobs): a cold endpoint is
+        loaded first, and this thread waits for it, as a request's task awaits it."""
+        key = (workspace, endpoint)
+        for _ in range(3):
+            if (load := self.residency.reload_if_cold(key)) is not None:
+                load.result()
+            try:
+                return self.pool.submit(workspace, endpoint, item)
+            except (ModelLoading, NotFound):
                 if self.residency.state(key) not in ("cold", "loading"):
                     raise
         raise ModelLoading(f"endpoint '{endpoint}' keeps being unloaded; retry shortly")
