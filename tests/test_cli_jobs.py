@@ -276,7 +276,7 @@ def test_job_routes_need_the_token(isolated_home: Path) -> None:
             body = {"name": "tidy", "kind": "housekeeping", "trigger": "every 1d"}
             denied = client.post("/v1/workspaces/ads/jobs/", json=body)
             assert denied.status_code == 401
-            assert client.get("/v1/workspaces/ads/jobs/").status_code == 200
+            assert client.get("/v1/workspaces/ads/jobs/").status_code == 401  # reads too
             allowed = client.post(
                 "/v1/workspaces/ads/jobs/", json=body, headers={"authorization": "Bearer s3cret"}
             )
