@@ -29,8 +29,10 @@ lint: $(VENV)/.installed-test
 
 # `make test` leaves out the tests marked slow (an offline install, end-to-end training loops
 # covered more cheaply elsewhere) so it stays near 15 minutes on 2 cores; `make test-slow` runs them.
+# Two workers, a test file each at a time (module fixtures stay whole): much of the suite waits
+# on servers, child processes and sockets rather than the CPU, so two overlap on two cores.
 pytest: $(VENV)/.installed-test
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m "not slow" -n 2 --dist loadfile
 
 test: lint pytest
 
