@@ -7,14 +7,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import hmac
-import os
 import secrets
 from pathlib import Path
 
 from appliance.access.roles import LOCAL, Principal, Role
 from appliance.access.users import Users
+from appliance.once import made_once
 
 LOCAL_KEY_FILE = "local.key"
 ADMIN = Principal("admin", Role.admin)
@@ -22,22 +21,11 @@ ADMIN = Principal("admin", Role.admin)
 
 def local_key(home: Path) -> str:
     """The home's local key, made on first use, readable by the home's owner only."""
-    path = home / LOCAL_KEY_FILE
-    with contextlib.suppress(FileNotFoundError):
-        if known := path.read_text().strip():
-            return known
-    home.mkdir(parents=True, exist_ok=True)
-    candidate = home / f".{LOCAL_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-    fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(f"apl_local_{secrets.token_urlsafe(32)}\n")
-    try:
-        os.link(candidate, path)  # two makers at once agree: the first link wins
-    except FileExistsError:
-        pass
-    finally:
-        candidate.unlink()
-    return path.read_text().strip()
+    return made_once(home / LOCAL_KEY_FILE, _new_local_key, mode=0o600)
+
+
+def _new_local_key() -> str:
+    return f"apl_local_{secrets.token_urlsafe(32)}"
 
 
 def read_local_key(home: Path) -> str | None:

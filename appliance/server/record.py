@@ -6,7 +6,6 @@ another home refuses them (`appliance/server/auth.py`). Light on purpose: the CL
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
@@ -14,6 +13,8 @@ import socket
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from appliance.once import made_once
 
 HOME_ID_FILE = "home-id"
 RECORD_FILE = "server.json"
@@ -27,22 +28,8 @@ ACTOR_HEADER, ROLE_HEADER = "x-appliance-actor", "x-appliance-role"
 
 
 def home_id(home: Path) -> str:
-    """The id of `home`, made on first use. Two processes making it at once agree: each writes
-    its own candidate, and only the first hard link to the final name wins."""
-    path = home / HOME_ID_FILE
-    with contextlib.suppress(FileNotFoundError):
-        if known := path.read_text().strip():
-            return known
-    home.mkdir(parents=True, exist_ok=True)
-    candidate = home / f".{HOME_ID_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-    candidate.write_text(secrets.token_hex(8) + "\n")
-    try:
-        os.link(candidate, path)
-    except FileExistsError:
-        pass
-    finally:
-        candidate.unlink()
-    return path.read_text().strip()
+    """The id of `home`, made on first use (`appliance/once.py`: two makers at once agree)."""
+    return made_once(home / HOME_ID_FILE, lambda: secrets.token_hex(8))
 
 
 def new_instance() -> str:
