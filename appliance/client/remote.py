@@ -81,15 +81,10 @@ class RemoteBackend:
         self._json("POST", f"{_run(workspace, run_id)}/params", json={"params": _plain(params)})
 
     def log_artifact(self, workspace: str, run_id: str, path: Path, name: str | None) -> list[str]:
-        if not path.exists():
-            raise NotFound(f"{path} does not exist")
-        base = name or path.name
-        files = [(base, path)] if path.is_file() else [
-            (f"{base}/{p.relative_to(path).as_posix()}", p)
-            for p in sorted(path.rglob("*")) if p.is_file()
-        ]  # fmt: skip
+        from appliance.runs.tracking import artifact_files  # named as the box names them
+
         stored = []
-        for stored_name, file in files:
+        for stored_name, file in artifact_files(path, name):
             with file.open("rb") as data:
                 answer = self._json(
                     "POST", f"{_run(workspace, run_id)}/artifacts",

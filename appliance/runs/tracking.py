@@ -124,13 +124,7 @@ class Runs:
 
     def log_artifact(self, run_id: str, path: Path, name: str | None = None) -> Names:
         """Store a file, or every file under a folder, with the run; returns the stored names."""
-        if not path.exists():
-            raise NotFound(f"{path} does not exist")
-        base = name or path.name
-        files = [(base, path)] if path.is_file() else [
-            (f"{base}/{p.relative_to(path).as_posix()}", p)
-            for p in sorted(path.rglob("*")) if p.is_file()
-        ]  # fmt: skip
+        files = artifact_files(path, name)
         stored = [(rel, self._store.put_file(p)) for rel, p in files]
         now = utcnow()
 
@@ -240,3 +234,18 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
         if isinstance(row.get(key), str):
             row[key] = json.loads(row[key])
     return row
+
+
+def artifact_files(path: Path, name: str | None = None) -> list[tuple[str, Path]]:
+    """The (stored name, file) pairs of an artifact: `path` itself, named `name` (default its
+    own name), or every file under the folder `path`, named `name/relative path`."""
+    if not path.exists():
+        raise NotFound(f"{path} does not exist")
+    base = name or path.name
+    if path.is_file():
+        return [(base, path)]
+    return [
+        (f"{base}/{p.relative_to(path).as_posix()}", p)
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    ]
