@@ -35,10 +35,11 @@ from appliance.server.inputs import MAX_FORM_PARTS
 from appliance.server.jobs import JobController, JobRunController
 from appliance.server.manage import DeploymentController
 from appliance.server.maturity import ReportController
-from appliance.server.monitoring import FeedbackController, MonitoringController, metrics
+from appliance.server.monitoring import MonitoringController, metrics
 from appliance.server.oip import OipController
 from appliance.server.platform import PlatformController
 from appliance.server.predict import PredictController, Predicting
+from appliance.server.predictions import FeedbackController
 from appliance.server.ratelimit import RateLimited
 from appliance.server.record import home_id, new_instance
 from appliance.server.resources import ROUTES as RESOURCE_ROUTES
