@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from appliance.registry import Registry
+from appliance.registry.database import connect
 from appliance.registry.migrations import MIGRATIONS
 from appliance.services import Services
 
@@ -204,3 +205,33 @@ def test_durable_writes_commit_with_synchronous_full_and_the_others_with_normal(
         assert registry.write(level, durable=False) == 1
         assert registry.write(level, durable=False) == 1
         assert registry.write(level) == 2
+
+
+def test_connect_waits_out_another_connection_switching_a_new_file(tmp_path: Path) -> None:
+    """Two processes opening one new home at once both switch the file to WAL. The loser holds a
+    shared lock and wants an exclusive one while the winner holds a reserved lock, and SQLite
+    answers BUSY at once, without the busy handler. A reserved lock held for 0.3 s stands in for
+    the winner, deterministically; before connect retried, this failed in 0 ms (and CI once)."""
+    path = tmp_path / "new.db"
+    held, release = threading.Event(), threading.Event()
+
+    def winner() -> None:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("BEGIN IMMEDIATE")
+        held.set()
+        release.wait(5)
+        conn.execute("COMMIT")
+        conn.close()
+
+    thread = threading.Thread(target=winner)
+    thread.start()
+    held.wait(5)
+    threading.Timer(0.3, release.set).start()
+    try:
+        conn = connect(path, 5_000)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        conn.close()
+    finally:
+        release.set()
+        thread.join()

@@ -3,9 +3,11 @@ thread-local readers that close with their thread."""
 
 from __future__ import annotations
 
+import random
 import secrets
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -53,13 +55,32 @@ def connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
         path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
     )
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    _switch_to_wal(conn, busy_timeout_ms)
     # NORMAL is durable across application crashes in WAL mode; only an OS crash can lose
     # the last commits, never corrupt the file. The writer raises it to FULL for durable
     # writes (writer.py); readers never commit.
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+def _switch_to_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    """Put the file in WAL mode, retrying while another connection is switching it too.
+
+    On a new file the switch upgrades a shared lock to an exclusive one. When two processes
+    open the same new home at once, both hold the shared lock and each wants the other's gone:
+    SQLite then answers SQLITE_BUSY at once, without the busy handler, since waiting could
+    deadlock. Our statement ending frees our shared lock; the other switch completes, and the
+    retry finds the file in WAL mode already."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.05))
 
 
 class Registry:
