@@ -45,3 +45,9 @@ class TooLarge(ApplianceError):
     """A body or an image exceeds a configured limit."""
 
     http_status = 413
+
+
+class Unavailable(ApplianceError):
+    """Something the request needs does not answer: a Ray cluster at the address given."""
+
+    http_status = 503

@@ -145,7 +145,7 @@ def _deployed(home: Path) -> Path:
 
     from appliance.cli import cli
     from appliance.datasets.synthetic import generate
-    from appliance.runs.launcher import start_run, wait_run
+    from appliance.runs.launcher import start_run
     from appliance.services import Services
 
     os.environ["APPLIANCE_HOME"] = str(home)
@@ -154,7 +154,7 @@ def _deployed(home: Path) -> Path:
         photos = generate(home.parent / "photos", count=40, seed=1).path
         services.datasets.add("ads", "photos", photos)
         services.recipes.add("ads", ROOT / "tests" / "recipes" / "colour")
-        run = wait_run(services, start_run(services, "ads", "colour", "photos", {"rank": 0}))
+        run = start_run(services, "ads", "colour", "photos", {"rank": 0}).wait()
         assert run["status"] == "succeeded", run["error"]
     result = CliRunner().invoke(cli, ["deploy", "ads", "captions", "colour@1"])
     assert result.exit_code == 0, result.output

@@ -27,7 +27,7 @@ from typing import Any
 from appliance.datasets.synthetic import generate
 from appliance.models.evaluation import evaluate_version
 from appliance.recipes.split import split_rows
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.services import Services
 
 WORKSPACE = "bench"
@@ -137,7 +137,7 @@ def train(
     data = services.datasets.add(WORKSPACE, name, photos.path).version
     started = time.perf_counter()
     launch = start_run(services, WORKSPACE, "captioner", name, params, f"captioner-{name}")
-    run = wait_run(services, launch, interval=2.0)
+    run = launch.wait(interval=2.0)
     if run["status"] != "succeeded":
         raise SystemExit(f"the {name} run {run['status']}: {run['error']}")
     version = services.models.by_run(run["id"])

@@ -167,7 +167,7 @@ def captioner(args: argparse.Namespace) -> Path:
     if args.model_dir is not None:
         return Path(args.model_dir).resolve()
     from appliance.datasets.synthetic import generate
-    from appliance.runs.launcher import start_run, wait_run
+    from appliance.runs.launcher import start_run
     from appliance.services import Services
 
     with Services.open(home=args.train_home) as services:
@@ -179,7 +179,7 @@ def captioner(args: argparse.Namespace) -> Path:
                 folder = generate(Path(tmp) / "photos", count=2000, seed=0).path
                 services.datasets.add("bench", "photos", folder)
                 launch = start_run(services, "bench", "captioner", "photos", {}, "captioner")
-                run = wait_run(services, launch, interval=2.0)
+                run = launch.wait(interval=2.0)
             if run["status"] != "succeeded":
                 raise SystemExit(f"training {run['status']}: {run['error']}")
             versions = [v for v in services.models.list("bench") if v["name"] == "captioner"]

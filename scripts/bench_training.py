@@ -72,10 +72,10 @@ def bare_loop(dataset_dir: Path, rows: list[dict[str, Any]], params: dict[str, A
 
 
 def pipeline_run(services: Any, params: dict[str, str]) -> dict[str, Any]:
-    from appliance.runs.launcher import start_run, wait_run
+    from appliance.runs.launcher import start_run
 
     started = time.perf_counter()
-    run = wait_run(services, start_run(services, "bench", "captioner", "photos", params))
+    run = start_run(services, "bench", "captioner", "photos", params).wait()
     if run["status"] != "succeeded":
         raise SystemExit(f"the pipeline run {run['status']}: {run['error']}")
     version = services.models.by_run(run["id"])

@@ -61,13 +61,13 @@ def deployed(isolated_home: Path, tmp_path: Path) -> Path:
 
     from appliance.cli import cli
     from appliance.datasets.synthetic import generate
-    from appliance.runs.launcher import start_run, wait_run
+    from appliance.runs.launcher import start_run
 
     with Services.open(home=isolated_home) as services:
         services.workspaces.create("ads")
         services.datasets.add("ads", "photos", generate(tmp_path / "p", count=40, seed=1).path)
         services.recipes.add("ads", COLOUR)
-        run = wait_run(services, start_run(services, "ads", "colour", "photos", {"rank": 0}))
+        run = start_run(services, "ads", "colour", "photos", {"rank": 0}).wait()
         assert run["status"] == "succeeded"
     result = CliRunner().invoke(cli, ["deploy", "ads", "captions", "colour@1"])
     assert result.exit_code == 0, result.stderr

@@ -34,7 +34,7 @@ from appliance.backup.retention import scheduled_backup
 from appliance.cli import cli
 from appliance.datasets.synthetic import generate
 from appliance.errors import Conflict, InvalidInput
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.scheduler.runner import run_job
 from appliance.server.app import create_app
 from appliance.services import Services
@@ -66,7 +66,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, photos: list[bytes]) -> Pa
         services.workspaces.create("ads")
         services.datasets.add("ads", "photos", data)
         services.recipes.add("ads", COLOUR)
-        run = wait_run(services, start_run(services, "ads", "colour", "photos", {}))
+        run = start_run(services, "ads", "colour", "photos", {}).wait()
         assert run["status"] == "succeeded", run["error"]
         Serving(services).deploy("ads", "captions", "colour@1", DeployOptions())
     (home / "appliance.toml").write_text("review_max_bytes = 10000000\n")

@@ -16,7 +16,7 @@ from serving_harness import free_port, wait_until_up
 
 from appliance.cli import cli
 from appliance.datasets.synthetic import generate
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.server.record import HOME_HEADER, RECORD_FILE, home_id, read_record
 from appliance.services import Services
 
@@ -35,7 +35,7 @@ def trained(isolated_home: Path, tmp_path: Path) -> Path:
         services.datasets.add("ads", "photos", generate(tmp_path / "p", count=60, seed=1).path)
         services.recipes.add("ads", COLOUR)
         for rank in ("0", "1"):
-            run = wait_run(services, start_run(services, "ads", "colour", "photos", {"rank": rank}))
+            run = start_run(services, "ads", "colour", "photos", {"rank": rank}).wait()
             assert run["status"] == "succeeded"
     return isolated_home
 

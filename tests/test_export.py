@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from appliance.cli import cli
 from appliance.datasets.synthetic import generate
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.services import Services
 
 COLOUR = Path(__file__).parent / "recipes" / "colour"
@@ -23,7 +23,7 @@ def trained(services: Services, tmp_path: Path) -> Path:
     photos = generate(tmp_path / "photos", count=30, seed=4).path
     services.datasets.add("ads", "photos", photos)
     services.recipes.add("ads", COLOUR)
-    run = wait_run(services, start_run(services, "ads", "colour", "photos", {}))
+    run = start_run(services, "ads", "colour", "photos", {}).wait()
     assert run["status"] == "succeeded", run["error"]
     return photos
 

@@ -16,7 +16,7 @@ from appliance.datasets.synthetic import generate
 from appliance.models.intake import register_folder
 from appliance.recipes.catalog import builtin_recipes, copy_recipe, load_module
 from appliance.recipes.context import SilentReporter, TrainContext
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.services import Services
 from appliance.testing.hf_folders import build
 
@@ -60,7 +60,7 @@ def recipe() -> ModuleType:
 def test_fine_tunes_a_registered_checkpoint_through_a_run(home: Path, kind: str) -> None:
     with Services.open(home=home) as services:
         params = {**PARAMS, "base_model": f"{kind}@1"}
-        run = wait_run(services, start_run(services, "ads", "hf-captioner", "photos", params))
+        run = start_run(services, "ads", "hf-captioner", "photos", params).wait()
         assert run["status"] == "succeeded", run["error"]
         base = services.models.get("ads", f"{kind}@1")
         tuned = services.models.by_run(run["id"])

@@ -20,7 +20,7 @@ import pytest
 from serving_harness import free_port, wait_until_up
 
 from appliance.datasets.synthetic import generate
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.services import Services
 from appliance.serving.options import DeployOptions
 
@@ -39,7 +39,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         services.workspaces.create("ads")
         photos = generate(home.parent / "hot-swap-photos", count=64, seed=4).path
         services.datasets.add("ads", "photos", photos)
-        run = wait_run(services, start_run(services, "ads", "captioner", "photos", {"epochs": "1"}))
+        run = start_run(services, "ads", "captioner", "photos", {"epochs": "1"}).wait()
         assert run["status"] == "succeeded", run["error"]
         version = services.models.get("ads", "captioner@1")
         options = DeployOptions(**DEPLOY)  # type: ignore[arg-type]

@@ -160,7 +160,7 @@ def test_feedback_names_the_keywords_an_answer_ignored(tmp_path: Path) -> None:
 def _colour_home(tmp_path: Path) -> Path:
     from test_monitoring_http import COLOUR
 
-    from appliance.runs.launcher import start_run, wait_run
+    from appliance.runs.launcher import start_run
     from appliance.services import Services
     from appliance.serving.options import DeployOptions
     from appliance.serving.service import Serving
@@ -171,7 +171,7 @@ def _colour_home(tmp_path: Path) -> Path:
         photos = generate(tmp_path / "photos", count=20, seed=4).path
         services.datasets.add("ads", "photos", photos)
         services.recipes.add("ads", COLOUR)
-        run = wait_run(services, start_run(services, "ads", "colour", "photos", {}))
+        run = start_run(services, "ads", "colour", "photos", {}).wait()
         assert run["status"] == "succeeded", run["error"]
         Serving(services).deploy("ads", "captions", "colour@1", DeployOptions(max_batch_size=8))
     return home

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from serving_harness import running_server, wait_ready
 
 from appliance.datasets.synthetic import ProductAttributes, darken, generate, render
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.services import Services
 from appliance.serving.options import DeployOptions
 from appliance.serving.service import Serving
@@ -36,7 +36,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         photos = generate(home.parent / "monitoring-photos", count=60, seed=4).path
         services.datasets.add("ads", "photos", photos)
         services.recipes.add("ads", COLOUR)
-        run = wait_run(services, start_run(services, "ads", "colour", "photos", {}))
+        run = start_run(services, "ads", "colour", "photos", {}).wait()
         assert run["status"] == "succeeded", run["error"]
         Serving(services).deploy("ads", "captions", "colour@1", DeployOptions(max_batch_size=8))
     return home

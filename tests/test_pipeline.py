@@ -11,7 +11,7 @@ from appliance.errors import InvalidInput
 from appliance.models.promotion import GateRefused, promote
 from appliance.recipes.catalog import copy_recipe
 from appliance.recipes.spec import read_recipe
-from appliance.runs.launcher import cancel_run, reap_runs, start_run, wait_run
+from appliance.runs.launcher import reap_runs, start_run
 from appliance.services import Services
 
 COLOUR = Path(__file__).parent / "recipes" / "colour"
@@ -37,7 +37,7 @@ def _wait_for_progress(services: Services, run_id: str) -> None:
 
 def test_a_run_trains_evaluates_and_registers_with_lineage(services: Services, ws: str) -> None:
     launch = start_run(services, ws, "colour", "photos@1", {"steps": "3", "seed": "5"})
-    run = wait_run(services, launch)
+    run = launch.wait()
     assert run["status"] == "succeeded", run["error"]
     assert run["params"]["steps"] == 3 and run["seed"] == 5
     dataset = services.datasets.get(ws, "photos@1")
@@ -54,11 +54,11 @@ def test_a_run_trains_evaluates_and_registers_with_lineage(services: Services, w
 
 
 def test_a_crash_leaves_the_run_failed_with_the_reason(services: Services, ws: str) -> None:
-    run = wait_run(services, start_run(services, ws, "colour", "photos", {"crash": "raise"}))
+    run = start_run(services, ws, "colour", "photos", {"crash": "raise"}).wait()
     assert run["status"] == "failed"
     assert run["error"] == "RuntimeError: the colour recipe crashed on purpose"
     assert "Traceback" in Path(run["log_path"]).read_text()
-    run = wait_run(services, start_run(services, ws, "colour", "photos", {"crash": "exit"}))
+    run = start_run(services, ws, "colour", "photos", {"crash": "exit"}).wait()
     assert run["status"] == "failed"
     assert run["error"] == "the training process exited with code 3 without reporting"
     assert services.models.by_run(run["id"]) is None
@@ -68,7 +68,7 @@ def test_cancel_and_ctrl_c(services: Services, ws: str) -> None:
     slow = {"steps": "200", "step_seconds": "0.2"}
     launch = start_run(services, ws, "colour", "photos", slow)
     _wait_for_progress(services, launch.run_id)
-    cancelled = cancel_run(services, launch.run_id)
+    cancelled = launch.cancel()
     assert cancelled["status"] == "cancelled" and cancelled["error"] == "cancelled by the user"
     assert Path(cancelled["log_path"]).read_text().rstrip().endswith("cancelled")
 
@@ -78,7 +78,7 @@ def test_cancel_and_ctrl_c(services: Services, ws: str) -> None:
         if run["progress"]:
             raise KeyboardInterrupt
 
-    run = wait_run(services, launch, press_ctrl_c, interval=0.1)
+    run = launch.wait(press_ctrl_c, interval=0.1)
     assert run["status"] == "cancelled" and run["error"] == "cancelled by the user"
 
 
@@ -93,10 +93,10 @@ def test_a_killed_child_is_reaped(services: Services, ws: str) -> None:
 
 
 def test_the_gate_refuses_a_worse_model(services: Services, ws: str) -> None:
-    good = wait_run(services, start_run(services, ws, "colour", "photos", {"rank": "0"}))
+    good = start_run(services, ws, "colour", "photos", {"rank": "0"}).wait()
     first = promote(services, ws, "colour@1", "production")
     assert first.current is None and services.models.get(ws, "colour@production")["version"] == 1
-    worse = wait_run(services, start_run(services, ws, "colour", "photos", {"rank": "99"}))
+    worse = start_run(services, ws, "colour", "photos", {"rank": "99"}).wait()
     assert (good["status"], worse["status"]) == ("succeeded", "succeeded")
     with pytest.raises(GateRefused, match=r"colour@2 is worse than production \(colour@1\)"):
         promote(services, ws, "colour@2", "production")

@@ -12,7 +12,7 @@ from serving_harness import running_server, wait_ready
 from appliance.datasets.synthetic import generate
 from appliance.recipes.catalog import copy_recipe, load_module
 from appliance.recipes.spec import read_recipe
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.services import Services
 from appliance.serving.options import DeployOptions
 from appliance.serving.service import Serving
@@ -87,7 +87,7 @@ def test_a_copy_and_its_original_serve_side_by_side(services: Services, tmp_path
     services.datasets.add("ads", "photos", photos)
     for folder in (original, copy.folder):
         name = services.recipes.add("ads", folder).name
-        run = wait_run(services, start_run(services, "ads", name, "photos", {}))
+        run = start_run(services, "ads", name, "photos", {}).wait()
         assert run["status"] == "succeeded", run["error"]
     serving = Serving(services)
     try:

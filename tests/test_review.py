@@ -32,7 +32,7 @@ from appliance.monitoring.capture import Capture
 from appliance.registry import utcnow
 from appliance.review.export import export
 from appliance.review.keeper import Keeper, ReviewCollector
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.services import Services
 from appliance.serving.observer import CaptureRecord
 from appliance.serving.options import DeployOptions
@@ -496,7 +496,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         photos = generate(home.parent / "review-photos", count=16, seed=6).path
         services.datasets.add("ads", "photos", photos)
         services.recipes.add("ads", COLOUR)
-        run = wait_run(services, start_run(services, "ads", "colour", "photos", {}))
+        run = start_run(services, "ads", "colour", "photos", {}).wait()
         assert run["status"] == "succeeded", run["error"]
         Serving(services).deploy("ads", "captions", "colour@1", DeployOptions())
     return home
@@ -587,7 +587,7 @@ def test_a_correction_over_http_is_a_row_of_the_next_dataset_version(
     )
 
     # What a retrain job does with the dataset's name: it trains on the version with the row.
-    run = wait_run(services, start_run(services, "ads", "colour", "photos", {}))
+    run = start_run(services, "ads", "colour", "photos", {}).wait()
     assert run["status"] == "succeeded", run["error"]
     assert run["dataset_digest"] == after["digest"]
 

@@ -22,7 +22,7 @@ import pytest
 from serving_harness import running_server, wait_ready
 
 from appliance.datasets.synthetic import ProductAttributes, darken, generate, render
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.server import predict
 from appliance.services import Services
 from appliance.serving.options import DeployOptions
@@ -71,7 +71,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
         photos = generate(home.parent / "schema-photos", count=40, seed=6).path
         services.datasets.add("ads", "photos", photos)
         services.recipes.add("ads", COLOUR)
-        run = wait_run(services, start_run(services, "ads", "colour", "photos", {}))
+        run = start_run(services, "ads", "colour", "photos", {}).wait()
         assert run["status"] == "succeeded", run["error"]
         Serving(services).deploy("ads", "captions", "colour@1", DeployOptions())
     settings = {"monitor_interval_s": 1, "drift_min_samples": 5}

@@ -19,7 +19,7 @@ from PIL import Image
 from serving_harness import running_server, wait_ready
 
 from appliance.datasets.synthetic import ProductAttributes, darken, generate, render
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.services import Services
 from appliance.serving.options import DeployOptions
 from appliance.serving.service import Serving
@@ -37,7 +37,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         services.datasets.add("ads", "photos", photos)
         services.recipes.add("ads", COLOUR)
         for params in ({"rank": "0"}, {"rank": "1", "predict_ms": "20"}):
-            run = wait_run(services, start_run(services, "ads", "colour", "photos", params))
+            run = start_run(services, "ads", "colour", "photos", params).wait()
             assert run["status"] == "succeeded", run["error"]
         Serving(services).deploy("ads", "captions", "colour@1", DeployOptions(max_batch_size=8))
     return home

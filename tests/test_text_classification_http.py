@@ -14,7 +14,7 @@ import pytest
 from serving_harness import running_server, wait_ready
 
 from appliance.datasets.ad_text import generate
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.services import Services
 
 AD = {"title": "Vintage mug", "text": "Red striped mug, barely used. 8 EUR. Pickup only."}
@@ -27,7 +27,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         services.workspaces.create("ads")
         ads = generate(home.parent / "text-ads", count=1000, seed=5).path
         services.datasets.add("ads", "ads", ads)
-        run = wait_run(services, start_run(services, "ads", "text-classifier", "ads", {}))
+        run = start_run(services, "ads", "text-classifier", "ads", {}).wait()
         assert run["status"] == "succeeded", run["error"]
     return home
 

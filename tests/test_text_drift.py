@@ -17,7 +17,7 @@ from serving_harness import running_server, wait_ready
 
 from appliance.datasets.ad_text import generate
 from appliance.monitoring.profiles import Vocabularies, ensure_profile
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.services import Services
 
 STREAM = 60  # over drift_min_samples (30)
@@ -35,7 +35,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with Services.open(home=home) as services:
         services.workspaces.create("ads")
         services.datasets.add("ads", "ads", generate(home.parent / "ads", count=1000, seed=5).path)
-        run = wait_run(services, start_run(services, "ads", "text-classifier", "ads", {}))
+        run = start_run(services, "ads", "text-classifier", "ads", {}).wait()
         assert run["status"] == "succeeded", run["error"]
     return home
 

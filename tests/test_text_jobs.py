@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from appliance.cli import cli
 from appliance.datasets.ad_text import DEFAULT_CATEGORIES, generate
 from appliance.models.promotion import promote
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.services import Services
 
 FAR_AWAY = "0 0 1 1 *"  # once a year: only run-now and triggers start these jobs
@@ -34,7 +34,7 @@ def watched(services: Services, tmp_path: Path) -> Path:
     services.workspaces.create("ads")
     folder = generate(tmp_path / "inbox", count=600, seed=5).path
     services.datasets.add("ads", "ads", folder)
-    run = wait_run(services, start_run(services, "ads", "text-classifier", "ads", {}))
+    run = start_run(services, "ads", "text-classifier", "ads", {}).wait()
     assert run["status"] == "succeeded", run["error"]
     promote(services, "ads", "text-classifier@1")
     return folder

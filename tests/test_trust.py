@@ -18,7 +18,7 @@ from serving_harness import running_server, wait_ready
 
 from appliance.cli import cli
 from appliance.datasets.synthetic import ProductAttributes, darken, generate, render
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.services import Services
 from appliance.serving.options import DeployOptions
 from appliance.serving.service import Serving
@@ -47,7 +47,7 @@ def colour(services: Services, tmp_path: Path) -> dict:
     services.workspaces.create("ads")
     services.datasets.add("ads", "photos", photos)
     services.recipes.add("ads", COLOUR)
-    run = wait_run(services, start_run(services, "ads", "colour", "photos", {}))
+    run = start_run(services, "ads", "colour", "photos", {}).wait()
     assert run["status"] == "succeeded", run["error"]
     version = services.models.by_run(run["id"])
     assert version is not None

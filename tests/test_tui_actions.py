@@ -22,7 +22,7 @@ from tui_pilot import drive as pilot_drive
 
 from appliance.datasets.synthetic import generate
 from appliance.monitoring.system import SystemMetrics, SystemSampler
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.scheduler.runner import run_job
 from appliance.services import Services
 from appliance.serving.options import DeployOptions
@@ -44,7 +44,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
         services.datasets.add("ads", "photos", photos)
         services.recipes.add("ads", COLOUR)
         for params in ({}, {"rank": "1"}):
-            run = wait_run(services, start_run(services, "ads", "colour", "photos", params))
+            run = start_run(services, "ads", "colour", "photos", params).wait()
             assert run["status"] == "succeeded", run["error"]
         services.deployments.record(
             "ads", "captions", services.models.get("ads", "colour@1"), DeployOptions(device="cpu")

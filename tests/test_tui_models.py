@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Static
 from tui_pilot import Notes, drive, errors, press
 
 from appliance.datasets.synthetic import generate
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.services import Services
 from tui.app import ApplianceApp
 from tui.screens.confirm import ConfirmScreen
@@ -40,7 +40,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
         services.recipes.add("ads", COLOUR)
         for params in ({}, {"rank": "9"}):
             launch = start_run(services, "ads", "colour", "photos", params)
-            run = wait_run(services, launch, interval=0.1)
+            run = launch.wait(interval=0.1)
             assert run["status"] == "succeeded", run["error"]
     return home
 

@@ -13,7 +13,7 @@ from textual.pilot import Pilot
 from textual.widgets import Button, Input, Select, Static
 
 from appliance.datasets.synthetic import generate
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.services import Services
 from appliance.serving.options import DeployOptions
 from appliance.serving.service import Serving
@@ -59,7 +59,7 @@ def test_without_a_server_predicting_is_refused_clearly(services: Services, tmp_
 def test_predict_shows_the_description_and_4_rates_it(services: Services, tmp_path: Path) -> None:
     folder = photos(services, tmp_path)
     services.recipes.add("ads", COLOUR)
-    run = wait_run(services, start_run(services, "ads", "colour", "photos", {}))
+    run = start_run(services, "ads", "colour", "photos", {}).wait()
     assert run["status"] == "succeeded", run["error"]
     Serving(services).deploy("ads", "captions", "colour@1", DeployOptions())
     image = folder / services.datasets.rows(services.datasets.get("ads", "photos"))[0]["file_name"]
@@ -112,7 +112,7 @@ def test_a_text_endpoint_takes_an_ads_text_and_answers_its_label(
 
     photos(services, tmp_path)  # an image dataset first: a text sample must skip it
     services.datasets.add("ads", "texts", generate_ads(tmp_path / "ads", count=400, seed=2).path)
-    run = wait_run(services, start_run(services, "ads", "text-classifier", "texts", {}))
+    run = start_run(services, "ads", "text-classifier", "texts", {}).wait()
     assert run["status"] == "succeeded", run["error"]
     Serving(services).deploy("ads", "router", "text-classifier@1", DeployOptions())
 

@@ -18,7 +18,7 @@ from tui_pilot import Notes, drive, errors, press
 
 from appliance.datasets.synthetic import generate
 from appliance.plots import sparkline
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.runs.tracking import FINISHED
 from appliance.services import Services
 from tui.app import ApplianceApp
@@ -39,7 +39,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
         services.datasets.add("ads", "photos", photos)
         services.recipes.add("ads", COLOUR)
         launch = start_run(services, "ads", "colour", "photos", {"steps": "3"})
-        run = wait_run(services, launch, interval=0.1)
+        run = launch.wait(interval=0.1)
         assert run["status"] == "succeeded", run["error"]
     return home
 

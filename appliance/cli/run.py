@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from appliance.cli.context import json_option, services
@@ -29,6 +27,20 @@ def run() -> None:
 )
 @click.option("--model", "model_name", help="Register the version under this model name.")
 @click.option("--detach", is_flag=True, help="Return once the run has started.")
+@click.option(
+    "--executor",
+    type=click.Choice(("local", "ray")),
+    default="local",
+    show_default=True,
+    help="Where it trains: in a child process here, or as a Ray job on a cluster "
+    "(needs pip install 'appliance[ray]').",
+)
+@click.option(
+    "--ray-address",
+    metavar="HOST:PORT",
+    help="--executor ray: the cluster's GCS address (e.g. 127.0.0.1:6379) or ray://HOST:10001; "
+    "default RAY_ADDRESS.",
+)
 @json_option
 def start(
     workspace: str,
@@ -37,25 +49,33 @@ def start(
     params: tuple[str, ...],
     model_name: str | None,
     detach: bool,
+    executor: str,
+    ray_address: str | None,
     as_json: bool,
 ) -> None:
     """Run a recipe in a child process: train, evaluate on held-out rows, register a version.
 
-    Shows live progress; Ctrl-C cancels the run cleanly.
+    Shows live progress; Ctrl-C cancels the run cleanly. With --executor ray the child sends
+    the training to a Ray cluster (the dataset's files and the recipe travel with it), streams
+    its progress back, and registers the trained folder here.
     """
     from appliance.cli.progress import ProgressLine
     from appliance.recipes.spec import parse_overrides
-    from appliance.runs.launcher import start_run, wait_run
+    from appliance.runs.launcher import start_run
 
     svc = services()
-    launch = start_run(svc, workspace, recipe, dataset, parse_overrides(params), model_name)
+    overrides = parse_overrides(params)
+    execution = start_run(
+        svc, workspace, recipe, dataset, overrides, model_name,
+        executor=executor, ray_address=ray_address,
+    )  # fmt: skip
     if not as_json:
-        click.echo(f"run {launch.run_id} started; log: {svc.runs.get(launch.run_id)['log_path']}")
+        click.echo(f"run {execution.run_id} started; log: {execution.status()['log_path']}")
     if detach:
-        emit_json(svc.runs.get(launch.run_id)) if as_json else None
+        emit_json(execution.status()) if as_json else None
         return
     bar = ProgressLine(svc.runs)
-    final = wait_run(svc, launch, (lambda run: None) if as_json else bar.update)
+    final = execution.wait(None if as_json else bar.update)
     bar.close()
     version = svc.models.by_run(final["id"])
     if as_json:
@@ -106,19 +126,17 @@ def show(run_id: str, as_json: bool) -> None:
 @click.argument("run_id")
 @click.option("--tail", "lines", type=int, default=0, help="Only the last N lines.")
 def logs(run_id: str, lines: int) -> None:
-    """Print the run's log (the child process's output)."""
-    record = services().runs.get(run_id)
-    if not record["log_path"] or not Path(record["log_path"]).is_file():
-        raise ApplianceError(f"run {run_id} has no log (it was logged from Python, not started)")
-    text = Path(record["log_path"]).read_text(errors="replace").splitlines()
-    click.echo("\n".join(text[-lines:] if lines else text))
+    """Print the run's log (the child process's output; a Ray run's task lines too)."""
+    from appliance.runs.launcher import Execution
+
+    click.echo(Execution.attach(services(), run_id).logs(lines), nl=False)
 
 
 @run.command()
 @click.argument("run_id")
 def cancel(run_id: str) -> None:
     """Cancel a queued or running run."""
-    from appliance.runs.launcher import cancel_run
+    from appliance.runs.launcher import Execution
 
-    final = cancel_run(services(), run_id)
+    final = Execution.attach(services(), run_id).cancel()
     click.echo(f"run {run_id} {final['status']}")

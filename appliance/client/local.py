@@ -66,18 +66,16 @@ class LocalBackend:
         self.services.runs.set_status(run_id, status, error)
 
     def cancel_run(self, workspace: str, run_id: str) -> Row:
-        from appliance.runs.launcher import cancel_run
+        from appliance.runs.launcher import Execution
 
         self._run_in(workspace, run_id)
-        return cancel_run(self.services, run_id)
+        return Execution(self.services, run_id).cancel()
 
     def run_logs(self, workspace: str, run_id: str, tail: int) -> str:
-        run = self._run_in(workspace, run_id)
-        path = Path(run["log_path"]) if run["log_path"] else None
-        if path is None or not path.is_file():
-            raise NotFound(f"run {run_id} has no log (it was logged from Python, not started)")
-        text = path.read_text(errors="replace")
-        return "".join(text.splitlines(keepends=True)[-tail:]) if tail > 0 else text
+        from appliance.runs.launcher import Execution
+
+        self._run_in(workspace, run_id)
+        return Execution(self.services, run_id).logs(tail)
 
     def _run_in(self, workspace: str, run_id: str) -> Row:
         """The run, when it belongs to `workspace` (as the server's routes check it)."""

@@ -45,7 +45,7 @@ from appliance.demo.reports import closing_reports, rate_platform
 from appliance.errors import ApplianceError
 from appliance.models.promotion import promote
 from appliance.monitoring import report
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.server.background import serving_in_background
 from appliance.server.client import ServerClient
 from appliance.services import Services
@@ -95,8 +95,7 @@ def run_demo(
         dataset_ref = f"{DATASET}@{v1['digest']}"
         # v1 without low-light augmentation: the story's retrain adds it.
         first_params = {**options.train_params, "low_light_fraction": "0"}
-        launch = start_run(services, WORKSPACE, RECIPE, dataset_ref, first_params)
-        run = wait_run(services, launch, on_poll)
+        run = start_run(services, WORKSPACE, RECIPE, dataset_ref, first_params).wait(on_poll)
         if run["status"] != "succeeded":
             raise ApplianceError(
                 f"training run {run['id']} {run['status']}: {run['error']} (log: {run['log_path']})"

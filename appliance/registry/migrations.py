@@ -664,3 +664,16 @@ def _deploy_backend_instances_keep_alive(db: sqlite_utils.Database) -> None:
         ALTER TABLE deployments ADD COLUMN keep_alive_s INTEGER NOT NULL DEFAULT 0
         """,
     )
+
+
+@MIGRATIONS(name="0019_run_executor")
+def _run_executor(db: sqlite_utils.Database) -> None:
+    _execute_script(
+        db,
+        """
+        -- appliance/runs/executors/: where the run trains ('local' or 'ray'), and what that
+        -- executor says of it as JSON (Ray: the cluster's address, the Ray job id, the worker).
+        ALTER TABLE runs ADD COLUMN executor TEXT NOT NULL DEFAULT 'local';
+        ALTER TABLE runs ADD COLUMN executor_ref TEXT NOT NULL DEFAULT '{}'
+        """,
+    )

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from appliance.models.folder import architecture, weights_summary
-from appliance.recipes.catalog import load_module
-from appliance.recipes.context import EvalContext, TrainContext
 from appliance.recipes.spec import RecipeSpec
 from appliance.recipes.split import split_rows
+from appliance.runs.executors import TrainJob, for_run
 from appliance.runs.tracking import Runs
 from appliance.services import Services
 from appliance.tasks import DEFAULT_TASK
@@ -66,7 +65,6 @@ def execute(services: Services, run: dict[str, Any]) -> dict[str, Any]:
     reporter = RegistryReporter(services.runs, run["id"])
     if spec.code_hash() != run["code_hash"]:
         reporter.log("warning: the recipe's code changed since this run was queued")
-    module = load_module(spec)
     dataset = services.datasets.by_digest(run["dataset_id"], run["dataset_digest"])
     dataset_dir = services.datasets.materialize(dataset)
     train_rows, eval_rows = split_rows(services.datasets.rows(dataset))
@@ -80,28 +78,23 @@ def execute(services: Services, run: dict[str, Any]) -> dict[str, Any]:
     shutil.rmtree(scratch, ignore_errors=True)
     output_dir = scratch / "model"
     output_dir.mkdir(parents=True)
+    executor = for_run(run)
+    job = TrainJob(
+        run_id=run["id"],
+        spec=spec,
+        dataset_dir=dataset_dir,
+        train_rows=train_rows,
+        eval_rows=eval_rows,
+        params=params,
+        seed=int(run["seed"] or 0),
+        output_dir=output_dir,
+        base_model=base_model,
+        note=lambda **fields: services.runs.note_executor(run["id"], **fields),
+    )
     try:
-        started = time.perf_counter()
-        module.train(
-            TrainContext(
-                dataset_dir=dataset_dir,
-                train_rows=train_rows,
-                eval_rows=eval_rows,
-                params=params,
-                output_dir=output_dir,
-                seed=int(run["seed"] or 0),
-                report=reporter,
-                base_model=base_model,
-            )
-        )
-        train_seconds = time.perf_counter() - started
-        reporter.log(f"trained in {train_seconds:.1f} s; evaluating on {len(eval_rows)} rows")
-        metrics = dict(
-            module.evaluate(
-                EvalContext(output_dir, dataset_dir, eval_rows, params, report=reporter)
-            )
-        )
-        metrics["train_seconds"] = round(train_seconds, 3)
+        trained = executor.train(job, reporter)
+        metrics = dict(trained.metrics)
+        metrics["train_seconds"] = trained.train_seconds
         task = spec.task or DEFAULT_TASK
         fitted = _calibrate(services, spec, task, output_dir, dataset_dir, train_rows, eval_rows,
                             int(run["seed"] or 0), reporter)  # fmt: skip
@@ -122,7 +115,11 @@ def execute(services: Services, run: dict[str, Any]) -> dict[str, Any]:
             parent_version_id=run["parent_model_version_id"],
             recipe=spec.name,
             task=task,
-            info={**architecture(output_dir), **weights_summary(output_dir)},
+            info={
+                **architecture(output_dir),
+                **weights_summary(output_dir),
+                **_trained_on(services, run),
+            },
         )
         reporter.log(f"registered {version_row['name']}@{version_row['version']}")
         if fitted is not None:
@@ -131,6 +128,13 @@ def execute(services: Services, run: dict[str, Any]) -> dict[str, Any]:
         return version_row
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _trained_on(services: Services, run: dict[str, Any]) -> dict[str, Any]:
+    """Where a run that left this machine trained (the Ray job id and worker), in its lineage."""
+    if run.get("executor", "local") == "local":
+        return {}
+    return {"executor": {"name": run["executor"], **services.runs.get(run["id"])["executor_ref"]}}
 
 
 def _calibrate(

@@ -18,12 +18,12 @@ from appliance.workspaces import Workspaces
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
-_JSON_COLUMNS = ("params", "library_versions")
+_JSON_COLUMNS = ("params", "library_versions", "executor_ref")
 Names = list[str]
 # Listings leave out the bulky lineage columns (`run show` has them): 10,000 rows stay fast.
 _LIST_COLUMNS = (
     "id, workspace_id, name, recipe, status, params, dataset_id, dataset_digest, seed, "
-    "model_name, error, created_at, started_at, ended_at"
+    "model_name, error, executor, created_at, started_at, ended_at"
 )
 
 
@@ -151,6 +151,15 @@ class Runs:
         def apply(db: sqlite_utils.Database) -> None:
             _one(db, run_id)
             db.table("runs").update(run_id, fields)
+
+        self._registry.write(apply)
+
+    def note_executor(self, run_id: str, **fields: Any) -> None:
+        """Merge what the run's executor says of it (a Ray job id, a worker) into executor_ref."""
+
+        def apply(db: sqlite_utils.Database) -> None:
+            ref = json.loads(_one(db, run_id).get("executor_ref") or "{}") | fields
+            db.table("runs").update(run_id, {"executor_ref": json.dumps(ref, sort_keys=True)})
 
         self._registry.write(apply)
 

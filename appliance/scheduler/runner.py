@@ -18,7 +18,7 @@ from appliance.events import record_event
 from appliance.models.promotion import GateRefused, promote
 from appliance.monitoring.predictions import since_text
 from appliance.registry import utcnow
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.scheduler.batch import batch_files
 from appliance.services import Services
 from appliance.serving.options import DeployOptions
@@ -107,17 +107,18 @@ def _retrain(ctx: JobContext) -> Outcome:
     services, job = ctx.services, ctx.job
     params, workspace, model = job["params"], job["workspace"], job["target"]
     dataset = services.datasets.get(workspace, params["dataset"])
-    launch = start_run(
+    execution = start_run(
         services, workspace, params["recipe"], f"{dataset['name']}@{dataset['digest']}",
         dict(params.get("train", {})), model_name=model, die_with_parent=ctx.serving is not None,
+        executor=params.get("executor", "local"), ray_address=params.get("ray_address"),
     )  # fmt: skip
     services.registry.write(
         lambda db: db.execute(
             "UPDATE runs SET job_id = ?, cause = ? WHERE id = ?",
-            [job["id"], ctx.cause, launch.run_id],
+            [job["id"], ctx.cause, execution.run_id],
         ).close()
     )
-    run = wait_run(services, launch)
+    run = execution.wait()
     detail: dict[str, Any] = {"dataset": f"{dataset['name']}@{dataset['version']}"}
     if run["status"] != "succeeded":
         return Outcome("failed", run["id"], {**detail, "error": run["error"]})

@@ -106,13 +106,13 @@ class Scheduler:
         """After `stop`: cancel the training children of running jobs and wait for the jobs.
         Blocking; call it off the event loop."""
         self._stopping.set()
-        from appliance.runs.launcher import cancel_run
+        from appliance.runs.launcher import Execution
 
         for run in self.services.registry.query(
             "SELECT id FROM runs WHERE status IN ('queued', 'running') AND job_id IS NOT NULL"
         ):
             try:
-                cancel_run(self.services, run["id"])
+                Execution(self.services, run["id"]).cancel()
             except Exception as exc:
                 log.warning("could not cancel run %s: %s", run["id"], exc)
         self._pool.shutdown(wait=True, cancel_futures=True)

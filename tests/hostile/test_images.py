@@ -21,7 +21,7 @@ from PIL import Image
 from serving_harness import running_server, wait_ready
 
 from appliance.datasets.synthetic import generate
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.services import Services
 from appliance.serving.options import DeployOptions
 from appliance.serving.service import Serving
@@ -41,7 +41,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         photos = generate(home.parent / "hostile-photos", count=40, seed=5).path
         services.datasets.add("ads", "photos", photos)
         services.recipes.add("ads", COLOUR)
-        run = wait_run(services, start_run(services, "ads", "colour", "photos", {"rank": "0"}))
+        run = start_run(services, "ads", "colour", "photos", {"rank": "0"}).wait()
         assert run["status"] == "succeeded", run["error"]
         Serving(services).deploy("ads", "captions", "colour@1", DeployOptions(max_batch_size=8))
     return home

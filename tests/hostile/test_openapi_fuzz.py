@@ -19,7 +19,7 @@ from serving_harness import running_server, wait_ready
 
 from appliance.access.roles import Role
 from appliance.datasets.synthetic import generate
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.services import Services
 from appliance.serving.options import DeployOptions
 from appliance.serving.service import Serving
@@ -36,7 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Cli
         photos = generate(home.parent / "fuzz-photos", count=30, seed=5).path
         services.datasets.add("ads", "photos", photos)
         services.recipes.add("ads", ROOT / "tests" / "recipes" / "colour")
-        run = wait_run(services, start_run(services, "ads", "colour", "photos", {}))
+        run = start_run(services, "ads", "colour", "photos", {}).wait()
         assert run["status"] == "succeeded", run["error"]
         Serving(services).deploy("ads", "captions", "colour@1", DeployOptions())
         token = services.users.add("fuzzer", Role.admin)[1]

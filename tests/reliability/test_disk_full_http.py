@@ -16,7 +16,7 @@ from test_disk_full import fill
 
 from appliance.datasets.synthetic import generate
 from appliance.monitoring import alerts
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.services import Services
 from appliance.serving.options import DeployOptions
 from appliance.serving.service import Serving
@@ -48,7 +48,7 @@ def test_a_full_disk_over_http(small_disk: Path, tmp_path: Path) -> None:
         services.workspaces.create("ads")
         services.datasets.add("ads", "photos", photos)
         services.recipes.add("ads", COLOUR)
-        run = wait_run(services, start_run(services, "ads", "colour", "photos", {"rank": "0"}))
+        run = start_run(services, "ads", "colour", "photos", {"rank": "0"}).wait()
         assert run["status"] == "succeeded", run["error"]
         Serving(services).deploy("ads", "captions", "colour@1", DeployOptions())
 

@@ -15,7 +15,7 @@ from resources.helpers import leftovers, member, refused, tar_of, tar_with
 from serving_harness import running_server
 
 from appliance.models.loading import load_pretrained
-from appliance.runs.launcher import start_run, wait_run
+from appliance.runs.launcher import start_run
 from appliance.services import Services
 
 COLOUR = Path(__file__).parents[1] / "recipes" / "colour"
@@ -134,7 +134,7 @@ def two_colours(services: Services, tmp_path: Path) -> Services:
     services.datasets.add("ads", "photos", generate(tmp_path / "p", count=80, seed=4).path)
     services.recipes.add("ads", COLOUR)
     for rank in (0, 99):
-        run = wait_run(services, start_run(services, "ads", "colour", "photos", {"rank": rank}))
+        run = start_run(services, "ads", "colour", "photos", {"rank": rank}).wait()
         assert run["status"] == "succeeded", run["error"]
     return services
 

@@ -1,6 +1,6 @@
 """The modal that starts a training run: a recipe, a dataset (its latest version) and one field
 per recipe param, prefilled with its default and explained by its help text. Starting records
-the run and launches its child process, then dismisses at once with the `Launch`; the run
+the run and launches its child process, then dismisses at once with its `Execution`; the run
 trains on its own. A bad value is the service's notification and the form stays open."""
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from textual.widgets import Button, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from appliance.recipes.spec import RecipeSpec
-from appliance.runs.launcher import Launch, start_run
+from appliance.runs.launcher import Execution, start_run
 from appliance.services import Services
 from tui.errors import report_failure
 
 Options = list[tuple[str, str]]  # (label, value)
 
 
-class RunFormScreen(ModalScreen[Launch | None]):
-    """Dismisses with the started run's `Launch`, or None when cancelled."""
+class RunFormScreen(ModalScreen[Execution | None]):
+    """Dismisses with the started run's `Execution`, or None when cancelled."""
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
@@ -74,6 +74,12 @@ class RunFormScreen(ModalScreen[Launch | None]):
             with Horizontal(classes="field"):
                 yield Label("dataset")
                 yield Select[str]([], id="dataset", prompt="loading…", compact=True)
+            with Horizontal(classes="field"):
+                yield Label("train on")
+                yield Input(
+                    placeholder="this machine, or a Ray cluster's HOST:PORT", id="ray-address",
+                    compact=True,
+                )  # fmt: skip
             with VerticalScroll(id="params"):
                 yield Static("Choose a recipe to see its params.", classes="help")
             with Horizontal(classes="buttons"):
@@ -153,12 +159,18 @@ class RunFormScreen(ModalScreen[Launch | None]):
             for name, field in self._inputs.items()
             if field.value.strip() != _text(spec.params[name].default)
         }
-        self._start(spec.name, dataset, overrides)
+        self._start(spec.name, dataset, overrides, self.query_one("#ray-address", Input).value)
 
     @work(thread=True, exclusive=True, group="start", exit_on_error=False)
-    def _start(self, recipe: str, dataset: str, overrides: dict[str, Any]) -> None:
-        launch = start_run(self._services, self._workspace, recipe, dataset, overrides)
-        self.app.call_from_thread(self.dismiss, launch)
+    def _start(
+        self, recipe: str, dataset: str, overrides: dict[str, Any], ray_address: str
+    ) -> None:
+        address = ray_address.strip()
+        execution = start_run(
+            self._services, self._workspace, recipe, dataset, overrides,
+            executor="ray" if address else "local", ray_address=address or None,
+        )  # fmt: skip
+        self.app.call_from_thread(self.dismiss, execution)
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

@@ -23,7 +23,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from appliance.errors import ApplianceError
 from appliance.plots import bar, sparkline
-from appliance.runs.launcher import Launch, cancel_run, reap_runs
+from appliance.runs.launcher import Execution, reap_runs
 from appliance.runs.tracking import FINISHED
 from tui import figures
 from tui.screens.base import ApplianceScreen
@@ -80,7 +80,7 @@ class RunsScreen(ApplianceScreen):
         self._runs: dict[str, dict[str, Any]] = {}
         self._detail_id: str | None = None  # the run the detail panel shows
         self._detail_finished = False  # …and whether it had finished then (no more refreshes)
-        self._launches: dict[str, Launch] = {}  # runs this UI started, reaped when they exit
+        self._launches: dict[str, Execution] = {}  # runs this UI started, reaped when they exit
         self._finished_headline: dict[str, str] = {}  # finished runs' metric never changes
         self._gate_metric: dict[str, str | None] = {}  # recipe → its gate metric
 
@@ -108,7 +108,7 @@ class RunsScreen(ApplianceScreen):
             return
         services = self.services
         for run_id, launch in list(self._launches.items()):
-            if launch.process.poll() is not None:  # exited: reaped, no zombie left behind
+            if not launch.alive():  # exited: reaped, no zombie left behind
                 self._launches.pop(run_id, None)
         reap_runs(services)
         runs = services.runs.list(workspace)
@@ -212,7 +212,7 @@ class RunsScreen(ApplianceScreen):
             return
         self.app.push_screen(RunFormScreen(self.services, self.workspace), self._started)
 
-    def _started(self, launch: Launch | None) -> None:
+    def _started(self, launch: Execution | None) -> None:
         if launch is None:
             return
         self._launches[launch.run_id] = launch
@@ -242,7 +242,7 @@ class RunsScreen(ApplianceScreen):
 
     @work(thread=True, group="write", exit_on_error=False)
     def _cancel(self, run_id: str) -> None:
-        run = cancel_run(self.services, run_id)
+        run = Execution(self.services, run_id).cancel()
         self.deliver(self._cancelled, run)
 
     def _cancelled(self, run: dict[str, Any]) -> None:
@@ -260,6 +260,8 @@ def summary(run: dict[str, Any], loss: list[float]) -> Content:
         status=run["status"],
     )
     lines = [head]
+    if run.get("executor", "local") != "local":
+        lines.append(Content(f"trains  {where(run)}"))
     params = sorted((run.get("params") or {}).items())
     shown = " ".join(f"{key}={value}" for key, value in params[:PARAMS_SHOWN])
     more = f" (+{len(params) - PARAMS_SHOWN} more)" if len(params) > PARAMS_SHOWN else ""
@@ -313,3 +315,14 @@ def _parse(text: str) -> datetime:
 def _status(status: str) -> Text:
     # A rich Text: the table measures its width (a Content cell is cut to the header's).
     return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def where(run: dict[str, Any]) -> str:
+    """Where a run that left this machine trains: its Ray cluster, job and worker."""
+    ref = run.get("executor_ref") or {}
+    text = f"on {run['executor']} at {ref.get('address', '?')}"
+    if ref.get("job_id"):
+        text += f" · job {ref['job_id']}"
+    if ref.get("worker_pid"):
+        text += f" · worker pid {ref['worker_pid']} on {ref.get('host', '?')}"
+    return text

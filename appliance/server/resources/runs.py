@@ -6,7 +6,6 @@ is 404, as if it did not exist."""
 from __future__ import annotations
 
 import threading
-from collections import deque
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
@@ -20,7 +19,7 @@ from litestar.response import File
 from appliance.access.roles import Role
 from appliance.access.rules import allow
 from appliance.errors import InvalidInput, NotFound
-from appliance.runs.launcher import Launch, cancel_run, reap_runs, start_run
+from appliance.runs.launcher import Execution, reap_runs, start_run
 from appliance.server.answers import Answer
 from appliance.server.resources.uploads import FORM, received
 from appliance.services import Services
@@ -42,6 +41,11 @@ class RunRequest(msgspec.Struct, forbid_unknown_fields=True):
     """true: run the recipe in a child process; false: open a run to log into."""
     model: str | None = None
     """With `execute`: register the version under this model name (default: the recipe's)."""
+    executor: str = "local"
+    """With `execute`: where it trains: `local` (a child process of the server) or `ray`."""
+    ray_address: str | None = None
+    """With `executor=ray`: the cluster (HOST:PORT of its GCS, or ray://HOST:PORT); default the
+    server's RAY_ADDRESS. No answer there is a 503 before anything is recorded."""
 
 
 class MetricPoint(msgspec.Struct, forbid_unknown_fields=True):
@@ -82,6 +86,8 @@ class RunSummary(Answer):
     created_at: str
     started_at: str | None
     ended_at: str | None
+    executor: str
+    """Where it trained: local or ray."""
 
 
 class Run(RunSummary):
@@ -94,6 +100,8 @@ class Run(RunSummary):
     pid: int | None
     job_id: str | None
     cause: str | None
+    executor_ref: dict[str, Any]
+    """What the executor says of the run (ray: address, job_id, worker_pid, host, node_id)."""
     metrics: dict[str, float]
     artifacts: list[str]
 
@@ -150,22 +158,22 @@ def _start(services: Services, workspace: str, data: RunRequest) -> dict[str, An
     if not data.recipe or data.dataset is None:
         raise InvalidInput("a run that executes needs a recipe and a dataset (NAME@VERSION)")
     params = dict(data.params) | ({"seed": data.seed} if data.seed is not None else {})
-    launch = start_run(
-        services, workspace, data.recipe, data.dataset, params, data.model, die_with_parent=True
-    )
+    execution = start_run(
+        services, workspace, data.recipe, data.dataset, params, data.model, die_with_parent=True,
+        executor=data.executor, ray_address=data.ray_address,
+    )  # fmt: skip
     if data.name:
-        services.runs.update(launch.run_id, name=data.name)
+        services.runs.update(execution.run_id, name=data.name)
     # Someone must wait for the child (no zombie) and fail the run if it dies without a word.
     threading.Thread(
-        target=_watch, args=(services, launch), name=f"run-{launch.run_id}", daemon=True
+        target=_watch, args=(execution,), name=f"run-{execution.run_id}", daemon=True
     ).start()
-    return services.runs.get(launch.run_id)
+    return execution.status()
 
 
-def _watch(services: Services, launch: Launch) -> None:
-    launch.process.wait()
+def _watch(execution: Execution) -> None:
     try:
-        reap_runs(services, launch.run_id)
+        execution.wait()
     except Exception:  # the server closed its services meanwhile: the next start reaps it
         pass
 
@@ -270,7 +278,7 @@ class RunController(Controller):
         """Cancel a queued or running run (its child process is stopped); a finished one
         is 409."""
         _in_workspace(services, workspace, run_id)
-        return _shown(services, cancel_run(services, run_id))
+        return _shown(services, Execution(services, run_id).cancel())
 
     @get("/{run_id:str}/logs", opt=allow(Role.viewer), media_type="text/plain", sync_to_thread=True)
     def logs(
@@ -282,16 +290,13 @@ class RunController(Controller):
     ) -> Response[str] | File:
         """The child process's output, as `appliance run logs` (`?tail=N`: its last N lines)."""
         run = _in_workspace(services, workspace, run_id)
-        path = Path(run["log_path"]) if run["log_path"] else None
-        if path is None or not path.is_file():
-            raise NotFound(f"run {run_id} has no log (it was logged from Python, not started)")
-        if tail <= 0:
+        execution = Execution(services, run_id)
+        if tail <= 0 and run["log_path"] and Path(run["log_path"]).is_file():
             return File(
-                path, media_type="text/plain; charset=utf-8", content_disposition_type="inline"
-            )
-        with path.open(errors="replace") as lines:
-            last = deque(lines, maxlen=tail)  # memory: the N lines kept, not the file
-        return Response("".join(last), media_type="text/plain; charset=utf-8")
+                run["log_path"], media_type="text/plain; charset=utf-8",
+                content_disposition_type="inline",
+            )  # fmt: skip
+        return Response(execution.logs(tail), media_type="text/plain; charset=utf-8")
 
     @post(
         "/{run_id:str}/artifacts",
