@@ -68,11 +68,21 @@ def job() -> None:
     metavar="N[s|m|h|d]",
     help="retrain: how long to watch the endpoint after deploying; it rolls back if it does worse.",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(("local", "ray")),
+    help="retrain: where the run trains (local, the default, or ray: a Ray cluster).",
+)
+@click.option(
+    "--ray-address",
+    metavar="HOST:PORT",
+    help="retrain with --executor ray: the cluster (default the server's RAY_ADDRESS).",
+)
 def add(
     workspace: str, name: str, kind: str, every: str | None, cron: str | None, target: str,
     params: tuple[str, ...], recipe: str | None, dataset: str | None, endpoint: str | None,
     policy: str | None, source: str | None, output: str | None, retrain: str | None,
-    watch: str | None,
+    watch: str | None, executor: str | None, ray_address: str | None,
 ) -> None:  # fmt: skip
     """Add job NAME to WORKSPACE, triggered by --every or --cron (exactly one).
 
@@ -94,6 +104,7 @@ def add(
         "recipe": recipe, "dataset": dataset, "endpoint": endpoint, "policy": policy,
         "source": source, "output": output, "retrain": retrain,
         "watch_s": None if watch is None else _seconds(watch, "--watch"),
+        "executor": executor, "ray_address": ray_address,
     }  # fmt: skip
     for key, given in named.items():
         if given is None:

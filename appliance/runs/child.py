@@ -17,13 +17,10 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from appliance.errors import ApplianceError
+from appliance.runs.executors.base import Cancelled
 
 if TYPE_CHECKING:
     from appliance.runs.tracking import Runs
-
-
-class Cancelled(BaseException):
-    """Raised in the main thread by SIGTERM; a BaseException so recipe code rarely swallows it."""
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:

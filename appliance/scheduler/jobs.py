@@ -15,6 +15,7 @@ import sqlite_utils
 from appliance.errors import Conflict, InvalidInput, NotFound
 from appliance.names import validate_name
 from appliance.registry import Registry, Rows, first_row, new_id, utcnow
+from appliance.runs.executors import EXECUTORS
 from appliance.workspaces import Workspaces
 
 HOST = socket.gethostname()
@@ -126,6 +127,10 @@ class Jobs:
             raise InvalidInput(f"policy must be one of {', '.join(POLICIES)}")
         if params.get("gate", "on") not in ("on", "off"):
             raise InvalidInput("gate must be 'on' (promote only if not worse) or 'off'")
+        if params.get("executor", "local") not in EXECUTORS:
+            raise InvalidInput(f"executor must be one of {', '.join(EXECUTORS)}")
+        if params.get("ray_address") and params.get("executor") != "ray":
+            raise InvalidInput("ray_address goes with executor=ray")
         if kind == "backup":
             from appliance.backup.retention import check_params
 

@@ -15,6 +15,12 @@ from appliance.recipes.context import Reporter
 from appliance.recipes.spec import RecipeSpec
 
 
+class Cancelled(BaseException):
+    """The run was cancelled: raised in the child's main thread by SIGTERM (or by an executor
+    once it has stopped its remote work). A BaseException so recipe code rarely swallows it.
+    Defined here, not in child.py, which runs as __main__ and would be a second class."""
+
+
 @dataclass
 class TrainJob:
     run_id: str

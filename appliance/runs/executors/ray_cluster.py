@@ -28,7 +28,7 @@ from typing import Any
 import appliance
 from appliance.errors import ApplianceError, InvalidInput, Unavailable
 from appliance.recipes.context import Reporter
-from appliance.runs.executors.base import Trained, TrainJob
+from appliance.runs.executors.base import Cancelled, Trained, TrainJob
 
 RAY_MISSING = "the ray executor needs Ray on this machine: pip install 'appliance[ray]'"
 NO_ADDRESS = (
@@ -137,8 +137,6 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 def _follow(ray: ModuleType, stream: Any, job: TrainJob, report: Reporter, stop: Any) -> Trained:
     """Relay the task's stream into the run's record until its result; a cancel (SIGTERM to
     this process) stops the task, waiting in short slices so the signal is seen at once."""
-    from appliance.runs.child import Cancelled
-
     worker: dict[str, Any] = {}
     while True:
         if stop.is_set():
