@@ -87,7 +87,7 @@ def _check_parses(args: list[str]) -> None:
             assert given, f"{shlex.join(args)}: {param.human_readable_name} missing; {usage}"
 
 
-@pytest.mark.parametrize("page", ["tutorial.md", "scheduler.md", "../README.md"])
+@pytest.mark.parametrize("page", ["tutorial.md", "scheduler.md", "outgrowing.md", "../README.md"])
 def test_documented_commands_parse(page: str) -> None:
     commands = _sh_commands((DOCS / page).read_text())
     assert commands

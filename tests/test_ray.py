@@ -140,6 +140,7 @@ def test_a_run_trains_on_ray_with_live_metrics_and_its_lineage(
     assert version is not None and version["dataset_digest"] == run["dataset_digest"]
     assert version["info"]["executor"]["job_id"] == ref["job_id"]
     assert 0 <= version["metrics"]["exact_match"] <= 1 and version["metrics"]["train_seconds"] > 2
+    assert services.runs.latest_metrics(run["id"])["ray_cpu_seconds"] > 0
     log = execution.logs()
     assert f"Ray job {ref['job_id']}: asking for 1 CPUs and 0 GPUs" in log
     assert f"training on the Ray worker pid {ref['worker_pid']}" in log and "step 6/6" in log

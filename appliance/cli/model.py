@@ -177,7 +177,7 @@ def promote(
 )  # fmt: skip
 def export(workspace: str, ref: str, out: Path, fmt: str) -> None:
     """Write a model version to OUT for tools beyond this machine: `mlflow.pyfunc.load_model`,
-    `mlflow models serve`, or an MLflow registry (see docs/export.md)."""
+    `mlflow models serve`, or an MLflow registry (see docs/outgrowing.md)."""
     from appliance.models.export import export_model
 
     done = export_model(services(), workspace, ref, out, fmt)

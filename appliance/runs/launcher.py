@@ -130,10 +130,10 @@ def start_run(
     dies, so a `kill -9` of the appliance leaves no orphan training: the next start fails it.
     `executor` says where it trains (`ray`: on the cluster at `ray_address` or RAY_ADDRESS),
     checked before anything is recorded."""
-    executor_ref = executors.prepare(executor, ray_address)
     spec = services.recipes.get(workspace, recipe)
     params = spec.resolve_params(overrides)
     version = services.datasets.get(workspace, dataset)
+    executor_ref = executors.prepare(executor, ray_address)
     parent_id = None
     if params.get("base_model"):
         parent_id, params["base_model"] = _resolve_base(services, workspace, params["base_model"])

@@ -167,6 +167,8 @@ def _follow(ray: ModuleType, stream: Any, job: TrainJob, report: Reporter, stop:
         elif kind == "log":
             report.log(value)
         elif kind == "result":
+            # The worker's CPU time: the child's own cpu_seconds count only this driver.
+            report.metric("ray_cpu_seconds", value["cpu_seconds"])
             _unpack(value["model"], job.output_dir)
             return Trained(value["metrics"], value["train_seconds"])
 

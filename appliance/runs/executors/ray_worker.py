@@ -2,7 +2,8 @@
 
 The working directory holds dataset/, recipe/ and base/ (ray_cluster.py packs them). The recipe
 runs on a thread while the task yields what its reporter receives, as ("progress" | "metric" |
-"log", value) items, and last ("result", {metrics, train_seconds, model: the folder as a tar}).
+"log", value) items, and last ("result", {metrics, train_seconds, cpu_seconds, model: the
+folder as a tar}).
 An error in the recipe is raised from the task, so the driver fails the run with it."""
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def train_remote(payload: dict[str, Any]) -> Iterator[tuple[str, Any]]:
     context = ray.get_runtime_context()
     yield "started", {"worker_pid": os.getpid(), "host": socket.gethostname(),
                       "node_id": context.get_node_id()}  # fmt: skip
+    started = os.times()
     root = Path.cwd()
     scratch = Path(tempfile.mkdtemp(prefix="appliance-run-"))
     job = TrainJob(
@@ -76,7 +78,10 @@ def train_remote(payload: dict[str, Any]) -> Iterator[tuple[str, Any]]:
             if kind == "error":
                 raise value
             if kind == "done":
-                result = {"metrics": value.metrics, "train_seconds": value.train_seconds}
+                used = os.times()
+                cpu = used.user + used.system - started.user - started.system
+                result = {"metrics": value.metrics, "train_seconds": value.train_seconds,
+                          "cpu_seconds": round(cpu, 3)}  # fmt: skip
                 yield "result", {**result, "model": _tar(job.output_dir)}
                 return
             yield kind, value

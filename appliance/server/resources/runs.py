@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 import msgspec
@@ -41,7 +41,7 @@ class RunRequest(msgspec.Struct, forbid_unknown_fields=True):
     """true: run the recipe in a child process; false: open a run to log into."""
     model: str | None = None
     """With `execute`: register the version under this model name (default: the recipe's)."""
-    executor: str = "local"
+    executor: Literal["local", "ray"] = "local"
     """With `execute`: where it trains: `local` (a child process of the server) or `ray`."""
     ray_address: str | None = None
     """With `executor=ray`: the cluster (HOST:PORT of its GCS, or ray://HOST:PORT); default the
