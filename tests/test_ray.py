@@ -31,6 +31,7 @@ from appliance.runs.executors.ray_cluster import resources
 from appliance.runs.launcher import Execution, start_run
 from appliance.scheduler.runner import run_job
 from appliance.services import Services
+from tui.screens.runs import summary
 
 COLOUR = Path(__file__).parent / "recipes" / "colour"
 RAY = shutil.which("ray", path=str(Path(sys.executable).parent))
@@ -145,6 +146,9 @@ def test_a_run_trains_on_ray_with_live_metrics_and_its_lineage(
     assert f"Ray job {ref['job_id']}: asking for 1 CPUs and 0 GPUs" in log
     assert f"training on the Ray worker pid {ref['worker_pid']}" in log and "step 6/6" in log
     assert "registered colour@1" in log
+    assert f"trains  on ray at {ray_address} · job {ref['job_id']} · worker pid" in str(
+        summary(run, [])
+    )  # the TUI's Runs detail
     shown = CliRunner().invoke(cli, ["run", "show", run["id"]])
     assert shown.exit_code == 0 and "executor                 ray" in shown.output
     assert f"job_id={ref['job_id']}" in shown.output
@@ -218,6 +222,8 @@ def test_a_killed_ray_worker_or_a_crash_there_fails_the_run_with_the_reason(
     assert crashed["status"] == "failed"
     assert crashed["error"] == "RuntimeError: the colour recipe crashed on purpose"
     assert "crashed on purpose" in Path(crashed["log_path"]).read_text()
+    # The next task swept the killed worker's scratch folder (its `finally` never ran).
+    assert not list(Path(tempfile.gettempdir()).glob(f"appliance-run-{worker}-*"))
 
 
 def _alive(pid: int) -> bool:

@@ -20,9 +20,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from appliance.recipes.spec import read_recipe
 from appliance.runs.executors.base import TrainJob
 from appliance.runs.executors.local import train_here
+
+SCRATCH = "appliance-run-"
+
+
+def _sweep_scratch() -> None:
+    """Remove the scratch folders of workers that died (a cancel or a crash kills the worker
+    before its `finally` runs); each folder's name carries its worker's pid."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH}*-*"):
+        pid = folder.name.removeprefix(SCRATCH).split("-", 1)[0]
+        if pid.isascii() and pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class QueueReporter:
@@ -49,7 +62,8 @@ def train_remote(payload: dict[str, Any]) -> Iterator[tuple[str, Any]]:
                       "node_id": context.get_node_id()}  # fmt: skip
     started = os.times()
     root = Path.cwd()
-    scratch = Path(tempfile.mkdtemp(prefix="appliance-run-"))
+    _sweep_scratch()
+    scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH}{os.getpid()}-"))
     job = TrainJob(
         run_id=payload["run_id"],
         spec=read_recipe(root / "recipe"),
