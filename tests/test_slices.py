@@ -191,6 +191,61 @@ def test_labels_without_a_calibration_rank_by_ratings(services: Services) -> Non
     assert home["rated_low"] == 0.0 and home["mean_rating"] == 3.0
 
 
+def reviewed(services: Services, endpoint: str, outcomes: dict[str, str]) -> None:
+    """Review items of these predictions with these statuses, as the review store keeps them."""
+    rows = [
+        {"id": f"review-{pid}", "workspace_id": services.workspaces.get("ads")["id"],
+         "endpoint": endpoint, "prediction_id": pid, "reason": "uncertain", "kind": "image",
+         "answer_field": "text", "status": status, "created_at": utcnow()}
+        for pid, status in outcomes.items()
+    ]  # fmt: skip
+    services.registry.write(lambda db: db.table("review_items").insert_all(rows))
+
+
+def test_corrections_in_review_count_per_slice(captions: Services) -> None:
+    # 10 blue cars reviewed (8 corrected, 2 accepted), 5 bright mugs accepted; a dismissed and a
+    # pending item judged nothing.
+    cars = [f"captions-{63 + i}" for i in range(10)]
+    outcomes = {p: "corrected" for p in cars[:8]} | {p: "accepted" for p in cars[8:]}
+    outcomes |= {f"captions-{i}": "accepted" for i in range(5)}
+    outcomes |= {"captions-20": "dismissed", "captions-21": "pending"}
+    reviewed(captions, "captions", outcomes)
+    found = report.slices(captions, "ads", "captions")
+    overall = found["overall"]
+    assert overall["reviewed"] == 15 and overall["corrected_rate"] == round(8 / 15, 4)
+    named = by_name(found)
+    car = named["word=car"]
+    assert car["reviewed"] == 10 and car["corrected_rate"] == 0.8
+    assert car["corrected_rate_vs_all"] == round(0.8 - round(8 / 15, 4), 4)
+    assert named["word=mug"]["reviewed"] == 5 and named["word=mug"]["corrected_rate"] == 0.0
+    assert (
+        named["lighting=dark"]["reviewed"] == 0 and named["lighting=dark"]["corrected_rate"] is None
+    )
+    result = CliRunner().invoke(cli, ["monitor", "slices", "ads", "--endpoint", "captions"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[1].endswith("; 15 reviewed, 53.3% corrected")
+    assert lines[3].split()[-1] == "CORRECTED" and lines[4].split()[-3:] == ["80.0%", "of", "10"]
+
+
+def test_without_ratings_the_share_corrected_ranks_the_slices(services: Services) -> None:
+    ws_id = str(services.workspaces.create("ads")["id"])
+    add_version(services, ws_id, "c1", 1, task="text-classification")
+    deploy(services, ws_id, "router", "c1")
+    ids = {}
+    for n, label in enumerate(("cars", "shoes")):
+        ids[label] = captured(services, ws_id, "router", "c1", 12, 0.9, 12 * n, {"chars": 40.0},
+                              description=label, output={"label": label})  # fmt: skip
+    reviewed(services, "router", {pid: "accepted" for pid in ids["cars"][:6]}
+             | {pid: "corrected" for pid in ids["shoes"][:4]} | {ids["shoes"][4]: "accepted"})  # fmt: skip
+    shoes, cars = report.slices(services, "ads", "router")["slices"]
+    assert (shoes["slice"], cars["slice"]) == ("label=shoes", "label=cars")
+    assert shoes["rated_low"] is None and shoes["corrected_rate"] == 0.8
+    assert shoes["corrected_rate_vs_all"] == round(0.8 - round(4 / 11, 4), 4)
+    result = CliRunner().invoke(cli, ["monitor", "slices", "ads", "--endpoint", "router"])
+    assert "+44% corrected" in result.stdout, result.stdout
+
+
 def strict(openapi: dict[str, Any], schema: dict[str, Any]) -> jsonschema_rs.Validator:
     """A validator of `schema` that refuses a property an object schema does not name."""
     root = copy.deepcopy({**schema, "components": openapi["components"]})

@@ -107,10 +107,15 @@ def slices(
     )
     if quality and data["reference"] is not None:
         estimated += f" vs held-out {data['reference']:.2f}"
+    reviews = (
+        f"; {overall['reviewed']} reviewed, {_percent(overall['corrected_rate'])} corrected"
+        if overall["reviewed"]
+        else ""
+    )
     click.echo(
         f"  all  {estimated}; {_percent(overall['uncertain_rate'])} uncertain;"
         f" {overall['ratings']} rated, mean {_num(overall['mean_rating'])},"
-        f" {_percent(overall['rated_low'])} rated low"
+        f" {_percent(overall['rated_low'])} rated low{reviews}"
     )
     click.echo()
     emit_table(
@@ -125,11 +130,14 @@ def slices(
                 "rated low": DASH
                 if s["rated_low"] is None
                 else f"{_percent(s['rated_low'])} of {s['ratings']}",
+                "corrected": DASH
+                if s["corrected_rate"] is None
+                else f"{_percent(s['corrected_rate'])} of {s['reviewed']}",
             }
             for s in data["slices"]
         ],
         ("slice", "predictions", "estimated quality", "vs all", "uncertain", "mean rating",
-         "rated low"),
+         "rated low", "corrected"),
     )  # fmt: skip
     hidden = data["counted"] - len(data["slices"])
     notes = [f"{hidden} better slices not listed (--top)"] if hidden > 0 else []
@@ -442,11 +450,13 @@ def _interval(quality: Mapping[str, Any] | None) -> str:
 
 def _versus(figures: Mapping[str, Any]) -> str:
     """A slice against the whole window: its estimate's difference ('-0.31'), or without one
-    the difference of its share rated low ('+25% low')."""
+    the difference of its share rated low ('+25% low'), or of its share corrected in review."""
     if figures["vs_all"] is not None:
         return f"{figures['vs_all']:+.2f}"
     if figures["rated_low_vs_all"] is not None:
         return f"{figures['rated_low_vs_all'] * 100:+.0f}% low"
+    if figures["corrected_rate_vs_all"] is not None:
+        return f"{figures['corrected_rate_vs_all'] * 100:+.0f}% corrected"
     return DASH
 
 

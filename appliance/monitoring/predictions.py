@@ -49,7 +49,9 @@ class Predictions:
         self, workspace: str, endpoint: str | None = None, since: str = "", limit: int = 100_000
     ) -> Rows:
         """The newest `limit` predictions since `since` (ISO text), oldest first, with their
-        mean rating and how many of their feedback rows named ignored keywords."""
+        mean rating, how many of their feedback rows named ignored keywords, and what a reviewer
+        made of them (`review`: accepted, corrected, dismissed or pending; None when never
+        queued for review)."""
         ws = self._workspaces.get(workspace)
         sql = (
             "SELECT p.id, p.endpoint, p.model_version_id, p.created_at, p.latency_ms,"
@@ -58,7 +60,8 @@ class Predictions:
             " p.confidence, p.warnings, p.error,"
             " (SELECT AVG(f.rating) FROM feedback f WHERE f.prediction_id = p.id) AS rating,"
             " (SELECT COUNT(*) FROM feedback f WHERE f.prediction_id = p.id"
-            " AND f.ignored_keywords NOT IN ('[]', '')) AS ignored_feedback"
+            " AND f.ignored_keywords NOT IN ('[]', '')) AS ignored_feedback,"
+            " (SELECT r.status FROM review_items r WHERE r.prediction_id = p.id) AS review"
             " FROM predictions p WHERE p.workspace_id = ? AND p.created_at >= ?"
         )
         params: list[Any] = [ws["id"], since]

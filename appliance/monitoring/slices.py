@@ -14,8 +14,9 @@ A slice is the answered predictions of a window that share one value of a dimens
 
 Per slice: its predictions, the label-free quality estimate over those from calibrated
 versions (quality.estimate: the mean calibrated confidence and its 95% interval), the share
-that warned `uncertain`, and its ratings: how many predictions were rated, their mean, and the
-share rated 2 or lower (a prediction rated more than once counts by its mean rating).
+that warned `uncertain`, its ratings: how many predictions were rated, their mean, and the
+share rated 2 or lower (a prediction rated more than once counts by its mean rating), and its
+reviews: how many a person accepted or corrected in the review queue, and the share corrected.
 
 Pure functions over the rows `Predictions.window` reads; report.slices reads them.
 """
@@ -54,6 +55,8 @@ NUMERIC_COLUMNS = ("latency_ms",)
 """Numeric capture columns sliced into quartiles, besides the input's features."""
 LOW_RATING = 2
 """A rating at or below this counts as rated low."""
+REVIEWED = ("accepted", "corrected")
+"""Review outcomes that judged the answer (a dismissed item judged nothing)."""
 
 _WORD = re.compile(r"[^\W\d_]+")
 
@@ -144,6 +147,7 @@ def figures(rows: Sequence[dict[str, Any]], calibrated: Collection[str]) -> dict
             "predictions": len(confidences),
         }
     rated = [float(r["rating"]) for r in rows if r.get("rating") is not None]
+    reviewed = [r["review"] for r in rows if r.get("review") in REVIEWED]
     return {
         "predictions": len(rows),
         "estimated_quality": quality,
@@ -156,6 +160,10 @@ def figures(rows: Sequence[dict[str, Any]], calibrated: Collection[str]) -> dict
         "mean_rating": round(sum(rated) / len(rated), 4) if rated else None,
         "rated_low": round(sum(1 for x in rated if x <= LOW_RATING) / len(rated), 4)
         if rated
+        else None,
+        "reviewed": len(reviewed),
+        "corrected_rate": round(reviewed.count("corrected") / len(reviewed), 4)
+        if reviewed
         else None,
     }
 
@@ -197,7 +205,9 @@ def worst(
     """The slices of at least `min_rows` predictions, worst first (at most `n`): by estimated
     quality, lowest first; those without an estimate after them by their share rated low,
     highest first; those with neither last. Each with `vs_all`, its estimate minus the whole
-    window's, and `rated_low_vs_all`, its share rated low minus the window's."""
+    window's, `rated_low_vs_all`, its share rated low minus the window's, and
+    `corrected_rate_vs_all`, its share corrected in review minus the window's. Without ratings,
+    the share corrected stands in for the share rated low."""
     ranked = sorted((s for s in slices if s["predictions"] >= min_rows), key=_rank)
     every = overall["estimated_quality"]
     return [
@@ -209,13 +219,19 @@ def worst(
                 if s["rated_low"] is not None and overall["rated_low"] is not None
                 else None
             ),
+            "corrected_rate_vs_all": (
+                round(s["corrected_rate"] - overall["corrected_rate"], 4)
+                if s["corrected_rate"] is not None and overall["corrected_rate"] is not None
+                else None
+            ),
         }
         for s in ranked[:n]
     ]
 
 
 def _rank(s: dict[str, Any]) -> tuple[int, float, float, int, str]:
-    quality, low = s["estimated_quality"], s["rated_low"]
+    quality = s["estimated_quality"]
+    low = s["rated_low"] if s["rated_low"] is not None else s["corrected_rate"]
     if quality is not None:
         return (0, quality["value"], -(low or 0.0), -s["predictions"], s["slice"])
     if low is not None:

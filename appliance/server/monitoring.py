@@ -172,6 +172,10 @@ class SliceFigures(Answer):
     mean_rating: float | None
     rated_low: float | None
     """The share of the rated ones rated 2 or lower."""
+    reviewed: int
+    """How many of them a person accepted or corrected in the review queue."""
+    corrected_rate: float | None
+    """The share of the reviewed ones a person corrected."""
 
 
 class QualitySlice(SliceFigures):
@@ -186,6 +190,8 @@ class QualitySlice(SliceFigures):
     """Its estimated quality minus the whole window's (negative: worse than all)."""
     rated_low_vs_all: float | None
     """Its share rated low minus the whole window's (positive: worse than all)."""
+    corrected_rate_vs_all: float | None
+    """Its share corrected in review minus the whole window's (positive: worse than all)."""
 
 
 class Slices(Answer):
