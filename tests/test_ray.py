@@ -1,5 +1,5 @@
 """Runs trained on a real Ray cluster: a `ray start --head` on loopback (one node, 2 CPUs) that
-this module starts and stops, the tiny colour recipe, real child processes as Ray drivers, and
+this module starts and stops (appliance/testing/ray_head.py), the tiny colour recipe, real child processes as Ray drivers, and
 the run's version served over real HTTP. Skipped where Ray is not installed."""
 
 from __future__ import annotations
@@ -8,10 +8,7 @@ import io
 import json
 import os
 import random
-import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,58 +28,19 @@ from appliance.runs.executors.ray_cluster import resources
 from appliance.runs.launcher import Execution, start_run
 from appliance.scheduler.runner import run_job
 from appliance.services import Services
+from appliance.testing.ray_head import ray_command, ray_head
 from tui.screens.runs import summary
 
 COLOUR = Path(__file__).parent / "recipes" / "colour"
-RAY = shutil.which("ray", path=str(Path(sys.executable).parent))
 needs_ray = pytest.mark.skipif(
-    RAY is None, reason="ray is not installed (pip install 'appliance[ray]')"
+    ray_command() is None, reason="ray is not installed (pip install 'appliance[ray]')"
 )
 
 
 @pytest.fixture(scope="module")
 def ray_address() -> Iterator[str]:
-    """A one-node Ray head on loopback, in a process group of its own (so stopping it never
-    touches another Ray on this machine, as `ray stop` would)."""
-    assert RAY is not None
-    port = free_port()
-    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's sockets live there
-    log = (temp / "head.log").open("w")
-    head = subprocess.Popen(
-        [RAY, "start", "--head", "--block", "--port", str(port), "--node-ip-address", "127.0.0.1",
-         "--num-cpus", "2", "--num-gpus", "0", "--include-dashboard", "false",
-         "--disable-usage-stats", "--temp-dir", str(temp)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert head.poll() is None, (temp / "head.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "the Ray head did not start"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        yield f"127.0.0.1:{port}"
-    finally:
-        for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(head.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                head.wait(grace)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(head.pid, signal.SIGKILL)  # the group's stragglers (raylet, workers)
-        except ProcessLookupError:
-            pass
-        log.close()
-        shutil.rmtree(temp, ignore_errors=True)
+    with ray_head(num_cpus=2) as address:
+        yield address
 
 
 @pytest.fixture
@@ -254,6 +212,14 @@ def test_a_ray_that_does_not_answer_is_one_clear_line(
         assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
         assert result.output.startswith(said) or said in result.output, result.output
         assert time.monotonic() - started < 10
+    with running_server(services) as client:
+        body = {"recipe": "colour", "dataset": "photos", "executor": "ray",
+                "ray_address": f"127.0.0.1:{closed}"}  # fmt: skip
+        answer = client.post("/v1/workspaces/ads/runs", json=body)
+        assert answer.status_code == 503, answer.text
+        assert f"no Ray cluster answers at 127.0.0.1:{closed}" in answer.json()["error"]
+        body["executor"] = "slurm"
+        assert client.post("/v1/workspaces/ads/runs", json=body).status_code == 400
     assert services.runs.list("ads") == []  # nothing recorded
     with pytest.raises(Unavailable):
         start_run(services, ads, "colour", "photos", {}, executor="ray",

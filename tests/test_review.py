@@ -119,6 +119,16 @@ def test_an_uncertain_answer_is_kept_at_once_as_a_png_of_its_pixels(loop: Loop) 
     assert loop.keeper.queued == 1 and loop.keeper.holding == 1  # the sure one is only held
 
 
+def test_an_unfamiliar_answer_is_kept_however_sure(loop: Loop) -> None:
+    unfamiliar = image_record(4, uncertain=False)
+    unfamiliar.unfamiliar = True
+    loop.serve(unfamiliar, image_record(5, uncertain=False))
+    [item] = loop.reviews.list("ads", "captions")
+    assert (item["prediction_id"], item["reason"]) == ("p00004", "unfamiliar")
+    assert item["confidence"] == 0.99 and item["warnings"] == []
+    assert loop.keeper.queued == 1 and loop.keeper.holding == 1
+
+
 def test_a_kept_photo_has_no_metadata_of_the_upload(loop: Loop) -> None:
     upload = io.BytesIO()
     exif = Image.Exif()

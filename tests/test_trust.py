@@ -151,6 +151,32 @@ def test_the_distance_makes_an_input_unlike_the_training_data_uncertain(
     assert sum(bool(a.uncertain) for a in answers[:50]) <= 20
 
 
+def test_an_input_farther_than_the_held_out_rows_is_unfamiliar_whatever_calibration_won() -> None:
+    """Without shifted rows the plain calibration wins, and the distance still marks an input
+    farther from the training rows than 99% of the held-out rows as unfamiliar (the review
+    queue keeps those); a version fitted before this was measured marks none."""
+    rng = np.random.default_rng(2)
+    reference = rng.normal(0, 1, (300, 16)) + 5.0
+
+    def predictions(n: int, centre: float) -> list[Prediction]:
+        embeddings = rng.normal(0, 1, (n, 16)) + centre
+        sure = rng.uniform(0.6, 0.99, n)
+        return [Prediction({}, float(c), {"mean_prob": float(c)}, e.tolist())
+                for c, e in zip(sure, embeddings, strict=True)]  # fmt: skip
+
+    held = [Outcome(p.signals, p.confidence, p.embedding, bool(rng.random() < p.confidence), "")
+            for p in predictions(200, 5.0)]  # fmt: skip
+    fitted = fit(Measured(held, reference))
+    trust = fitted.trust
+    assert trust["kept"] == "plain" and trust["distance"]["unfamiliar"] > 1.0
+    served = Trust(trust, fitted.reference)
+    near, far = served.apply(predictions(100, 5.0)), served.apply(predictions(50, 0.0))
+    assert sum(bool(a.unfamiliar) for a in near) <= 5 and all(a.unfamiliar for a in far)
+    assert {a.unfamiliar for a in near} <= {True, False}  # measured for every one
+    older = {**trust, "distance": None}  # fitted before `unfamiliar` was measured
+    assert [a.unfamiliar for a in Trust(older, fitted.reference).apply(far)] == [None] * 50
+
+
 def test_a_calibration_survives_the_registry_as_it_was_fitted(services: Services) -> None:
     rng = np.random.default_rng(1)
     reference = rng.normal(0, 1, (40, 8)).astype(np.float32)

@@ -677,3 +677,49 @@ def _run_executor(db: sqlite_utils.Database) -> None:
         ALTER TABLE runs ADD COLUMN executor_ref TEXT NOT NULL DEFAULT '{}'
         """,
     )
+
+
+@MIGRATIONS(name="0020_review_unfamiliar")
+def _review_unfamiliar(db: sqlite_utils.Database) -> None:
+    # The `unfamiliar` review reason (appliance/review/keeper.py): an input farther from the
+    # training rows than its version's held-out rows go. The reason's CHECK is part of the
+    # table, which SQLite cannot alter: it is built again with it, rows kept (nothing refers to
+    # review_items).
+    _execute_script(
+        db,
+        """
+        CREATE TABLE review_items_new (
+            id TEXT PRIMARY KEY,
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+            endpoint TEXT NOT NULL,
+            prediction_id TEXT NOT NULL UNIQUE,
+            model_version_id TEXT,
+            reason TEXT NOT NULL CHECK (reason IN ('uncertain', 'low_rating', 'unfamiliar')),
+            kind TEXT NOT NULL CHECK (kind IN ('image', 'text')),
+            input_file TEXT,
+            input_text TEXT,
+            fields TEXT NOT NULL DEFAULT '{}',
+            answer TEXT,
+            answer_field TEXT NOT NULL CHECK (answer_field IN ('text', 'label')),
+            confidence REAL,
+            warnings TEXT NOT NULL DEFAULT '[]',
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'accepted', 'corrected', 'dismissed')),
+            correction TEXT,
+            reviewed_at TEXT,
+            reviewed_by TEXT,
+            exported_to TEXT,
+            bytes INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        );
+        INSERT INTO review_items_new SELECT id, workspace_id, endpoint, prediction_id,
+            model_version_id, reason, kind, input_file, input_text, fields, answer, answer_field,
+            confidence, warnings, status, correction, reviewed_at, reviewed_by, exported_to,
+            bytes, created_at FROM review_items;
+        DROP TABLE review_items;
+        ALTER TABLE review_items_new RENAME TO review_items;
+        CREATE INDEX review_by_endpoint
+            ON review_items (workspace_id, endpoint, status, created_at);
+        CREATE INDEX review_by_time ON review_items (created_at)
+        """,
+    )

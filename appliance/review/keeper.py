@@ -1,5 +1,7 @@
 """The server's side of the review loop, fed by monitoring: every captured answer passes here on
-the capture thread, after its row is written. An uncertain one is queued for review at once;
+the capture thread, after its row is written. An uncertain one is queued for review at once,
+and so is an unfamiliar one (its input farther from the training rows than the version's
+held-out rows go: drifted, as one request);
 any other's decoded input is held a while in memory (the last `review_recent_inputs`, at most
 `review_recent_max_bytes`), so that a low rating arriving soon after (`rated`, on the thread
 that stored the feedback) can still queue it. A rating that comes later, or to another
@@ -47,16 +49,18 @@ class Keeper:
         """Capture's hook, once a batch of predictions is committed."""
         if self._max_bytes <= 0:
             return
-        uncertain = []
+        kept = []
         for record in batch:
             candidate = Candidate.of(record)
             if candidate is None:
                 continue
             if "uncertain" in record.warnings:
-                uncertain.append((candidate, "uncertain"))
+                kept.append((candidate, "uncertain"))
+            elif record.unfamiliar:
+                kept.append((candidate, "unfamiliar"))
             else:
                 self._hold(candidate)
-        self._keep(uncertain)
+        self._keep(kept)
 
     def rated(self, feedback: Mapping[str, Any]) -> None:
         """The feedback hook: a low rating (or a thumb down) queues its prediction while its
@@ -109,7 +113,8 @@ class ReviewCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         keeper = self._keeper
         yield CounterMetricFamily(
-            "appliance_review_queued", "Answers queued for review (uncertain or rated low)",
+            "appliance_review_queued",
+            "Answers queued for review (uncertain, unfamiliar or rated low)",
             value=keeper.queued,
         )  # fmt: skip
         yield CounterMetricFamily(

@@ -52,7 +52,8 @@ class ReviewItem(Answer):
     prediction_id: str
     model_version_id: str | None
     reason: str
-    """'uncertain' (below the version's threshold) or 'low_rating' (rated low soon after)."""
+    """'uncertain' (below the version's threshold), 'unfamiliar' (its input farther from the
+    training rows than the version's held-out rows go) or 'low_rating' (rated low soon after)."""
     kind: str
     """'image' or 'text': what the input is."""
     input_text: str | None

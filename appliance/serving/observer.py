@@ -38,6 +38,9 @@ class CaptureRecord:
     """Below the version's uncertain threshold (None: the version has no calibration)."""
     embedding: Any = None
     """The model's embedding of the input (a list of floats), for embedding drift."""
+    unfamiliar: bool | None = None
+    """Farther from the training rows than the version's held-out rows go (trust/apply.py):
+    the review queue keeps such an input."""
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     image: Any = None

@@ -238,6 +238,7 @@ class Serving:
             record.output = output
             record.confidence = round(prediction.confidence, 4)
             record.uncertain = prediction.uncertain
+            record.unfamiliar = prediction.unfamiliar
             record.embedding = prediction.embedding
             record.warnings = warnings
             record.queue_ms = round(timing.queue_ms, 3)

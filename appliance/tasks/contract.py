@@ -61,6 +61,9 @@ class Prediction:
     uncertain: bool | None = None
     """Set by the version's calibration: its confidence is below the version's `uncertain`
     threshold. None where no calibration says (a task then falls back to a settings threshold)."""
+    unfamiliar: bool | None = None
+    """Set by the version's calibration: the input is farther from the training rows than 99%
+    of the held-out rows (its embedding's distance). None where that was not measured."""
 
 
 class Task(Protocol):

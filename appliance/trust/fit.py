@@ -100,9 +100,7 @@ def fit(measured: Measured, target_recall: float = 0.7, seed: int = 0) -> Fitted
         "method": method,
         "kept": kept.name,
         "calibrator": calibrator.to_json(),
-        "distance": {"scale": kept.distances.scale, "k": kept.distances.k}
-        if kept.distances
-        else None,
+        "distance": _distance_record(distances, held),
         "uncertain": threshold,
         "target_recall": target_recall,
         "metrics": {k: round(v, 4) for k, v in metrics.items()},
@@ -226,6 +224,22 @@ def _plain_candidates(
             })  # fmt: skip
     best = min(candidates, key=lambda c: (c["brier"], -c["error_auroc"]))
     return candidates, best["signal"], best["method"]
+
+
+UNFAMILIAR_QUANTILE = 0.99
+"""An input farther from the training rows than this share of the held-out rows is unfamiliar."""
+
+
+def _distance_record(distances: Distances | None, held: Sequence[Outcome]) -> dict[str, Any] | None:
+    """What serving needs of the distance: its scale and k (a distance calibration reads them),
+    and `unfamiliar`, the held-out rows' UNFAMILIAR_QUANTILE distance: farther than that, an
+    answer's input is queued for review (appliance/review/keeper.py)."""
+    if distances is None:
+        return None
+    embeddings = stack([o.embedding for o in held])
+    assert embeddings is not None  # `_distances` checked that every answer has one
+    far = float(np.quantile(distances(embeddings), UNFAMILIAR_QUANTILE))
+    return {"scale": distances.scale, "k": distances.k, "unfamiliar": round(far, 4)}
 
 
 def _distances(measured: Measured, held: Sequence[Outcome]) -> Distances | None:

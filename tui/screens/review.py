@@ -1,8 +1,9 @@
-"""The review screen: the pending answers of one endpoint (uncertain, or rated low), one at a
-time, oldest first: the photo (or the text) it answered, its answer, confidence and warnings.
-`a` accepts the answer, `c` opens a field for the right one (enter saves it), `d` dismisses the
-item, `n`/`p` go to the next and previous. Reading and reviewing run in thread workers, through
-the core's review store (appliance/review/), so the screen never waits on the disk."""
+"""The review screen: the pending answers of one endpoint (uncertain, unfamiliar or rated low),
+one at a time, oldest first: the photo (or the text) it answered, its answer, confidence and
+warnings. `a` accepts the answer, `c` opens a field for the right one (enter saves it), `d`
+dismisses the item, `n`/`p` go to the next and previous. Reading and reviewing run in thread
+workers, through the core's review store (appliance/review/), so the screen never waits on the
+disk."""
 
 from __future__ import annotations
 
@@ -23,6 +24,11 @@ from tui.images import ImagePreview
 from tui.screens.base import ApplianceScreen
 
 PREVIEW_CELLS = 36
+REASONS = {
+    "uncertain": "uncertain answer",
+    "unfamiliar": "unfamiliar input (unlike the training data)",
+    "low_rating": "rated low",
+}
 PREVIEW_ROWS = 12
 PREVIEW_PIXELS = 256
 
@@ -273,7 +279,7 @@ def describe(item: dict[str, Any]) -> Text:
     text.append(f"confidence {figures.percent(item.get('confidence'))}\n")
     warnings = ", ".join(item.get("warnings") or []) or "none"
     text.append(f"warnings {warnings}\n", "yellow" if item.get("warnings") else "dim")
-    reason = "uncertain answer" if item["reason"] == "uncertain" else "rated low"
+    reason = REASONS.get(item["reason"], item["reason"])
     text.append(f"queued: {reason}\n", "dim")
     text.append(f"prediction {item['prediction_id']}\n", "dim")
     text.append("\na accept · c correct · d dismiss · n/p next/previous", "italic")
