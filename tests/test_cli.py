@@ -177,6 +177,10 @@ def test_demo_fast_tells_the_story_in_its_own_home(
     # stored beside the label-free estimate.
     assert re.search(r"low +\d+/40 described exactly; uncertain warned on [1-9]\d* of the", out)
     assert "estimated exact_match without labels" in out
+    # The estimate falls with the low-light photos before their ratings come in.
+    moved = re.search(r"estimate moved at once: (\d\.\d\d) after the ordinary photos, "
+                      r"(\d\.\d\d) with the low-light ones before any of their ratings", out)  # fmt: skip
+    assert moved is not None and float(moved[2]) < float(moved[1]), out
     assert "sellers start offering cars: 30 car photos" in out and "embedding drift (" in out
     assert "brightness psi" in out and "DRIFT" in out
     assert "alerts firing on captions: drift_psi" in out

@@ -18,6 +18,7 @@ from serving_harness import running_server, wait_ready
 
 from appliance.cli import cli
 from appliance.datasets.synthetic import ProductAttributes, darken, generate, render
+from appliance.models.describe import calibration_lines
 from appliance.runs.launcher import start_run
 from appliance.services import Services
 from appliance.serving.options import DeployOptions
@@ -169,6 +170,8 @@ def test_an_input_farther_than_the_held_out_rows_is_unfamiliar_whatever_calibrat
     fitted = fit(Measured(held, reference))
     trust = fitted.trust
     assert trust["kept"] == "plain" and trust["distance"]["unfamiliar"] > 1.0
+    far_text = f"unfamiliar beyond distance {trust['distance']['unfamiliar']:.2f}"
+    assert any(line.strip().startswith(far_text) for line in calibration_lines(trust))
     served = Trust(trust, fitted.reference)
     near, far = served.apply(predictions(100, 5.0)), served.apply(predictions(50, 0.0))
     assert sum(bool(a.unfamiliar) for a in near) <= 5 and all(a.unfamiliar for a in far)

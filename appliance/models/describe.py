@@ -73,6 +73,12 @@ def calibration_lines(trust: Mapping[str, Any]) -> list[str]:
             f"held-out answers, {u['recall']:.0%} of the wrong ones (precision "
             f"{u['precision']:.0%})"
         )
+    far = (trust.get("distance") or {}).get("unfamiliar")
+    if far:
+        lines.append(
+            f"  unfamiliar beyond distance {far:.2f} (99% of the held-out rows are nearer): "
+            "kept for review"
+        )
     lines.append("  reliability (held out): confidence bin, accuracy, answers")
     for row in trust.get("reliability", []):
         filled = round(row["accuracy"] * BAR)
