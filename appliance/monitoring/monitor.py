@@ -42,7 +42,9 @@ class Monitor:
         self._state: dict[str, Any] = {"drift": {}, "alerts": {}, "system": None}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._last_prune = 0.0
+        self._last_prune: float | None = None
+        """When the last prune ran (time.monotonic); None: not yet, so the first round prunes
+        (monotonic counts from boot: 0.0 here skipped it on a box up for under an hour)."""
 
     # -- serving's observer ------------------------------------------------------------------
 
@@ -75,7 +77,7 @@ class Monitor:
             (row["endpoint"], row["rule"]): int(row["state"] == "firing")
             for row in self.services.registry.query("SELECT endpoint, rule, state FROM alerts")
         }
-        if time.monotonic() - self._last_prune > PRUNE_EVERY_S:
+        if self._last_prune is None or time.monotonic() - self._last_prune > PRUNE_EVERY_S:
             settings = self.services.settings
             self.services.predictions.prune(
                 settings.capture_retention_days, settings.capture_max_rows
