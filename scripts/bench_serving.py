@@ -265,23 +265,19 @@ def wait_http(url: str, seconds: float = 120) -> None:
 def appliance_server(
     model_dir: Path, recipe: str, quantization: str, home: Path, env_extra: dict[str, str],
     wait_ms: int = 25, instances: int = 1, instance_kind: str = "thread",
+    deployed: str = "model@1",
 ) -> tuple[subprocess.Popen[bytes], str]:  # fmt: skip
-    """`appliance serve` with `model@1` recorded as deployed before it starts, so the server
-    loads it at start (the first state measured). `model@2` holds the same weights: a hot swap
-    to it and a rollback from it change the model object, not the work."""
+    """`appliance serve` with `model@1` (or `deployed`) recorded as deployed before it starts,
+    so the server loads it at start (the first state measured). `model@2` holds the same
+    weights: a hot swap to it and a rollback from it change the model object, not the work."""
     from appliance.services import Services
 
     with Services.open(home=home) as services:
-        services.workspaces.ensure("bench")
-        if Path(recipe).is_dir():  # a recipe folder rather than a built-in name
-            recipe = services.recipes.add("bench", Path(recipe)).name
-        if not services.models.list("bench"):
-            for _ in range(2):
-                services.models.register("bench", "model", model_dir, recipe=recipe)
+        _register(services, model_dir, recipe)
         services.deployments.record(
             "bench",
             "bench",
-            services.models.get("bench", "model@1"),
+            services.models.get("bench", deployed),
             _options(quantization, wait_ms, instances, instance_kind),
         )
     port = free_port()
@@ -291,6 +287,44 @@ def appliance_server(
     )
     wait_http(f"http://127.0.0.1:{port}/v2/health/ready")
     return server, f"http://127.0.0.1:{port}/v1/endpoints/bench/predict"
+
+
+def _register(services: Any, model_dir: Path, recipe: str) -> None:
+    """The bench workspace with the model folder as model@1 and model@2 (once per home); a
+    recipe folder is added as the workspace's recipe."""
+    services.workspaces.ensure("bench")
+    if Path(recipe).is_dir():  # a recipe folder rather than a built-in name
+        recipe = services.recipes.add("bench", Path(recipe)).name
+    if not services.models.list("bench"):
+        for _ in range(2):
+            services.models.register("bench", "model", model_dir, recipe=recipe)
+
+
+def calibrated_version(args: argparse.Namespace, home: Path) -> str:
+    """A third version of the same weights, calibrated as a run calibrates its version (its
+    held-out rows as they are and shifted, the training rows as the reference embeddings) on
+    a generated dataset of the task's kind: served, it applies the calibration and the
+    distance to every batch, which model@1 and model@2 (registered by hand) do not."""
+    from appliance.models.calibration import calibrate_version
+    from appliance.services import Services
+
+    with Services.open(home=home) as services, tempfile.TemporaryDirectory() as tmp:
+        _register(services, args.model_dir, args.recipe)
+        if args.kind == "appliance-text":
+            from appliance.datasets.ad_text import generate as generate_ads
+
+            folder = generate_ads(Path(tmp) / "ads", count=400, seed=5).path
+        else:
+            from appliance.datasets.synthetic import generate
+
+            folder = generate(Path(tmp) / "photos", count=400, seed=5, low_light_fraction=0.1).path
+        dataset = services.datasets.add("bench", "calibration", folder).version
+        recipe = services.models.get("bench", "model@1").get("recipe")
+        version = services.models.register("bench", "model", args.model_dir, recipe=recipe)
+        ref = f"model@{version['version']}"
+        trust = calibrate_version(services, "bench", ref, f"{dataset['name']}@{dataset['version']}")
+    print(f"calibrated {ref}: kept {trust['kept']}", file=sys.stderr)
+    return ref
 
 
 def _options(quantization: str, wait_ms: int, instances: int = 1, kind: str = "thread") -> Any:
@@ -391,27 +425,86 @@ def serving_round(args: argparse.Namespace, home: Path) -> dict[str, dict[str, A
     return results
 
 
-def capture_cost(args: argparse.Namespace, home: Path) -> tuple[float, float]:
-    """Mean c=32 throughput with capture off and on, alternating rounds to share the noise."""
-    results: dict[str, list[float]] = {"false": [], "true": []}
-    for enabled in ("false", "true", "false", "true"):
-        env = {"APPLIANCE_CAPTURE_ENABLED": enabled}
-        server, url = appliance_server(
-            args.model_dir, args.recipe, args.quantization, home, env, args.max_batch_wait_ms
-        )
-        try:
-            result = load_from_another_process(url, args.kind, 32, args.requests, args.seconds)
-        finally:
-            server.terminate()
-            server.wait(30)
-        results[enabled].append(result["ips"])
-    return statistics.mean(results["false"]), statistics.mean(results["true"])
+CAPTURE_STATES = (
+    ("plain", "capture off, no calibration"),
+    ("capture", "capture on, no calibration"),
+    ("trust", "capture on, calibrated (distance and calibrator per batch)"),
+)
+
+
+def capture_cost(args: argparse.Namespace, home: Path) -> dict[str, float]:
+    """Mean c=32 throughput in each of CAPTURE_STATES, alternating rounds (2 each) to share
+    the noise: the same weights, as a hand-registered version (its model's own confidence)
+    and as a calibrated one."""
+    trusted = calibrated_version(args, home)
+    results: dict[str, list[float]] = {state: [] for state, _ in CAPTURE_STATES}
+    for _ in range(2):
+        for state, _ in CAPTURE_STATES:
+            env = {"APPLIANCE_CAPTURE_ENABLED": "false" if state == "plain" else "true"}
+            server, url = appliance_server(
+                args.model_dir, args.recipe, args.quantization, home, env,
+                args.max_batch_wait_ms, deployed=trusted if state == "trust" else "model@1",
+            )  # fmt: skip
+            try:
+                result = load_from_another_process(url, args.kind, 32, args.requests, args.seconds)
+            finally:
+                server.terminate()
+                server.wait(30)
+            results[state].append(result["ips"])
+    return {state: statistics.mean(values) for state, values in results.items()}
 
 
 def _median_round(results: list[dict[str, Any]], concurrency: str) -> dict[str, Any]:
     """Of one state's results over the rounds, the one with the median throughput at
     `concurrency` ("c1" or "c32")."""
     return sorted(results, key=lambda r: r[concurrency]["ips"])[len(results) // 2]
+
+
+def serving_rows(
+    args: argparse.Namespace, rounds: list[dict[str, Any]], limit: dict[str, float]
+) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+    """The table's rows of the serving rounds, and the c=32 result loaded at start."""
+    out: list[tuple[str, str]] = []
+    wait = args.max_batch_wait_ms
+    best = {}  # per state and concurrency, the round with the median throughput
+    for state, _ in STATES:
+        for c in ("c1", "c32"):
+            best[state, c] = _median_round([r[state] for r in rounds], c)
+            cell = _served(best[state, c][c])
+            if c == "c32":
+                cell += f", mean batch {best[state, c]['batch']}"
+            label = "c=1" if c == "c1" else f"c=32 (batch wait {wait} ms)"
+            out.append((f"appliance serve, {label}, {state}", cell))
+    start_state, swap_state, rollback_state = (state for state, _ in STATES)
+    for c, label in (("c1", "c=1"), ("c32", "c=32")):
+        at_start = statistics.median(r[start_state][c]["ips"] for r in rounds)
+        for state, name in ((swap_state, "hot-swapped"), (rollback_state, "rolled back")):
+            other = statistics.median(r[state][c]["ips"] for r in rounds)
+            out.append(
+                (f"{name} ÷ loaded at start, {label}", f"{other / at_start:.2f} (target ≥ 0.90)")
+            )
+    if args.compare_wait is not None:
+        other = _median_round([r["compare"] for r in rounds], "c32")
+        out.append(
+            (
+                f"appliance serve, c=32 (batch wait {args.compare_wait} ms), hot-swapped in",
+                f"{_served(other['c32'])}, mean batch {other['batch']}",
+            )
+        )
+    c1, c32 = best[start_state, "c1"]["c1"], best[start_state, "c32"]["c32"]
+    out.append(
+        (
+            "c=32 ÷ offline batch 32 (loaded at start)",
+            f"{c32['ips'] / limit['b32_ips']:.2f} (target ≥ 0.90)",
+        )
+    )
+    out.append(
+        (
+            "c=1 p50 − offline batch-1 (loaded at start)",
+            f"{c1['p50_ms'] - limit['b1_ms']:+.2f} ms (target ≤ +1 ms)",
+        )
+    )
+    return out, c32
 
 
 def main() -> int:
@@ -444,7 +537,10 @@ def main() -> int:
     parser.add_argument(
         "--capture",
         action="store_true",
-        help="Also measure c=32 with prediction capture off and on (alternating, 2 rounds each).",
+        help=(
+            "Also measure c=32 with capture off, capture on, and capture on with the version "
+            "calibrated (alternating, 2 rounds each)."
+        ),
     )
     parser.add_argument(
         "--max-batch-wait-ms",
@@ -462,7 +558,10 @@ def main() -> int:
         "--rounds",
         type=int,
         default=2,
-        help="Fresh servers, each measured in every state (start, hot swap, rollback).",
+        help=(
+            "Fresh servers, each measured in every state (start, hot swap, rollback); 0 with "
+            "--capture measures only the capture states."
+        ),
     )
     parser.add_argument(
         "--instances", type=int, default=1, help="The deployment's model instances (1-16)."
@@ -489,6 +588,8 @@ def main() -> int:
         return 0
     if args.model_dir is None:
         parser.error("--model-dir is required")
+    if args.rounds == 0 and (args.mlflow_python or not args.capture):
+        parser.error("--rounds 0 measures only --capture (and not MLflow)")
     if args.task == "text-classification" and args.mlflow_python:
         parser.error("the MLflow comparison serves the captioner only")
     import torch
@@ -509,50 +610,21 @@ def main() -> int:
         home = Path(tmp) / "home"
         rounds = [serving_round(args, home) for _ in range(args.rounds)]
         capture = capture_cost(args, home) if args.capture else None
-    wait = args.max_batch_wait_ms
-    best = {}  # per state and concurrency, the round with the median throughput
-    for state, _ in STATES:
-        for c in ("c1", "c32"):
-            best[state, c] = _median_round([r[state] for r in rounds], c)
-            cell = _served(best[state, c][c])
-            if c == "c32":
-                cell += f", mean batch {best[state, c]['batch']}"
-            label = "c=1" if c == "c1" else f"c=32 (batch wait {wait} ms)"
-            rows.append((f"appliance serve, {label}, {state}", cell))
-    start_state, swap_state, rollback_state = (state for state, _ in STATES)
-    for c, label in (("c1", "c=1"), ("c32", "c=32")):
-        at_start = statistics.median(r[start_state][c]["ips"] for r in rounds)
-        for state, name in ((swap_state, "hot-swapped"), (rollback_state, "rolled back")):
-            other = statistics.median(r[state][c]["ips"] for r in rounds)
-            rows.append(
-                (f"{name} ÷ loaded at start, {label}", f"{other / at_start:.2f} (target ≥ 0.90)")
-            )
-    if args.compare_wait is not None:
-        other = _median_round([r["compare"] for r in rounds], "c32")
+    c32: dict[str, Any] = {}
+    if rounds:
+        served, c32 = serving_rows(args, rounds, limit)
+        rows.extend(served)
+    if capture is not None:
+        for state, label in CAPTURE_STATES:
+            rows.append((f"c=32, {label} (2 rounds)", f"{capture[state]:.1f} img/s"))
+        plain = capture["plain"]
+        rows.append(("capture cost at c=32", f"{1 - capture['capture'] / plain:.1%}"))
         rows.append(
             (
-                f"appliance serve, c=32 (batch wait {args.compare_wait} ms), hot-swapped in",
-                f"{_served(other['c32'])}, mean batch {other['batch']}",
+                "capture and calibration cost at c=32",
+                f"{1 - capture['trust'] / plain:.1%} (target < 5%)",
             )
         )
-    c1, c32 = best[start_state, "c1"]["c1"], best[start_state, "c32"]["c32"]
-    rows.append(
-        (
-            "c=32 ÷ offline batch 32 (loaded at start)",
-            f"{c32['ips'] / limit['b32_ips']:.2f} (target ≥ 0.90)",
-        )
-    )
-    rows.append(
-        (
-            "c=1 p50 − offline batch-1 (loaded at start)",
-            f"{c1['p50_ms'] - limit['b1_ms']:+.2f} ms (target ≤ +1 ms)",
-        )
-    )
-    if capture is not None:
-        off, on = capture
-        rows.append(("c=32, capture off (2 rounds)", f"{off:.1f} img/s"))
-        rows.append(("c=32, capture on (2 rounds)", f"{on:.1f} img/s"))
-        rows.append(("capture cost at c=32", f"{1 - on / off:.1%} (target < 5%)"))
     if args.mlflow_python:
         from bench_serving_mlflow import mlflow_throughput
 

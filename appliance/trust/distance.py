@@ -30,13 +30,24 @@ class Distances:
         self.reference = normalised(reference)
         self.k = max(1, min(k, len(self.reference)))
         self.scale = scale if scale > 0 else 1.0
+        self._columns: Any = None  # the reference as a torch matrix, made on first use
 
     def raw(self, embeddings: np.ndarray) -> np.ndarray:
-        """One less the mean cosine similarity to the `k` nearest reference rows."""
-        queries = normalised(np.atleast_2d(embeddings))
-        similarity = queries @ self.reference.T
-        nearest = np.partition(similarity, -self.k, axis=1)[:, -self.k :]
-        return np.asarray(1.0 - nearest.mean(axis=1), dtype=np.float64)
+        """One less the mean cosine similarity to the `k` nearest reference rows.
+
+        The product is torch's, not numpy's: at serving it runs on the model instance's thread,
+        where torch's thread team is the model's own. numpy's would wake OpenBLAS's pool of
+        threads, which spins on the same cores after each product: measured at c=32 on two
+        cores, that halved a captioner's throughput (235 img/s against 462 with OpenBLAS on one
+        thread; docs/benchmarks.md, Prediction capture)."""
+        import torch
+
+        if self._columns is None:
+            self._columns = torch.from_numpy(np.ascontiguousarray(self.reference.T))
+        queries = torch.from_numpy(normalised(np.atleast_2d(embeddings)))
+        with torch.inference_mode():
+            nearest = (queries @ self._columns).topk(self.k, dim=1).values
+        return np.asarray(1.0 - nearest.mean(dim=1).numpy(), dtype=np.float64)
 
     def __call__(self, embeddings: np.ndarray) -> np.ndarray:
         """The scaled distances (about 1 for inputs like the held-out rows)."""
