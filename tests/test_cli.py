@@ -183,8 +183,8 @@ def test_demo_fast_tells_the_story_in_its_own_home(
     moved = re.search(r"estimate (fell|held) at once: (\d\.\d\d) after the ordinary photos, "
                       r"(\d\.\d\d) with the low-light ones before any of their ratings", out)  # fmt: skip
     assert moved is not None, out
-    before, during = float(moved[2]), float(moved[3])  # as printed, to 2 places
-    assert during <= before if moved[1] == "fell" else during >= before - 0.01, out
+    ordinary, dark = float(moved[2]), float(moved[3])  # as printed, to 2 places
+    assert dark <= ordinary if moved[1] == "fell" else dark >= ordinary - 0.01, out
     assert "sellers start offering cars: 30 car photos" in out and "embedding drift (" in out
     assert "brightness psi" in out and "DRIFT" in out
     assert "alerts firing on captions: drift_psi" in out
