@@ -32,10 +32,10 @@ lint: $(VENV)/.installed-test
 # Two workers, a test file each at a time (module fixtures stay whole): much of the suite waits
 # on servers, child processes and sockets rather than the CPU, so two overlap on two cores.
 # Schemathesis runs on its own afterwards: under xdist its per-operation tests collapse into one
-# that tries a single operation (measured: 1 of 65).
+# that tries a single operation (measured: 1 of 65). --durations: the log names the slowest tests.
 FUZZ := tests/hostile/test_openapi_fuzz.py
 pytest: $(VENV)/.installed-test
-	$(BIN)/pytest -q -m "not slow" -n 2 --dist loadfile --ignore=$(FUZZ)
+	$(BIN)/pytest -q -m "not slow" -n 2 --dist loadfile --durations=15 --ignore=$(FUZZ)
 	$(BIN)/pytest -q -m "not slow" $(FUZZ)
 
 test: lint pytest
