@@ -3,6 +3,8 @@ into the running server, then hot-swapped, as users get it), BentoML (adaptive b
 LitServe (batching, its recommended workers for a CPU). All three call the recipe's same `load()`
 and the same `predict` on the same decoded PNG; wrk drives each with the same closed loop at
 c=1, 8, 32 and 64, in alternating rounds (appliance, BentoML, LitServe, appliance, ...).
+Second configurations of ours, by --servers: appliance-t1 (one torch thread) and appliance-hf
+(the folder registered without the recipe, so its default backend serves it: ONNX Runtime).
 
 BentoML and LitServe are never dependencies of the project: they run in their own virtualenv,
 named by --peers-python (or $BENCH_PEERS_PYTHON), with the repository on sys.path:
@@ -42,8 +44,10 @@ from bench_serving import free_port, wait_http
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCIES = (1, 8, 32, 64)
 SERVERS = ("appliance", "bentoml", "litserve")
-# "appliance-t1" is the appliance with the torch_threads setting at 1 (a second configuration).
-KNOWN = (*SERVERS, "appliance-t1")
+# Second configurations of ours, labelled as such: "appliance-t1", the torch_threads setting at 1;
+# "appliance-hf", the same folder registered as a Hugging Face folder (no recipe), so the
+# deploy's default backend (auto: ONNX Runtime on a CPU, docs/benchmarks.md) serves it.
+KNOWN = (*SERVERS, "appliance-t1", "appliance-hf")
 PHOTOS = 64
 
 # The recipe folder imported as a package (its modules import their siblings relatively), as
@@ -172,8 +176,7 @@ def captioner(args: argparse.Namespace) -> Path:
 
     with Services.open(home=args.train_home) as services:
         services.workspaces.ensure("bench")
-        versions = [v for v in services.models.list("bench") if v["name"] == "captioner"]
-        if not versions:
+        if not any(m["name"] == "captioner" for m in services.models.list("bench")):
             print(f"training the captioner in {args.train_home} (once)", flush=True)
             with tempfile.TemporaryDirectory() as tmp:
                 folder = generate(Path(tmp) / "photos", count=2000, seed=0).path
@@ -182,7 +185,7 @@ def captioner(args: argparse.Namespace) -> Path:
                 run = launch.wait(interval=2.0)
             if run["status"] != "succeeded":
                 raise SystemExit(f"training {run['status']}: {run['error']}")
-            versions = [v for v in services.models.list("bench") if v["name"] == "captioner"]
+        versions = services.models.versions("bench", "captioner")
         version = max(versions, key=lambda v: v["version"])
         return services.models.folder(version)
 
@@ -272,17 +275,20 @@ def process(
 
 @contextlib.contextmanager
 def appliance(
-    args: argparse.Namespace, model_dir: Path, tmp: Path, threads: int = 0
-) -> Iterator[tuple[str, Path | None]]:
+    args: argparse.Namespace, model_dir: Path, tmp: Path, threads: int = 0,
+    recipe: str | None = "captioner",
+) -> Iterator[tuple[str, Path | None]]:  # fmt: skip
     """`appliance serve` on a fresh home, then `appliance deploy` of model@1 into the running
-    server and of model@2 (the same weights) over it: the hot swap users get."""
+    server and of model@2 (the same weights) over it: the hot swap users get. Registered with
+    the captioner `recipe`, or without one (None): the Hugging Face runtime serves the folder."""
+    from appliance.models.intake import register_folder
     from appliance.services import Services
 
     home = tmp / f"home-{uuid.uuid4().hex[:6]}"
     with Services.open(home=home) as services:
         services.workspaces.ensure("bench")
-        for _ in range(2):
-            services.models.register("bench", "model", model_dir, recipe="captioner")
+        for _ in range(2):  # as `appliance model register` does, its check aside
+            register_folder(services, "bench", "model", model_dir, recipe=recipe, check=False)
     port = free_port()
     env = {**os.environ, "APPLIANCE_HOME": str(home), "APPLIANCE_PORT": str(port)}
     if threads:
@@ -481,7 +487,8 @@ def main() -> int:
             for server in servers:
                 if server.startswith("appliance"):
                     threads = 1 if server == "appliance-t1" else 0
-                    context = appliance(args, model_dir, tmp, threads)
+                    recipe = None if server == "appliance-hf" else "captioner"
+                    context = appliance(args, model_dir, tmp, threads, recipe)
                 else:
                     context = {"bentoml": bentoml, "litserve": litserve}[server](args, folder, tmp)
                 with context as served:
