@@ -59,7 +59,7 @@ def client(home: Path) -> Iterator[httpx.Client]:
         yield client
 
 
-def deploy(client: httpx.Client, endpoint: str, model: str, **options: str) -> httpx.Response:
+def deploy(client: httpx.Client, endpoint: str, model: str, **options: str | int) -> httpx.Response:
     body = {"workspace": "lab", "endpoint": endpoint, "model": model, "device": "cpu", **options}
     return client.post("/v1/deployments", json=body)
 
@@ -150,6 +150,9 @@ def test_auto_serves_what_no_backend_exports_and_a_named_backend_refuses_it(
     refusal. Named, a backend that cannot export the architecture is refused."""
     assert deploy(client, "words", "bert-cls@1", backend="auto").status_code == 201
 
+    words = next(d for d in client.get("/v1/deployments").json() if d["endpoint"] == "words")
+    assert (words["backend"], words["serving_backend"]) == ("auto", "torch")
+
     refused = deploy(client, "words", "bert-cls@1", backend="onnxruntime")
     assert refused.status_code == 422, refused.text
     message = refused.json()["error"]
@@ -165,11 +168,24 @@ def test_auto_is_onnxruntime_for_a_captioner_it_exports(client: httpx.Client, ho
     from appliance.runtimes.backends.support import MEASURED_BEST
 
     assert MEASURED_BEST[("cpu", "none")] == "onnxruntime"
-    assert deploy(client, "auto-captions", "greedy-auto@1", backend="auto").status_code == 201
+    chosen = deploy(client, "auto-captions", "greedy-auto@1", backend="auto")
+    assert chosen.status_code == 201, chosen.text
+    assert (chosen.json()["backend"], chosen.json()["serving_backend"]) == ("auto", "onnxruntime")
     assert (exported(home, "onnxruntime", "none", "greedy-auto@1") / COMPLETE).is_file()
     assert deploy(client, "torch-captions", "greedy-auto@1", backend="torch").status_code == 201
     served, expected = answers(client, "auto-captions"), answers(client, "torch-captions")
     assert [a["description"] for a in served] == [a["description"] for a in expected]
+    # Two process instances: each worker loads the export, and the server says what runs them.
+    spread = deploy(client, "auto-workers", "greedy-auto@1", instances=2, instance_kind="process")
+    assert spread.status_code == 201, spread.text
+    assert [a["description"] for a in answers(client, "auto-workers")] == [
+        a["description"] for a in expected
+    ]
+    rows = {d["endpoint"]: d for d in client.get("/v1/deployments").json()}
+    assert {e: rows[e]["serving_backend"] for e in ("auto-captions", "torch-captions")} == {
+        "auto-captions": "onnxruntime", "torch-captions": "torch",
+    }  # fmt: skip
+    assert rows["auto-workers"]["serving_backend"] == "onnxruntime"
 
 
 def test_the_cli_starts_without_the_backends() -> None:

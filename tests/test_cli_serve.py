@@ -49,6 +49,9 @@ def test_deploy_without_a_server_then_serve_then_hot_swap(trained: Path) -> None
     code, out, err = invoke("deploy", "ads", "captions", "colour@1")
     assert code == 0, err
     assert "captions → colour@1 (none, auto): loaded and checked here" in out
+    code, out, _ = invoke("deploy", "list", "ads")  # no server: the backend asked for
+    assert code == 0 and out.split("\n")[0].split()[5] == "BACKEND", out
+    assert out.split("\n")[1].split()[5] == "auto", out
     code, _, err = invoke("deploy", "ads", "captions", "colour@1", "--quantization", "nf4")
     assert code == 1 and "cannot quantize" in err
     # Started with --port: the CLI, whose settings say nothing of that port, still finds it
@@ -63,7 +66,10 @@ def test_deploy_without_a_server_then_serve_then_hot_swap(trained: Path) -> None
         assert models["versions"] == ["1"]
         code, out, err = invoke("deploy", "ads", "captions", "colour@2")
         assert code == 0, err
-        assert "the running server switched to it" in out
+        # What runs it: a recipe's model is torch's, whatever `auto` would pick for a folder.
+        assert "colour@2 (none, auto, torch): the running server switched to it" in out, out
+        code, out, _ = invoke("deploy", "list", "ads")
+        assert out.split("\n")[1].split()[5] == "torch", out
         assert httpx.get(f"{base}/v2/models/captions").json()["versions"] == ["2"]
         code, out, _ = invoke("deploy", "rollback", "ads", "captions")
         assert code == 0 and "colour@1" in out and "the running server switched back" in out

@@ -163,14 +163,17 @@ def rollback(workspace: str, endpoint: str, as_json: bool) -> None:
 @json_option
 def list_(workspace: str, as_json: bool) -> None:
     """List the endpoints of WORKSPACE with the version each serves and, from the running
-    server, whether it is resident (loaded, loading, cold) and the memory it takes."""
+    server, what runs it (BACKEND: torch, onnxruntime or openvino once loaded; what the deploy
+    asked for, e.g. auto, until then), whether it is resident (loaded, loading, cold) and the
+    memory it takes."""
     rows = _served(workspace)
     if rows is None:
         rows = [{**r, "resident": "(no server)"} for r in services().deployments.list(workspace)]
     if as_json:
         emit_json(rows)
         return
-    columns = ("endpoint", "model", "version", "quantization", "device", "resident")
+    rows = [{**r, "backend": r.get("serving_backend") or r["backend"]} for r in rows]
+    columns = ("endpoint", "model", "version", "quantization", "device", "backend", "resident")
     emit_table(rows, (*columns, "memory_mb", "keep_alive_s", "updated_at"))
     for budget in sorted({r["memory_budget_mb"] for r in rows if r.get("memory_budget_mb")}):
         used = sum(
@@ -199,9 +202,10 @@ def _report(row: dict[str, Any], as_json: bool, where: str) -> None:
     if as_json:
         emit_json(row)
     else:
+        backend = f", {row['serving_backend']}" if row.get("serving_backend") else ""
         click.echo(
             f"{row['endpoint']} → {row['model']}@{row['version']} "
-            f"({row['quantization']}, {row['device']}): {where}"
+            f"({row['quantization']}, {row['device']}{backend}): {where}"
         )
 
 

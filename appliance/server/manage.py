@@ -75,6 +75,10 @@ class Deployment(Answer):
     """Whether this server holds the model (false while it loads, or when loading failed)."""
     torch_threads: int | None
     """The torch threads the loaded model runs with (null when not loaded)."""
+    serving_backend: str | None = None
+    """What runs the loaded model: torch, onnxruntime or openvino; `backend` is what the deploy
+    asked for (auto: the measured best where it can run the model, else torch; also torch
+    where the chosen backend's export failed). Null when not loaded."""
     resident: str = "unloaded"
     """loaded; loading; cold (unloaded after its keep-alive or to make room: its next request
     loads it); unloaded (not held and not loaded on request, e.g. its load failed)."""
@@ -149,10 +153,9 @@ def _with_live(
     residency and memory."""
     model = live.get((row["workspace"], row["endpoint"]))
     threads = model.instance.torch_threads if model else None
-    return msgspec.convert(
-        {**row, "loaded": model is not None, "torch_threads": threads, **_memory(serving, row)},
-        Deployment,
-    )
+    backend = model.runtime.serving_backend if model else None
+    live_view = {"loaded": model is not None, "torch_threads": threads, "serving_backend": backend}
+    return msgspec.convert({**row, **live_view, **_memory(serving, row)}, Deployment)
 
 
 def _memory(serving: Serving, row: dict[str, Any]) -> dict[str, Any]:

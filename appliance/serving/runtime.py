@@ -22,6 +22,9 @@ class ModelRuntime(Protocol):
     ready: bool
     device: str
     task: Task
+    serving_backend: str
+    """What runs the loaded model: torch, onnxruntime or openvino (the deploy's `backend`
+    resolved: what `auto` chose, or torch where a chosen backend's export failed)."""
 
     def load(self) -> None: ...
 
@@ -40,6 +43,7 @@ class PredictorRuntime:
         self.options = options
         self.ready = False
         self.device = "cpu"
+        self.serving_backend = "torch"
         self._predictor: Any = None
         self._lock = threading.Lock()
         self.trust: Trust | None = None

@@ -39,7 +39,7 @@ class BackendRuntime(PredictorRuntime):
     def load_predictor(self, device: str) -> Any:
         mode = self.options.quantization
         try:
-            return load_predictor(
+            predictor = load_predictor(
                 self.model_dir, self.detected, self.backend, mode, self.export_dir
             )
         except Exception:
@@ -49,7 +49,10 @@ class BackendRuntime(PredictorRuntime):
                           self.model_dir)  # fmt: skip
             from appliance.runtimes.huggingface.runtime import load_predictor as torch_predictor
 
+            self.serving_backend = "torch"
             return torch_predictor(self.model_dir, self.detected, device, mode)
+        self.serving_backend = self.backend
+        return predictor
 
 
 def load_predictor(

@@ -57,6 +57,7 @@ class RemoteRuntime:
     def __init__(self, task: Task):
         self.task = task
         self.device = "cpu"
+        self.serving_backend = "torch"
         self.ready = False
         self._up: set[int] = set()
         self._lock = threading.Lock()
@@ -83,6 +84,7 @@ class _Worker:
     pid: int
     torch_threads: int
     device: str
+    backend: str
     dead: bool = False
 
 
@@ -130,6 +132,7 @@ class ProcessInstance:
             raise
         self.torch_threads = self._worker.torch_threads
         self.runtime.device = self._worker.device
+        self.runtime.serving_backend = self._worker.backend
         self.runtime.mark(self.index, True)
         self._thread.start()
         self._supervisor.start()
@@ -301,7 +304,7 @@ class ProcessInstance:
             raise RuntimeError(str(payload))
         return _Worker(
             process, parent, int(payload["pid"]), int(payload["torch_threads"]),
-            str(payload["device"]),
+            str(payload["device"]), str(payload["backend"]),
         )  # fmt: skip
 
     def _stop(self, worker: _Worker) -> None:

@@ -37,7 +37,8 @@ def main(conn: Connection, spec: WorkerSpec) -> None:
     except BaseException as exc:  # the parent reports it as the deploy's error
         conn.send((FAILED, _picklable(exc)))
         return
-    conn.send((READY, {"pid": os.getpid(), "torch_threads": threads, "device": runtime.device}))
+    ready = {"pid": os.getpid(), "torch_threads": threads, "device": runtime.device}
+    conn.send((READY, {**ready, "backend": runtime.serving_backend}))
     _serve(conn, runtime)
 
 
