@@ -2,9 +2,9 @@
 seeded; appliance.testing.hf_folders): img/s at batch 1 and 32 and weight memory per mode.
 
 - ViT-B/16 + GPT-2 base (VisionEncoderDecoder): the runtime (`generate()`, KV cache) against the
-  captioner's greedy decoding (the path every model was served by before the runtime: the
-  decoder re-run over the whole sequence at each step), in one run, with the captions of both
-  compared (identical share).
+  captioner's greedy decoding (the path every model was served by before the runtime; until
+  2026-12-04 it re-ran the decoder over the whole sequence at each step, since then it keeps
+  the decoder's cache too), in one run, with the captions of both compared (identical share).
 - BLIP-base and a SmolVLM-256M-size Idefics3 through the runtime (`--models`).
 
 Every model writes `--tokens` tokens per image (the builder makes end-of-sequence unreachable,

@@ -320,6 +320,59 @@ def test_a_trocr_style_folder_starts_where_generate_starts(recipe, tmp_path: Pat
     assert all(text for text, *_ in described)
 
 
+@torch.inference_mode()
+def _rerun_whole(model, states: torch.Tensor, prompt: list[int], eos: int, steps: int) -> list:
+    """Greedy decoding without a cache, as the recipe decoded before: the decoder over the whole
+    sequence at every step. The reference the cached decoder must equal."""
+    ids = torch.tensor([prompt] * states.shape[0])
+    out: list[tuple[list[int], list[float], list[float]]] = [([], [], []) for _ in ids]
+    alive = [True] * len(out)
+    for _ in range(steps):
+        log_p = model(encoder_outputs=(states,), decoder_input_ids=ids).logits[:, -1]
+        log_p = log_p.float().log_softmax(-1)
+        best, token = log_p.max(-1)
+        entropy = -(log_p.exp() * log_p).sum(-1)
+        for i, row in enumerate(out):
+            if alive[i]:
+                row[0].append(int(token[i]))
+                row[1].append(float(best[i].exp()))
+                row[2].append(float(entropy[i]))
+                alive[i] = int(token[i]) != eos
+        if not any(alive):
+            break
+        ids = torch.cat([ids, token[:, None]], dim=1)
+    return out
+
+
+def test_the_cached_decoder_equals_rerunning_the_whole_sequence(
+    recipe, photos: Path, overfit: Path, tmp_path: Path
+) -> None:
+    """The key/value cache changes the arithmetic's order, not the answers: the same tokens, and
+    probabilities and entropies within float rounding, for the trained captioner with and
+    without a keyword prompt and for a random ViT + RoBERTa (whose long, never-ending guesses
+    would show a position or a cache entry out of place)."""
+    from appliance.testing.hf_folders import build
+
+    trained = recipe.load(overfit)
+    images = _images(photos, _rows(photos))
+    cases = [(trained, images, trained.text.prompt(None))]
+    cases.append((trained, images, trained.text.prompt("red, size 42")))
+    assert len(cases[1][2]) > len(cases[0][2])  # the keywords are in the prompt
+    roberta = recipe.load(build("vit-roberta", tmp_path / "vit-roberta"))
+    colours = [Image.new("RGB", (40, 40), c) for c in ("red", "navy", "olive")]
+    cases.append((roberta, colours, [roberta.text.bos]))
+    greedy = sys.modules[type(trained).__module__].greedy
+    for captioner, shown, prompt in cases:
+        states = captioner.encode(shown)
+        eos = captioner.text.eos
+        cached = greedy(captioner.model, states, list(prompt), eos, 12)
+        whole = _rerun_whole(captioner.model, states, list(prompt), eos, 12)
+        assert [ids for ids, *_ in cached] == [ids for ids, *_ in whole]
+        for (_, p, e), (_, q, f) in zip(cached, whole, strict=True):
+            assert p == pytest.approx(q, abs=1e-5) and e == pytest.approx(f, abs=1e-4)
+    assert max(len(ids) for ids, *_ in cached) == 12  # the random model decoded every step
+
+
 def test_fine_tuning_a_bpe_base_adds_no_token(recipe, photos: Path, tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
