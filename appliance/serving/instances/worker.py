@@ -37,8 +37,9 @@ def main(conn: Connection, spec: WorkerSpec) -> None:
     except BaseException as exc:  # the parent reports it as the deploy's error
         conn.send((FAILED, _picklable(exc)))
         return
-    ready = {"pid": os.getpid(), "torch_threads": threads, "device": runtime.device}
-    conn.send((READY, {**ready, "backend": runtime.serving_backend}))
+    ready = {"pid": os.getpid(), "torch_threads": threads, "device": runtime.device,
+             "backend": runtime.serving_backend}  # fmt: skip
+    conn.send((READY, ready))
     _serve(conn, runtime)
 
 
